@@ -1,0 +1,65 @@
+"""Entry point inside the container: run the build's steps, one process each.
+
+    python3 /trtkit/scripts/pipeline.py /trtkit/work/plan.json
+
+Each stage runs in its own process (TensorFlow keeps the memory it takes, and
+the engine stage must run where only TensorRT and numpy exist). Their output
+goes through this process, so the host sees whole lines, events included. The
+exit code is that of the first stage that fails.
+"""
+import os
+import subprocess
+import sys
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, SCRIPTS)
+
+from trtkit_steps.common import EXIT_STEP_FAILED, emit, read_json  # noqa: E402
+
+
+def stages(plan):
+    """Which stage modules a plan needs, in order."""
+    target = plan["target"]
+    if plan.get("inspect_only"):
+        return ["keras_stage"]
+    needed = ["keras_stage"]
+    if target in ("onnx", "engine") or plan.get("bench"):
+        needed.append("onnx_stage")
+    if target == "engine":
+        needed.append("engine")
+    if target == "tftrt":
+        needed.append("tftrt")
+    if plan.get("bench"):
+        needed.append("bench")
+    return needed
+
+
+def run_stage(module, plan_path):
+    env = dict(os.environ, PYTHONPATH=SCRIPTS, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "trtkit_steps." + module, plan_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            universal_newlines=True)
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    return proc.wait()
+
+
+def main():
+    plan_path = sys.argv[1]
+    plan = read_json(plan_path)
+    os.makedirs(os.path.join(os.path.dirname(plan_path), "artifacts"), exist_ok=True)
+    emit("versions", python="%d.%d.%d" % sys.version_info[:3])
+    for module in stages(plan):
+        code = run_stage(module, plan_path)
+        if code != 0:
+            if code < 0:  # killed by a signal: the stage could not say why itself
+                emit("error", kind="StepError", message="stage %s was killed by signal %d" % (module, -code),
+                     details={})
+                code = EXIT_STEP_FAILED
+            sys.exit(code)
+    emit("done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Shared plumbing of the in-container steps: events, errors, arrays, timing."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# Lines starting with this prefix on stdout are events for the host (JSON);
+# everything else is log text shown to the user as it comes.
+EVENT_PREFIX = "::trtkit::"
+
+# Exit codes of a step process; the host maps them to its own exit codes.
+EXIT_STEP_FAILED = 3
+EXIT_INVALID_MODEL = 4
+EXIT_VERIFY_FAILED = 5
+EXIT_UNSUPPORTED = 6
+
+
+class StepError(Exception):
+    """A failure the user can act on: shown as one line, no traceback."""
+
+    exit_code = EXIT_STEP_FAILED
+
+    def __init__(self, message, details=None):
+        Exception.__init__(self, message)
+        self.details = details or {}
+
+
+class InvalidModel(StepError):
+    exit_code = EXIT_INVALID_MODEL
+
+
+class VerificationFailed(StepError):
+    exit_code = EXIT_VERIFY_FAILED
+
+
+class Unsupported(StepError):
+    exit_code = EXIT_UNSUPPORTED
+
+
+def emit(event, **fields):
+    """Send one event to the host."""
+    fields["event"] = event
+    sys.stdout.write(EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def log(message):
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+class step(object):
+    """Context manager that times a named step and reports start and end."""
+
+    def __init__(self, name):
+        self.name = name
+        self.seconds = None
+
+    def __enter__(self):
+        emit("step_start", step=self.name)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.seconds = time.perf_counter() - self._t0
+        emit("step_end", step=self.name, seconds=round(self.seconds, 3), ok=exc_type is None)
+        return False
+
+
+def run_main(main):
+    """Run a step's main(); turn StepError into an error event and exit code."""
+    try:
+        main(sys.argv[1:])
+    except StepError as e:
+        emit("error", kind=type(e).__name__, message=str(e), details=e.details)
+        sys.exit(e.exit_code)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, data):
+    """Write JSON atomically, so a killed step never leaves half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def merge_json(path, key, value):
+    """Set one top-level key of the step results file."""
+    data = read_json(path) if os.path.exists(path) else {}
+    data[key] = value
+    write_json(path, data)
+
+
+def save_arrays(path, arrays):
+    """Save a name -> array dict; names may hold '/' and ':', so keep an index."""
+    names = sorted(arrays)
+    payload = {"a%d" % i: np.asarray(arrays[n]) for i, n in enumerate(names)}
+    payload["names"] = np.array(names)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **payload)
+    os.replace(tmp, path)
+
+
+def load_arrays(path):
+    with np.load(path) as data:
+        if "names" in data.files:
+            names = [str(n) for n in data["names"]]
+            return {n: data["a%d" % i] for i, n in enumerate(names)}
+        return {k: data[k] for k in data.files}
+
+
+def compare(expected, actual):
+    """Largest absolute and relative error of actual against expected, per output."""
+    report = {}
+    for name, ref in expected.items():
+        if name not in actual:
+            raise StepError("output %r is missing from the artifact's outputs %s" % (name, sorted(actual)))
+        got = np.asarray(actual[name], dtype=np.float64).reshape(np.shape(ref))
+        ref = np.asarray(ref, dtype=np.float64)
+        diff = np.abs(got - ref)
+        report[name] = {
+            "max_abs_err": float(diff.max()) if diff.size else 0.0,
+            "max_rel_err": float((diff / np.maximum(np.abs(ref), 1e-12)).max()) if diff.size else 0.0,
+        }
+    return report
+
+
+def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None):
+    """Record errors; fail when any output misses atol (atol None = report only)."""
+    worst = max(e["max_abs_err"] for e in errors.values()) if errors else 0.0
+    passed = atol is None or worst <= atol
+    result = {"artifact": artifact, "outputs": errors, "max_abs_err": worst, "atol": atol, "passed": passed}
+    emit("verified", **result)
+    if not passed:
+        if evidence_dir is not None:
+            save_arrays(os.path.join(evidence_dir, "inputs.npz"), inputs)
+            save_arrays(os.path.join(evidence_dir, "expected.npz"), expected)
+            save_arrays(os.path.join(evidence_dir, "actual.npz"), actual)
+        raise VerificationFailed(
+            "%s differs from Keras by %.3g, above the tolerance %.3g" % (artifact, worst, atol),
+            details=result)
+    return result
+
+
+def timed(fn, warmup, iterations, sync=None):
+    """Latencies in milliseconds of fn() after warmup calls; sync() ends GPU work."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def latency_stats(times_ms, batch):
+    t = np.sort(np.asarray(times_ms))
+    median = float(np.median(t))
+    return {
+        "median_ms": median,
+        "p90_ms": float(np.percentile(t, 90)),
+        "p99_ms": float(np.percentile(t, 99)),
+        "throughput_per_s": batch / (median / 1000.0) if median > 0 else None,
+        "iterations": len(times_ms),
+    }

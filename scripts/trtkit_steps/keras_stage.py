@@ -1,0 +1,266 @@
+"""Steps that need TensorFlow: inspect, reference, freeze, export (ONNX).
+
+    python3 -m trtkit_steps.keras_stage PLAN.json
+
+Every model kind (Keras 2 .h5, Keras 3 .keras, SavedModel) becomes one
+concrete function with one named placeholder per input; the frozen graph and
+the ONNX model both come from it, so they agree with each other and with the
+Keras reference outputs computed here.
+"""
+import os
+
+import numpy as np
+
+from trtkit_steps.common import (InvalidModel, StepError, emit, log, read_json, run_main,
+                                 save_arrays, step, write_json)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+class LoadedModel(object):
+    """A model reduced to what the steps need: io specs and a callable."""
+
+    def __init__(self, inputs, outputs, call, params, keras_version, owner):
+        self.inputs = inputs      # [{"name", "keras_tensor", "shape", "dtype"}]
+        self.outputs = outputs    # [{"name", "keras_tensor"}]
+        self.call = call          # list of input arrays -> list of output tensors
+        self.params = params
+        self.keras_version = keras_version
+        self.owner = owner        # keeps the model's variables alive while call is used
+
+
+def _spec_name(name):
+    """A placeholder name TensorFlow accepts ('input:0' -> 'input')."""
+    name = name.split(":")[0]
+    return "".join(c if c.isalnum() or c in "_.-/" else "_" for c in name) or "input"
+
+
+def _keras_tensor_name(tensor, fallback):
+    name = getattr(tensor, "name", None) or fallback
+    return name if ":" in name else name + ":0"
+
+
+def _layer_name(tensor, fallback):
+    history = getattr(tensor, "_keras_history", None)
+    if history is not None:
+        owner = getattr(history, "layer", None) or getattr(history, "operation", None)
+        if owner is not None and getattr(owner, "name", None):
+            return owner.name
+    return fallback
+
+
+def _from_keras(model, keras_version):
+    inputs, outputs = [], []
+    for i, t in enumerate(model.inputs):
+        name = _spec_name(_layer_name(t, "input_%d" % i))
+        inputs.append({"name": name, "keras_tensor": _keras_tensor_name(t, name),
+                       "shape": [d if d is None else int(d) for d in t.shape],
+                       "dtype": np.dtype(getattr(t.dtype, "name", t.dtype)).name})
+    for i, t in enumerate(model.outputs):
+        name = _layer_name(t, "output_%d" % i)
+        outputs.append({"name": name, "keras_tensor": _keras_tensor_name(t, name)})
+    single = len(inputs) == 1
+
+    def call(xs):
+        y = model(xs[0] if single else list(xs), training=False)
+        return list(y.values()) if isinstance(y, dict) else (list(y) if isinstance(y, (list, tuple)) else [y])
+
+    return LoadedModel(inputs, outputs, call, int(model.count_params()), keras_version, model)
+
+
+def _from_saved_model(path):
+    tf = _tf()
+    loaded = tf.saved_model.load(path)
+    if "serving_default" not in loaded.signatures:
+        raise InvalidModel("%s has no 'serving_default' signature (found: %s)"
+                           % (path, ", ".join(loaded.signatures) or "none"))
+    fn = loaded.signatures["serving_default"]
+    in_specs = fn.structured_input_signature[1]
+    out_names = sorted(fn.structured_outputs)
+    inputs = [{"name": _spec_name(n), "keras_tensor": n + ":0",
+               "shape": [d if d is None else int(d) for d in s.shape.as_list()],
+               "dtype": s.dtype.name} for n, s in sorted(in_specs.items())]
+    outputs = [{"name": n, "keras_tensor": n + ":0"} for n in out_names]
+    arg_names = sorted(in_specs)
+
+    def call(xs):
+        result = fn(**dict(zip(arg_names, xs)))
+        return [result[n] for n in out_names]
+
+    params = int(sum(np.prod(v.shape) for v in getattr(loaded, "variables", [])))
+    return LoadedModel(inputs, outputs, call, params, None, loaded)
+
+
+def load_model(path, kind):
+    """Load MODEL; a file that is not a loadable model is an InvalidModel."""
+    tf = _tf()
+    try:
+        if kind == "savedmodel":
+            return _from_saved_model(path)
+        if kind == "h5":
+            # Keras 3 cannot read Keras 2 .h5 files holding an LSTM ('time_major'),
+            # so legacy files go through tf_keras (Keras 2).
+            import h5py
+            with h5py.File(path, "r") as f:
+                if "model_config" not in f.attrs:
+                    raise InvalidModel("%s holds weights only (no model_config): save the whole model "
+                                       "with model.save(), not model.save_weights()" % os.path.basename(path))
+            import tf_keras
+            return _from_keras(tf_keras.models.load_model(path, compile=False), tf_keras.__version__)
+        import keras
+        return _from_keras(keras.models.load_model(path, compile=False), keras.__version__)
+    except StepError:
+        raise
+    except (OSError, IOError, ValueError, KeyError, TypeError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidModel("%s is not a loadable %s model: %s" % (os.path.basename(path), kind, first[:300]))
+
+
+def concrete_shapes(model, shapes, batch):
+    """Each input's shape for sample data: batch first, unknown dims from --shapes opt."""
+    result = {}
+    for spec in model.inputs:
+        dims = list(spec["shape"])
+        override = shapes.get(spec["name"])
+        if override:
+            dims = list(override[1])  # the opt shape
+        dims[0] = batch
+        if any(d is None for d in dims):
+            raise StepError("input %s has a dimension of unknown size %s: give --shapes %s:MIN/OPT/MAX"
+                            % (spec["name"], spec["shape"], spec["name"]))
+        result[spec["name"]] = dims
+    return result
+
+
+def sample_inputs(model, plan):
+    """--sample-data when given, else seeded random data of the right shape and dtype."""
+    names = [s["name"] for s in model.inputs]
+    path = plan.get("sample_data")
+    if path:
+        data = np.load(path)
+        arrays = {names[0]: data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
+        missing = sorted(set(names) - set(arrays))
+        if missing:
+            raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
+        return {s["name"]: np.asarray(arrays[s["name"]], dtype=s["dtype"]) for s in model.inputs}
+    rng = np.random.RandomState(plan.get("seed", 0))
+    shapes = concrete_shapes(model, plan.get("shapes", {}), plan.get("sample_batch", 8))
+    out = {}
+    for s in model.inputs:
+        if np.issubdtype(np.dtype(s["dtype"]), np.integer):
+            out[s["name"]] = rng.randint(0, 10, size=shapes[s["name"]]).astype(s["dtype"])
+        else:
+            out[s["name"]] = rng.standard_normal(shapes[s["name"]]).astype(s["dtype"])
+    return out
+
+
+def reference_outputs(model, inputs):
+    ys = model.call([inputs[s["name"]] for s in model.inputs])
+    return {o["name"]: np.asarray(y) for o, y in zip(model.outputs, ys)}
+
+
+def freeze(model):
+    """Concrete function -> frozen function (variables as constants).
+
+    lower_control_flow=False keeps While loops as they are: the default lowering
+    adds unused_control_flow_input placeholders and makes tf2onnx emit Loop +
+    TensorList ops that ONNX Runtime refuses.
+    """
+    tf = _tf()
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    specs = [tf.TensorSpec([None] + s["shape"][1:], s["dtype"], name=s["name"]) for s in model.inputs]
+    fn = tf.function(lambda *xs: model.call(list(xs)))
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs), lower_control_flow=False)
+    graph_def = frozen.graph.as_graph_def()
+    in_names = [t.name for t in frozen.inputs]
+    out_names = [t.name for t in frozen.outputs]
+    placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    if len(placeholders) != len(model.inputs):
+        raise StepError("frozen graph has placeholders %s for inputs %s" % (placeholders, [s["name"] for s in model.inputs]))
+    return graph_def, in_names, out_names
+
+
+def export_onnx(graph_def, in_names, out_names, model, opset, path):
+    """Frozen graph -> ONNX with the Keras io names, checked before it is kept."""
+    import onnx
+    import tf2onnx
+    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names, opset=opset)
+    renames = dict(zip(in_names, [s["name"] for s in model.inputs]))
+    renames.update(zip(out_names, [o["name"] for o in model.outputs]))
+    _rename_io(proto.graph, renames)
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:  # onnx raises its own ValidationError type per version
+        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % str(e).splitlines()[0])
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(proto.SerializeToString())
+    os.replace(tmp, path)
+    ops = {}
+    for node in proto.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"opset": opset, "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
+
+
+def _rename_io(graph, renames):
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+
+
+def write_graph(graph_def, path):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(graph_def.SerializeToString())
+    os.replace(tmp, path)
+
+
+def main(argv):
+    plan = read_json(argv[0])
+    work = os.path.dirname(os.path.abspath(argv[0]))
+    artifacts = os.path.join(work, "artifacts")
+    tf = _tf()
+    emit("versions", tensorflow=tf.__version__, numpy=np.__version__)
+
+    with step("inspect"):
+        model = load_model(plan["model"], plan["model_format"])
+        graph_def, in_names, out_names = freeze(model)
+        names = {
+            "inputs": [dict(s, frozen=f, imported="import/" + f) for s, f in zip(model.inputs, in_names)],
+            "outputs": [dict(o, frozen=f, imported="import/" + f) for o, f in zip(model.outputs, out_names)],
+            "params": model.params,
+        }
+        emit("versions", keras=model.keras_version)
+        emit("names", **names)
+    if plan.get("inspect_only"):
+        return
+
+    with step("reference"):
+        inputs = sample_inputs(model, plan)
+        expected = reference_outputs(model, inputs)
+        save_arrays(os.path.join(work, "inputs.npz"), inputs)
+        save_arrays(os.path.join(work, "reference.npz"), expected)
+        write_json(os.path.join(work, "io.json"), names)
+
+    with step("freeze"):
+        if plan["target"] in ("frozen", "tftrt"):
+            write_graph(graph_def, os.path.join(artifacts, "model.pb"))
+            emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
+
+    if plan["target"] != "frozen" or plan.get("bench"):
+        with step("export"):
+            info = export_onnx(graph_def, in_names, out_names, model, plan.get("opset", 17),
+                               os.path.join(artifacts, "model.onnx"))
+            emit("versions", onnx=info.pop("onnx"), tf2onnx=info.pop("tf2onnx"))
+            emit("artifact", name="model.onnx", kind="onnx", **info)
+
+
+if __name__ == "__main__":
+    run_main(main)

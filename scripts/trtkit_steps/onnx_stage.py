@@ -1,0 +1,48 @@
+"""Verify the exported ONNX model: onnx.checker, ONNX Runtime load, outputs vs Keras.
+
+    python3 -m trtkit_steps.onnx_stage PLAN.json
+
+tf2onnx can report success and still write a model ONNX Runtime refuses
+(Loop + TensorListReserve), so an ONNX artifact only counts once it loads and
+matches the Keras reference.
+"""
+import os
+
+import numpy as np
+
+from trtkit_steps.common import StepError, compare, emit, gate, load_arrays, read_json, run_main, step
+
+DEFAULT_ATOL = 1e-5
+
+
+def ort_session(path):
+    import onnxruntime as ort
+    try:
+        return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types per version
+        raise StepError("ONNX Runtime cannot load %s: %s" % (os.path.basename(path), str(e).splitlines()[0]))
+
+
+def run_session(session, inputs):
+    names = [o.name for o in session.get_outputs()]
+    feed = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs()}
+    return dict(zip(names, session.run(names, feed)))
+
+
+def main(argv):
+    import onnxruntime
+    plan = read_json(argv[0])
+    work = os.path.dirname(os.path.abspath(argv[0]))
+    emit("versions", onnxruntime=onnxruntime.__version__)
+    with step("verify-onnx"):
+        session = ort_session(os.path.join(work, "artifacts", "model.onnx"))
+        inputs = load_arrays(os.path.join(work, "inputs.npz"))
+        expected = load_arrays(os.path.join(work, "reference.npz"))
+        actual = run_session(session, inputs)
+        atol = plan["atol"] if plan.get("atol") is not None else DEFAULT_ATOL
+        gate("model.onnx", compare(expected, actual), atol, os.path.join(work, "evidence"),
+             inputs, expected, actual)
+
+
+if __name__ == "__main__":
+    run_main(main)
