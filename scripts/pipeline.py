@@ -20,8 +20,10 @@ from trtkit_steps.common import EXIT_STEP_FAILED, emit, read_json  # noqa: E402
 def stages(plan):
     """Which stage modules a plan needs, in order."""
     target = plan["target"]
-    if plan.get("inspect_only"):
+    if plan["mode"] == "inspect":
         return ["keras_stage"]
+    if plan["mode"] == "bench":
+        return ["bench"]
     needed = ["keras_stage"]
     if target in ("onnx", "engine") or plan.get("bench"):
         needed.append("onnx_stage")

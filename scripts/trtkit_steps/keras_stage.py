@@ -239,7 +239,7 @@ def main(argv):
         }
         emit("versions", keras=model.keras_version)
         emit("names", **names)
-    if plan.get("inspect_only"):
+    if plan["mode"] == "inspect":
         return
 
     with step("reference"):

@@ -1,0 +1,388 @@
+"""Benchmark the model in every framework at several batch sizes.
+
+    python3 -m trtkit_steps.bench PLAN.json
+    python3 -m trtkit_steps.bench --worker FRAMEWORK PLAN.json BATCH   (one measurement, run by the above)
+
+Each framework measures each batch in its own process: TensorFlow keeps the
+memory it takes (a 100000-row predict peaks at several GB), and a worker the
+OOM killer ends costs one row, not the bench. The keras-call worker runs first
+on a batch and writes that batch's inputs and Keras reference to temporary
+files the other workers read; the files go away once the batch is done.
+"""
+import collections
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from trtkit_steps.chart import draw_latency_chart
+from trtkit_steps.common import (EVENT_PREFIX, StepError, compare, emit, latency_stats, load_arrays, log,
+                                 read_json, run_main, save_arrays, step, timed)
+from trtkit_steps.keras_stage import concrete_shapes
+
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
+REFERENCE = "keras-call"  # runs first on each batch: it writes the inputs and the reference
+BASELINE = "keras-predict"  # speedups are against its median
+END_TO_END = "end-to-end"  # host arrays in, host arrays out
+ON_DEVICE = "on-device"  # inputs already on the GPU, outputs left there
+MODES = {"tensorrt": [ON_DEVICE, END_TO_END]}
+TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
+
+# concrete_shapes only reads .inputs, so io.json's specs stand in for a loaded model.
+_IoSpecs = collections.namedtuple("_IoSpecs", "inputs")
+
+
+# --- settings ---------------------------------------------------------------
+
+def _whole_number(value, what, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise StepError("%s must be a whole number, not %r" % (what, value))
+    try:
+        number = int(value)
+    except ValueError:
+        raise StepError("%s must be a whole number, not %r" % (what, value))
+    if number < minimum:
+        raise StepError("%s must be at least %d, not %d" % (what, minimum, number))
+    return number
+
+
+def parse_batches(value):
+    """Batch sizes from a list or a '1,64,1024' string; repeats are dropped, order kept."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise StepError("bench batches must be a non-empty list of batch sizes, not %r" % (value,))
+    batches = []
+    for item in items:
+        batch = _whole_number(item, "a bench batch size", 1)
+        if batch not in batches:
+            batches.append(batch)
+    return batches
+
+
+def bench_settings(bench):
+    """The plan's "bench" value with defaults filled in; true means all defaults."""
+    if bench is True:
+        bench = {}
+    if not isinstance(bench, dict):
+        raise StepError("the plan's bench must be an object or true, not %r" % (bench,))
+    return {
+        "batches": parse_batches(bench.get("batches", DEFAULTS["batches"])),
+        "iterations": _whole_number(bench.get("iterations", DEFAULTS["iterations"]), "bench iterations", 1),
+        "warmup": _whole_number(bench.get("warmup", DEFAULTS["warmup"]), "bench warmup", 0),
+    }
+
+
+def available_frameworks(work):
+    """Frameworks to measure, in run order: the Keras pair always, the others when built."""
+    artifacts = os.path.join(work, "artifacts")
+    found = [REFERENCE, BASELINE]
+    if os.path.exists(os.path.join(artifacts, "model.onnx")):
+        found.append("onnxruntime")
+    if os.path.exists(os.path.join(artifacts, "model.plan")):
+        found.append("tensorrt")
+    return found
+
+
+def modes_of(framework):
+    return MODES.get(framework, [END_TO_END])
+
+
+def temp_paths(work, batch):
+    """The batch's inputs and reference files, shared by its workers."""
+    return (os.path.join(work, "bench_b%d_inputs.npz" % batch),
+            os.path.join(work, "bench_b%d_reference.npz" % batch))
+
+
+# --- memory and time guards -------------------------------------------------
+
+def input_bytes(io_inputs, shapes, batch):
+    """Bytes of one batch of inputs, from io.json's specs and the plan's --shapes."""
+    dims = concrete_shapes(_IoSpecs(io_inputs), shapes, batch)
+    return sum(int(np.prod(dims[s["name"]])) * np.dtype(s["dtype"]).itemsize for s in io_inputs)
+
+
+def mem_available_bytes(meminfo="/proc/meminfo"):
+    """MemAvailable in bytes, or None where the system does not say."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_skip_reason(needed_bytes, available_bytes):
+    """Why a batch must be skipped, or None.
+
+    A worker holds the inputs, the framework's copies of them and the
+    activations, so inputs above a quarter of the free memory risk the OOM killer.
+    """
+    if available_bytes is None or needed_bytes <= available_bytes / 4.0:
+        return None
+    return ("its inputs take %.2f GB, more than a quarter of the %.2f GB of memory available"
+            % (needed_bytes / 1e9, available_bytes / 1e9))
+
+
+def fit_budget(first_call_s, warmup, iterations, budget_s=TIME_BUDGET_S):
+    """(further warmup calls, timed iterations) that fit about budget_s, judged by the first call.
+
+    Timed iterations come first (at least one); the first call has already
+    warmed up, so further warmup only takes the time left.
+    """
+    fits = int(budget_s / first_call_s) if first_call_s > 0 else warmup + iterations
+    timed_calls = max(1, min(iterations, fits))
+    return max(0, min(warmup - 1, fits - timed_calls)), timed_calls
+
+
+# --- rows -------------------------------------------------------------------
+
+def timing_row(framework, mode, batch, times_ms, max_abs_err, warmup):
+    row = {"framework": framework, "mode": mode, "batch": batch, "max_abs_err": max_abs_err, "warmup": warmup}
+    row.update(latency_stats(times_ms, batch))
+    return row
+
+
+def error_row(framework, mode, batch, message):
+    return {"framework": framework, "mode": mode, "batch": batch, "error": message}
+
+
+def fill_speedups(rows):
+    """One batch's rows with speedup_vs_predict (None where either median is missing)."""
+    base = next((r["median_ms"] for r in rows if r["framework"] == BASELINE and r.get("median_ms")), None)
+    return [dict(r, speedup_vs_predict=base / r["median_ms"] if base and r.get("median_ms") else None)
+            for r in rows]
+
+
+def worker_failure(returncode, last_line):
+    """One line on why a worker left rows unreported."""
+    if returncode < 0:
+        return "killed by signal %d" % -returncode
+    return "worker exited with code %d%s" % (returncode, ": " + last_line if last_line else "")
+
+
+def complete_rows(rows, framework, batch, returncode, last_line):
+    """The worker's rows plus an error row for each mode it did not report."""
+    done = set(r["mode"] for r in rows)
+    missing = [m for m in modes_of(framework) if m not in done]
+    return rows + [error_row(framework, m, batch, worker_failure(returncode, last_line)) for m in missing]
+
+
+def one_line(error):
+    lines = [text.strip() for text in str(error).splitlines() if text.strip()]
+    return ("%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__)[:300]
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo"):
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except (IOError, OSError):
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+# --- worker: one framework on one batch -------------------------------------
+
+def _outputs_by_name(model, y):
+    ys = list(y.values()) if isinstance(y, dict) else (list(y) if isinstance(y, (list, tuple)) else [y])
+    return dict(zip([o["name"] for o in model.outputs], ys))
+
+
+def _keras_targets(framework, plan, batch, inputs_path):
+    from trtkit_steps.keras_stage import load_model, reference_outputs, sample_inputs
+    model = load_model(plan["model"], plan["model_format"])
+    if framework == REFERENCE:
+        # Random data of this batch even when --sample-data was given: its batch is fixed.
+        inputs = sample_inputs(model, dict(plan, sample_batch=batch, sample_data=None))
+        save_arrays(inputs_path, inputs)
+        return [(END_TO_END, lambda: reference_outputs(model, inputs), None)]
+    predict = getattr(model.owner, "predict", None)
+    if predict is None:
+        raise StepError("a SavedModel has no Keras predict()")
+    inputs = load_arrays(inputs_path)
+    xs = [inputs[s["name"]] for s in model.inputs]
+    x = xs[0] if len(xs) == 1 else xs
+    return [(END_TO_END, lambda: _outputs_by_name(model, predict(x, batch_size=batch, verbose=0)), None)]
+
+
+def _ort_targets(work, inputs):
+    from trtkit_steps.onnx_stage import ort_session, run_session
+    session = ort_session(os.path.join(work, "artifacts", "model.onnx"))
+    return [(END_TO_END, lambda: run_session(session, inputs), None)]
+
+
+def _tensorrt_targets(work, inputs):
+    from trtkit_steps.engine import EngineRunner
+    runner = EngineRunner(os.path.join(work, "artifacts", "model.plan"))
+    gpu = getattr(runner, "device_name", None)
+    if gpu:
+        emit("bench_device", device="gpu: %s" % gpu)
+    runner.load_inputs(inputs)
+    return [(ON_DEVICE, runner.infer, lambda _: runner.outputs()),
+            (END_TO_END, lambda: runner.infer_host(inputs), None)]
+
+
+def _targets(framework, plan, work, batch, inputs_path):
+    """[(mode, call, fetch)]: call() runs the model once; fetch(call's result) gives outputs by name."""
+    if framework in (REFERENCE, BASELINE):
+        return _keras_targets(framework, plan, batch, inputs_path)
+    if framework == "onnxruntime":
+        return _ort_targets(work, load_arrays(inputs_path))
+    if framework == "tensorrt":
+        return _tensorrt_targets(work, load_arrays(inputs_path))
+    raise StepError("unknown bench framework %r" % framework)
+
+
+def _reference_check(framework, reference_path):
+    """outputs -> max_abs_err; the reference worker's first outputs become the reference."""
+    if framework == REFERENCE:
+        def write(outputs):
+            save_arrays(reference_path, outputs)
+            return 0.0
+        return write
+    expected = load_arrays(reference_path)
+    return lambda outputs: max(e["max_abs_err"] for e in compare(expected, outputs).values())
+
+
+def measure(call, fetch, check, warmup, iterations):
+    """(latencies in ms, max_abs_err, warmup calls made); the first call sizes the loop."""
+    t0 = time.perf_counter()
+    result = call()
+    first_call_s = time.perf_counter() - t0
+    max_abs_err = check(fetch(result) if fetch else result)
+    del result  # a big batch's outputs need not stay alive through the loop
+    more_warmup, iterations = fit_budget(first_call_s, warmup, iterations)
+    return timed(call, more_warmup, iterations), max_abs_err, 1 + more_warmup
+
+
+def run_worker(framework, plan_path, batch):
+    """Emit one bench_row per mode; failures become error rows, never a traceback."""
+    plan = read_json(plan_path)
+    work = os.path.dirname(os.path.abspath(plan_path))
+    settings = bench_settings(plan.get("bench"))
+    inputs_path, reference_path = temp_paths(work, batch)
+    try:
+        targets = _targets(framework, plan, work, batch, inputs_path)
+        check = _reference_check(framework, reference_path)
+    except Exception as e:  # any framework's failure is that framework's row, not the bench's
+        for mode in modes_of(framework):
+            emit("bench_row", **error_row(framework, mode, batch, one_line(e)))
+        return
+    for mode, call, fetch in targets:
+        try:
+            times, max_abs_err, warmup = measure(call, fetch, check, settings["warmup"], settings["iterations"])
+            row = timing_row(framework, mode, batch, times, max_abs_err, warmup)
+        except Exception as e:
+            row = error_row(framework, mode, batch, one_line(e))
+        emit("bench_row", **row)
+
+
+# --- parent: every framework on every batch ---------------------------------
+
+def parse_event(line):
+    """The event a line carries, or None for log text."""
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    try:
+        return json.loads(line[len(EVENT_PREFIX):])
+    except ValueError:
+        return None
+
+
+def spawn_worker(plan_path, framework, batch):
+    """Run one framework on one batch in its own process, relaying its output; (rows, GPU it named)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in [SCRIPTS, os.environ.get("PYTHONPATH")] if p))
+    proc = subprocess.Popen([sys.executable, "-m", "trtkit_steps.bench", "--worker", framework, plan_path, str(batch)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, universal_newlines=True)
+    rows, gpu, last_line = [], None, ""
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        event = parse_event(line)
+        if event is None:
+            last_line = line.strip() or last_line
+        elif event.get("event") == "error":  # a StepError the worker could not turn into rows
+            last_line = event.get("message") or last_line
+        elif event.get("event") == "bench_row":
+            event.pop("event")
+            rows.append(event)
+        elif event.get("event") == "bench_device":
+            gpu = event["device"]
+    return complete_rows(rows, framework, batch, proc.wait(), last_line), gpu
+
+
+def _remove_temp_files(paths):
+    for path in paths:
+        for leftover in (path, path + ".tmp.npz"):  # save_arrays' partial file, if a worker died saving
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+def bench_batch(plan_path, work, batch, frameworks):
+    """Every framework on one batch; (rows with speedups, GPU named by a worker or None)."""
+    paths = temp_paths(work, batch)
+    _remove_temp_files(paths)  # stale files from a killed run must not pass for this run's
+    rows, gpu = [], None
+    try:
+        for framework in frameworks:
+            if framework != REFERENCE and not os.path.exists(paths[1]):
+                rows += [error_row(framework, m, batch, "no Keras reference for this batch (%s failed)" % REFERENCE)
+                         for m in modes_of(framework)]
+                continue
+            found, named = spawn_worker(plan_path, framework, batch)
+            rows += found
+            gpu = named or gpu
+    finally:
+        _remove_temp_files(paths)
+    return fill_speedups(rows), gpu
+
+
+def run_bench(plan_path):
+    plan_path = os.path.abspath(plan_path)
+    work = os.path.dirname(plan_path)
+    with step("bench"):
+        plan = read_json(plan_path)
+        settings = bench_settings(plan.get("bench"))
+        io_path = os.path.join(work, "io.json")
+        if not os.path.exists(io_path):
+            raise StepError("%s is missing: the keras stage must run before the bench" % io_path)
+        io_inputs = read_json(io_path)["inputs"]
+        frameworks = available_frameworks(work)
+        rows, skipped, device = [], [], "cpu: %s" % cpu_name()
+        for batch in settings["batches"]:
+            reason = memory_skip_reason(input_bytes(io_inputs, plan.get("shapes", {}), batch), mem_available_bytes())
+            if reason:
+                log("bench: skipping batch %d: %s" % (batch, reason))
+                skipped.append({"batch": batch, "reason": reason})
+                continue
+            log("bench: batch %d: %s" % (batch, ", ".join(frameworks)))
+            batch_rows, gpu = bench_batch(plan_path, work, batch, frameworks)
+            rows += batch_rows
+            device = gpu or device
+        chart = draw_latency_chart(rows, device, os.path.join(work, "artifacts", "bench.png"))
+        emit("bench", device=device, rows=rows, skipped=skipped, batches=settings["batches"],
+             chart=os.path.basename(chart) if chart else None)
+
+
+def main(argv):
+    if argv and argv[0] == "--worker":
+        if len(argv) != 4:
+            raise StepError("usage: bench --worker FRAMEWORK PLAN.json BATCH")
+        run_worker(argv[1], argv[2], _whole_number(argv[3], "the worker's batch size", 1))
+    else:
+        run_bench(argv[0])
+
+
+if __name__ == "__main__":
+    run_main(main)

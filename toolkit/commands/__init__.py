@@ -1,0 +1,1 @@
+"""One module per command; toolkit/cli.py registers them."""

@@ -1,0 +1,68 @@
+"""trtkit bench: the artifacts against Keras, side by side, in the same container and device."""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from rich.table import Table
+
+from toolkit import builder, options, report
+from toolkit.console import out, print_json, user_errors
+from toolkit.errors import InvalidModel
+from toolkit.manifest import MANIFEST_NAME
+from toolkit.modelfile import resolve_model
+from toolkit.plan import BuildPlan, image_reference, parse_gpus
+from toolkit.toolchain import cache_dir
+
+
+@user_errors
+def bench(
+    target: options.ModelArg,
+    tag: options.Tag,
+    image: options.Image = options.DEFAULTS["image"],
+    gpus: options.Gpus = options.DEFAULTS["gpus"],
+    batch: options.Batches = options.DEFAULTS["batches"],
+    iterations: options.Iterations = options.DEFAULTS["iterations"],
+    warmup: options.Warmup = options.DEFAULTS["warmup"],
+    json_output: options.Json = False,
+) -> None:
+    """Time Keras (predict and direct call) and every artifact of a build, per batch size.
+
+    TARGET is a build's output folder (with trtkit.json), or a model: then it is built first
+    (default target, into ./trtkit-out/<name>) and benchmarked.
+    """
+    settings = options.bench_settings(batch, iterations, warmup)
+    image_ref = image_reference(image, tag)
+    if (target / MANIFEST_NAME).is_file():
+        result = _bench_build(target, image_ref, parse_gpus(gpus), settings, json_output)
+    else:
+        model = resolve_model(target)
+        plan = BuildPlan(model=model, image=image_ref, gpus=parse_gpus(gpus), out_dir=Path("trtkit-out") / model.name,
+                         bench=settings)
+        result = builder.build(plan, show_logs=not json_output).manifest["bench"]
+    if json_output:
+        print_json(result)
+        return
+    title, headers, rows = report.bench_section(result)
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*[report._fmt(v) for v in row])
+    out.print(table)
+
+
+def _bench_build(out_dir: Path, image_ref: str, gpus, settings: dict, json_output: bool) -> dict:
+    manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
+    if not manifest.get("names"):
+        raise InvalidModel(f"{out_dir / MANIFEST_NAME} has no node names: rebuild with this trtkit version")
+    plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), image=image_ref, gpus=gpus, bench=settings)
+    session = builder.open_session(plan, show_logs=not json_output)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        work = Path(tmp)
+        (work / "artifacts").mkdir()
+        for artifact in manifest["artifacts"]:
+            shutil.copy2(out_dir / artifact["name"], work / "artifacts" / artifact["name"])
+        (work / "io.json").write_text(json.dumps(manifest["names"]))
+        record = builder.run_pipeline(session, plan, manifest["target"]["chosen"], work, not json_output, mode="bench")
+    return record.bench

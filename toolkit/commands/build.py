@@ -1,0 +1,62 @@
+"""trtkit build: Keras model -> verified artifact (ONNX, frozen graph, TensorRT engine, TF-TRT)."""
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from toolkit import builder, options, report
+from toolkit.console import print_json, user_errors
+from toolkit.modelfile import resolve_model
+from toolkit.plan import BuildPlan, image_reference, parse_gpus, parse_shapes, parse_size
+
+
+class Target(str, Enum):
+    onnx = "onnx"
+    frozen = "frozen"
+    engine = "engine"
+    tftrt = "tftrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+@user_errors
+def build(
+    model: options.ModelArg,
+    tag: options.Tag,
+    image: options.Image = options.DEFAULTS["image"],
+    target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
+    precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision.fp32,
+    tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
+    shapes: options.Shapes = None,
+    gpus: options.Gpus = options.DEFAULTS["gpus"],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/")] = None,
+    sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
+    calib_data: Annotated[Optional[Path], typer.Option(help="INT8 calibration data: .npy/.npz or a folder of them.", exists=True)] = None,
+    atol: Annotated[Optional[float], typer.Option(help="Largest absolute error allowed against Keras.")] = None,
+    workspace: Annotated[Optional[str], typer.Option(help="TensorRT workspace limit, e.g. 2G.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset of the export.", min=13, max=18)] = 17,
+    bench: Annotated[bool, typer.Option("--bench", help="Benchmark the artifacts against Keras after the build.")] = False,
+    batch: options.Batches = options.DEFAULTS["batches"],
+    iterations: options.Iterations = options.DEFAULTS["iterations"],
+    warmup: options.Warmup = options.DEFAULTS["warmup"],
+    seed: options.Seed = 0,
+    json_output: options.Json = False,
+) -> None:
+    """Convert MODEL inside the IMAGE:TAG container and verify it against Keras."""
+    model_ref = resolve_model(model)
+    plan = BuildPlan(
+        model=model_ref, image=image_reference(image, tag), target=target.value if target else None,
+        precision=precision.value, tf32=tf32, shapes=parse_shapes(shapes or []), gpus=parse_gpus(gpus),
+        out_dir=out or Path("trtkit-out") / model_ref.name, sample_data=sample_data, calib_data=calib_data,
+        atol=atol, workspace=parse_size(workspace), opset=opset,
+        bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed)
+    outcome = builder.build(plan, show_logs=not json_output)
+    if json_output:
+        print_json({"out_dir": str(outcome.out_dir), **outcome.manifest})
+    else:
+        report.print_summary(outcome.manifest, outcome.out_dir)

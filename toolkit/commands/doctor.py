@@ -1,0 +1,40 @@
+"""trtkit doctor: is this machine ready to build? Each missing piece with its fix."""
+import shutil
+
+from rich.table import Table
+
+from toolkit.console import out, user_errors
+from toolkit.docker_runner import DockerRunner
+from toolkit.toolchain import REPOSITORY, cache_dir
+
+MIN_FREE_GB = 20  # a TensorRT tag and its toolchain image take 10-15 GB
+
+
+@user_errors
+def doctor() -> None:
+    """Check the Docker daemon, the NVIDIA runtime, disk space and trtkit's images."""
+    checks = []   # (what, ok, detail, fix)
+    runner = DockerRunner.connect()   # unreachable daemon: one-line error, exit 12
+    version = runner.client.version()
+    checks.append(("Docker daemon", True, f"{version.get('Version')} (API {version.get('ApiVersion')})", ""))
+    gpu = runner.gpu_runtime()
+    checks.append(("NVIDIA runtime", gpu, "registered: containers can get GPUs" if gpu else "not registered: CPU targets only",
+                   "" if gpu else "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker`, restart dockerd"))
+    free_gb = shutil.disk_usage(cache_dir()).free / 1e9
+    checks.append(("Free disk", free_gb >= MIN_FREE_GB, f"{free_gb:.0f} GB free at {cache_dir()}",
+                   "" if free_gb >= MIN_FREE_GB else f"free at least {MIN_FREE_GB} GB (`docker system prune`)"))
+    images = [t for i in runner.client.images.list() for t in i.tags
+              if t.startswith(("nvcr.io/nvidia/tensorrt:", "trtkit/"))]
+    toolchains = [t for t in images if t.startswith(REPOSITORY)]
+    checks.append(("Images", bool(images), ", ".join(sorted(images)) or "none yet",
+                   "" if images else "the first `trtkit build` pulls its tag (`docker login nvcr.io` first)"))
+    checks.append(("Toolchain images", True, f"{len(toolchains)} derived (reused by later builds)", ""))
+    leftovers = runner.leftover_containers()
+    checks.append(("Leftover containers", not leftovers, f"{len(leftovers)} with label org.trtkit",
+                   "" if not leftovers else "docker rm -f $(docker ps -aq --filter label=org.trtkit)"))
+    table = Table(title="trtkit doctor", title_justify="left")
+    for header in ("check", "", "state", "fix"):
+        table.add_column(header)
+    for what, ok, detail, fix in checks:
+        table.add_row(what, "[green]ok[/]" if ok else "[yellow]![/]", detail, fix)
+    out.print(table)

@@ -1,0 +1,41 @@
+"""trtkit.json: everything needed to trust, reproduce and audit a build."""
+import datetime
+import json
+import time
+from pathlib import Path
+
+from toolkit import __version__
+from toolkit.events import BuildRecord
+from toolkit.modelfile import sha256_of
+from toolkit.plan import BuildPlan, TargetChoice
+from toolkit.toolchain import Toolchain
+
+MANIFEST_NAME = "trtkit.json"
+
+
+def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: BuildRecord, result_dir: Path,
+         started: float, base_image) -> dict:
+    manifest = {
+        "trtkit_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": sha256_of(plan.model.path),
+                  "params": (record.names or {}).get("params")},
+        "image": {"reference": plan.image, "id": base_image.id, "repo_digests": base_image.attrs.get("RepoDigests", []),
+                  "toolchain": toolchain.tag, "toolchain_id": toolchain.image_id},
+        "options": plan.options(),
+        "target": {"chosen": choice.target, "reason": choice.reason},
+        "versions": {**{k: v for k, v in toolchain.probe.items() if isinstance(v, str)}, **record.versions},
+        "names": record.names,
+        "steps": record.steps,
+        "verification": record.verification,
+        "artifacts": [_describe(result_dir / a["name"], a) for a in record.artifacts],
+        "engine": record.engine,
+        "bench": record.bench,
+        "total_seconds": round(time.time() - started, 3),
+    }
+    (result_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _describe(path: Path, event: dict) -> dict:
+    return {**event, "bytes": path.stat().st_size, "sha256": sha256_of(path)}

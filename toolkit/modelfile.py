@@ -1,0 +1,71 @@
+"""Host-side checks of MODEL, before any container starts.
+
+Cheap checks that need no TensorFlow: the path exists, the file is the kind
+its name says. What only loading can tell (a truncated .h5, weights without a
+model) is found by the inspect step in the container.
+"""
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import InvalidModel, ModelNotFound
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after an optional user block
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    path: Path      # absolute
+    format: str     # "h5" | "keras" | "savedmodel"
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    @property
+    def folder(self) -> Path:
+        """The folder mounted read-only into the container."""
+        return self.path.parent
+
+
+def resolve_model(path: Path) -> ModelRef:
+    path = path.expanduser().absolute()
+    if not path.exists():
+        raise ModelNotFound(f"model not found: {path}")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return ModelRef(path, "savedmodel")
+        raise InvalidModel(f"{path} is a folder without saved_model.pb, so not a SavedModel")
+    if path.stat().st_size == 0:
+        raise InvalidModel(f"{path} is empty, not a model")
+    kind = _sniff(path)
+    expected = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}.get(path.suffix.lower())
+    if kind is None or (expected and kind != expected):
+        raise InvalidModel(f"{path} is not a Keras model (expected an HDF5 .h5, a .keras archive or a SavedModel folder)")
+    return ModelRef(path, kind)
+
+
+def _sniff(path: Path) -> str | None:
+    with path.open("rb") as f:
+        head = f.read(max(HDF5_SIGNATURE_OFFSETS) + len(HDF5_SIGNATURE))
+    if any(head[o:o + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for o in HDF5_SIGNATURE_OFFSETS):
+        return "h5"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            return "keras" if "config.json" in z.namelist() else None
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    """Digest of a file, or of a folder's files (names and contents, in order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,110 @@
+"""The build, for people: a terminal summary, report.md and report.html.
+
+All three render the same sections, made once from the manifest.
+"""
+import html
+from pathlib import Path
+
+from rich.table import Table
+
+from toolkit.console import out
+
+Section = tuple[str, list[str], list[list]]   # title, headers, rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "×".join("N" if v is None else str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def sections(m: dict) -> list[Section]:
+    result = [
+        ("Build", ["", ""], [
+            ["model", f"{m['model']['path']} ({m['model']['format']}, {m['model']['params']} parameters)"],
+            ["model sha256", m["model"]["sha256"]],
+            ["image", f"{m['image']['reference']} ({m['image']['id'][:19]})"],
+            ["toolchain image", m["image"]["toolchain"]],
+            ["target", f"{m['target']['chosen']}: {m['target']['reason']}"],
+            ["total time", f"{m['total_seconds']:.1f} s"],
+            ["trtkit", f"{m['trtkit_version']}, {m['created']}"],
+        ]),
+        ("Versions in the container", ["package", "version"], sorted([k, v] for k, v in m["versions"].items())),
+    ]
+    if m.get("names"):
+        result.append(("Node names", ["role", "Keras", "TF tensor", "frozen graph", "after import_graph_def", "shape", "dtype"],
+                       [["input", i["name"], i["keras_tensor"], i["frozen"], i["imported"], i["shape"], i["dtype"]]
+                        for i in m["names"]["inputs"]] +
+                       [["output", o["name"], o["keras_tensor"], o["frozen"], o["imported"], "", ""]
+                        for o in m["names"]["outputs"]]))
+    result.append(("Steps", ["step", "seconds", "ok"], [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
+    if m["verification"]:
+        result.append(("Verification against Keras", ["artifact", "max abs error", "tolerance", "passed"],
+                       [[v["artifact"], v["max_abs_err"], v["atol"] if v["atol"] is not None else "report only",
+                         v["passed"]] for v in m["verification"]]))
+    result.append(("Artifacts", ["file", "kind", "bytes", "sha256"],
+                   [[a["name"], a["kind"], a["bytes"], a["sha256"]] for a in m["artifacts"]]))
+    if m.get("engine"):
+        result.append(("TensorRT engine", ["", ""], sorted([k, v] for k, v in m["engine"].items())))
+    if m.get("bench"):
+        result.append(bench_section(m["bench"]))
+    return result
+
+
+def bench_section(bench: dict) -> Section:
+    headers = ["batch", "framework", "mode", "median ms", "p90 ms", "p99 ms", "per second", "× predict", "max abs err"]
+    rows = [[r["batch"], r["framework"], r["mode"]] +
+            ([r.get("error"), "", "", "", "", ""] if r.get("error") else
+             [r["median_ms"], r["p90_ms"], r["p99_ms"], r["throughput_per_s"], r.get("speedup_vs_predict"),
+              r.get("max_abs_err")])
+            for r in bench["rows"]]
+    return (f"Benchmark ({bench['device']})", headers, rows)
+
+
+def markdown(m: dict) -> str:
+    lines = [f"# trtkit build report: {Path(m['model']['path']).name}", ""]
+    for title, headers, rows in sections(m):
+        lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+        lines.append("")
+        if title.startswith("Benchmark") and m["bench"].get("chart"):
+            lines += [f"![latency per batch size]({m['bench']['chart']})", ""]
+    return "\n".join(lines)
+
+
+def html_report(m: dict) -> str:
+    parts = [f"<!doctype html><meta charset='utf-8'><title>trtkit: {html.escape(Path(m['model']['path']).name)}</title>",
+             "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}code{font-size:90%}</style>",
+             f"<h1>trtkit build report: {html.escape(Path(m['model']['path']).name)}</h1>"]
+    for title, headers, rows in sections(m):
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" +
+                     "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+        if title.startswith("Benchmark") and m["bench"].get("chart"):
+            parts.append(f"<p><img src='{html.escape(m['bench']['chart'])}' alt='latency per batch size'></p>")
+    return "\n".join(parts) + "\n"
+
+
+def write_all(m: dict, folder: Path) -> None:
+    (folder / "report.md").write_text(markdown(m))
+    (folder / "report.html").write_text(html_report(m))
+
+
+def print_summary(m: dict, out_dir: Path) -> None:
+    """The end of `trtkit build`: artifacts, names, errors, step times."""
+    shown = {"Node names", "Steps", "Verification against Keras", "Artifacts"}
+    for title, headers, rows in sections(m):
+        if title in shown or title.startswith("Benchmark"):
+            table = Table(title=title, title_justify="left", show_header=any(headers))
+            for header in headers:
+                table.add_column(header)
+            for row in rows:
+                table.add_row(*[_fmt(v) for v in row])
+            out.print(table)
+    out.print(f"[bold green]done[/]: {out_dir} (target {m['target']['chosen']}: {m['target']['reason']})", markup=True)
+    if m.get("engine"):
+        out.print(f"[yellow]note[/]: {m['engine'].get('portability_note')}", markup=True)

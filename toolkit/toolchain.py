@@ -1,0 +1,92 @@
+"""The toolchain image: derived once from IMAGE:TAG, reused by every later build.
+
+Its name holds the base image's id and a hash of the build context
+(images/toolchain), so a new base digest or a changed setup gives a new
+image, and anything else reuses the existing one: python_setup.sh and the
+pip installs run once per base image, never per build. What the image's
+stack can do is probed once, in a container, and cached by image id.
+"""
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit import __version__
+from toolkit.console import err
+from toolkit.docker_runner import LABEL, DockerRunner
+from toolkit.errors import ToolchainBuildFailed
+from toolkit.plan import SCRIPTS_MOUNT
+from toolkit.resources import scripts_dir, toolchain_dir
+
+REPOSITORY = "trtkit/toolchain"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    tag: str
+    image_id: str
+    built_now: bool
+    probe: dict
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TRTKIT_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "trtkit")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def context_tar() -> bytes:
+    """images/toolchain as a reproducible tar: same files, same bytes, same hash."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        root = toolchain_dir()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+    return buffer.getvalue()
+
+
+def toolchain_tag(base_image_id: str, context: bytes) -> str:
+    return f"{REPOSITORY}:{base_image_id.split(':')[-1][:12]}-{hashlib.sha256(context).hexdigest()[:12]}"
+
+
+def ensure_toolchain(runner: DockerRunner, base_reference: str, on_line) -> Toolchain:
+    base = runner.image(base_reference)
+    context = context_tar()
+    tag = toolchain_tag(base.id, context)
+    existing = runner.client.images.list(name=tag)
+    if existing:
+        image, built = existing[0], False
+    else:
+        err.print(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
+        image = runner.build(context, tag, buildargs={"BASE_IMAGE": base_reference},
+                             labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
+                                     "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
+                             on_line=on_line)
+        built = True
+    return Toolchain(tag, image.id, built, probe(runner, image.id))
+
+
+def probe(runner: DockerRunner, image_id: str) -> dict:
+    """The stack's versions and abilities, probed once per image (and probe script)."""
+    probe_script = scripts_dir() / "trtkit_steps" / "probe.py"
+    key = hashlib.sha256(image_id.encode() + probe_script.read_bytes()).hexdigest()[:16]
+    cached = cache_dir() / "probes" / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    lines = []
+    code = runner.run(image_id, ["python3", "-m", "trtkit_steps.probe"],
+                      volumes={str(scripts_dir()): {"bind": SCRIPTS_MOUNT, "mode": "ro"}}, device_requests=[],
+                      environment={"PYTHONPATH": SCRIPTS_MOUNT, "HOME": "/tmp"}, on_output=lines.append)
+    result = next((json.loads(line) for line in lines if line.startswith("{")), None)
+    if code != 0 or result is None:
+        raise ToolchainBuildFailed(f"probing {image_id} failed (exit {code}): {' | '.join(lines[-5:])}")
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_text(json.dumps(result, indent=2, sort_keys=True))
+    return result
