@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make demo   set up, then build the origin post's model on the CPU stand-in image
+#   make test   set up, then run the tests (what .ci/run does)
+VENV   := .venv
+TRTKIT := $(VENV)/bin/trtkit
+STANDIN_ARGS := --image trtkit/standin --tag 19.07-py3
+
+.PHONY: setup demo test
+setup: $(TRTKIT)
+	bash images/start-engine.sh
+	bash images/build.sh
+
+$(TRTKIT): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(TRTKIT)
+
+examples/models/origin_lstm.h5:
+	docker run --rm -u $$(id -u):$$(id -g) -e HOME=/tmp -v $(CURDIR):/repo -w /repo trtkit/standin:19.07-py3 \
+	  python3 examples/make_models.py examples/models origin_lstm.h5
+
+demo: setup examples/models/origin_lstm.h5
+	$(TRTKIT) build examples/models/origin_lstm.h5 $(STANDIN_ARGS)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q

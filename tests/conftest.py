@@ -1,0 +1,72 @@
+"""Fixtures for tests that run the real trtkit CLI against the real Docker engine.
+
+They need a running dockerd and the stand-in image (.ci/run provides both;
+`bash images/build.sh` makes the image). Each test that starts containers
+checks that none is left behind.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STANDIN = ("trtkit/standin", "19.07-py3")
+STANDIN_ARGS = ["--image", STANDIN[0], "--tag", STANDIN[1], "--gpus", "none"]
+MODELS = ["origin_lstm.h5", "cnn_bn.h5", "two_io.h5", "keras3_mlp.keras", "origin_savedmodel", "weights_only.h5"]
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env()
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def standin(docker_client):
+    """The stand-in image, built (offline recipe) when missing."""
+    reference = ":".join(STANDIN)
+    try:
+        docker_client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        subprocess.run(["bash", str(REPO / "images" / "build.sh")], check=True)
+    return reference
+
+
+@pytest.fixture(scope="session")
+def models(standin, docker_client, tmp_path_factory) -> Path:
+    """The example models, made by examples/make_models.py inside the stand-in image."""
+    folder = tmp_path_factory.mktemp("models")
+    docker_client.containers.run(
+        standin, ["python3", "/repo/examples/make_models.py", "/models"] + MODELS, remove=True,
+        user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
+        volumes={str(REPO): {"bind": "/repo", "mode": "ro"}, str(folder): {"bind": "/models", "mode": "rw"}})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trtkit_env(tmp_path_factory) -> dict:
+    """The CLI's environment: a cache of its own, so the probe and caches are real but isolated."""
+    return dict(os.environ, TRTKIT_CACHE=str(tmp_path_factory.mktemp("trtkit-cache")), COLUMNS="200")
+
+
+@pytest.fixture
+def trtkit(trtkit_env, tmp_path):
+    """Run the real CLI (`python -m toolkit`) in tmp_path; returns the CompletedProcess."""
+
+    def run(*args, env=None, timeout=600):
+        return subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], cwd=tmp_path,
+                              env=env or trtkit_env, capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def no_leftovers(docker_client):
+    """Fail the test if it leaves any trtkit container behind."""
+    yield
+    left = docker_client.containers.list(all=True, filters={"label": "org.trtkit"})
+    assert not left, f"containers left behind: {[c.name for c in left]}"

@@ -1,0 +1,114 @@
+"""trtkit build, end to end: real CLI, real engine, stand-in image (CPU toolchain)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import STANDIN_ARGS
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
+
+ORIGIN_NAMES = {"input": ("lstm_1_input", "lstm_1_input:0", "import/lstm_1_input:0"),
+                "output": ("dense_3", "dense_3/Sigmoid:0")}
+EXPECTED_IO = {
+    "origin_lstm.h5": (["lstm_1_input"], ["dense_3"]),
+    "cnn_bn.h5": (["image"], ["probs"]),
+    "two_io.h5": (["features", "sequence"], ["score", "logits"]),
+    "keras3_mlp.keras": (["x"], ["out"]),
+    "origin_savedmodel": (["lstm_1_input"], ["dense_3"]),
+}
+ARTIFACT = {"onnx": ("model.onnx", "onnx"), "frozen": ("model.pb", "frozen")}
+
+
+@pytest.mark.parametrize("target", ["onnx", "frozen"])
+@pytest.mark.parametrize("model", sorted(EXPECTED_IO))
+def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
+    out = tmp_path / "out"
+    result = trtkit("build", models / model, *STANDIN_ARGS, "--target", target, "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads(result.stdout)
+
+    inputs, outputs = EXPECTED_IO[model]
+    assert [i["name"] for i in manifest["names"]["inputs"]] == inputs
+    assert [o["name"] for o in manifest["names"]["outputs"]] == outputs
+    assert [i["frozen"] for i in manifest["names"]["inputs"]] == [f"{n}:0" for n in inputs]
+
+    name, kind = ARTIFACT[target]
+    assert [a["name"] for a in manifest["artifacts"]] == [name]
+    assert manifest["artifacts"][0]["kind"] == kind
+    assert sorted(os.listdir(out)) == sorted([name, "trtkit.json", "report.md", "report.html"])
+    assert json.loads((out / "trtkit.json").read_text())["artifacts"] == manifest["artifacts"]
+    if target == "onnx":
+        [check] = manifest["verification"]
+        assert check["passed"] and check["max_abs_err"] <= 1e-5
+    assert [s["step"] for s in manifest["steps"]][:4] == ["inspect", "reference", "freeze", "export"][:4 if target == "onnx" else 3]
+    assert all(s["ok"] for s in manifest["steps"])
+    for path in out.iterdir():
+        assert path.stat().st_uid == os.getuid() and path.stat().st_gid == os.getgid()
+
+
+def test_origin_build_records_everything(trtkit, models, tmp_path):
+    """The origin post's model: names it had to guess, versions, digests, timings, a readable report."""
+    result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((tmp_path / "out" / "trtkit.json").read_text())
+
+    [inp], [outp] = manifest["names"]["inputs"], manifest["names"]["outputs"]
+    assert (inp["name"], inp["frozen"], inp["imported"]) == ORIGIN_NAMES["input"]
+    assert (outp["name"], outp["keras_tensor"]) == ORIGIN_NAMES["output"]
+    assert inp["shape"] == [None, 11, 192] and inp["dtype"] == "float32"
+    assert manifest["target"] == {"chosen": "onnx", "reason": "default: --gpus none was given, so no TensorRT engine can be built here"}
+    for package in ("python", "tensorflow", "keras", "onnx", "tf2onnx", "onnxruntime", "numpy"):
+        assert manifest["versions"][package], package
+    assert manifest["image"]["reference"] == "trtkit/standin:19.07-py3"
+    assert manifest["image"]["id"].startswith("sha256:")
+    assert len(manifest["model"]["sha256"]) == 64 and manifest["model"]["params"] == 68417
+    assert manifest["artifacts"][0]["sha256"] and manifest["artifacts"][0]["bytes"] > 100_000
+    assert manifest["artifacts"][0]["ops"]["LSTM"] == 1, "tf2onnx must emit a real LSTM op, not a Loop"
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "lstm_1_input:0" in report and "dense_3/Sigmoid:0" in report and "import/lstm_1_input:0" in report
+    assert "verify-onnx" in result.stdout and "dense_3/Sigmoid:0" in result.stdout
+
+
+def test_sample_data_is_used_for_verification(trtkit, models, tmp_path):
+    data = tmp_path / "sample.npz"
+    np.savez(data, lstm_1_input=np.full((3, 11, 192), 0.5, np.float32))
+    result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--sample-data", data, "--out", tmp_path / "o",
+                    "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["options"]["sample_data"] == str(data)
+
+
+def test_sample_data_missing_an_input_fails_cleanly(trtkit, models, tmp_path):
+    data = tmp_path / "wrong.npz"
+    np.savez(data, not_an_input=np.zeros((2, 16), np.float32))
+    out = tmp_path / "o"
+    result = trtkit("build", models / "two_io.h5", *STANDIN_ARGS, "--sample-data", data, "--out", out)
+    assert result.returncode == 17
+    assert "--sample-data lacks input(s) ['features', 'sequence']" in result.stderr
+    assert not out.exists()
+
+
+def test_rebuild_replaces_previous_output_atomically(trtkit, models, tmp_path):
+    out = tmp_path / "out"
+    assert trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--target", "frozen", "--out", out).returncode == 0
+    assert (out / "model.pb").exists()
+    assert trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--target", "onnx", "--out", out).returncode == 0
+    assert sorted(os.listdir(out)) == ["model.onnx", "report.html", "report.md", "trtkit.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no staging folders left beside --out"
+
+
+def test_inspect_prints_the_names_the_origin_post_guessed(trtkit, models):
+    result = trtkit("inspect", models / "origin_lstm.h5", "--image", "trtkit/standin", "--tag", "19.07-py3", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = json.loads(result.stdout)
+    [inp], [outp] = names["inputs"], names["outputs"]
+    assert (inp["name"], inp["frozen"], inp["imported"]) == ORIGIN_NAMES["input"]
+    assert (outp["name"], outp["keras_tensor"]) == ORIGIN_NAMES["output"]
+    assert outp["imported"] == "import/" + outp["frozen"]
+    assert names["params"] == 68417
+
+    table = trtkit("inspect", models / "origin_lstm.h5", "--image", "trtkit/standin", "--tag", "19.07-py3")
+    assert table.returncode == 0
+    assert "dense_3/Sigmoid:0" in table.stdout and "import/lstm_1_input:0" in table.stdout

@@ -1,0 +1,149 @@
+"""Pure logic of the host side: option parsing, target choice, error mapping, events, staging."""
+import json
+import zipfile
+
+import pytest
+import typer
+
+from toolkit.docker_runner import classify_pull_error, _lines
+from toolkit.errors import (ALL_ERRORS, GpuUnavailable, ImageNotFound, InvalidModel, ModelNotFound,
+                            OutputNotWritable, RegistryUnavailable, TargetUnsupported)
+from toolkit.events import BuildRecord, EventStream
+from toolkit.modelfile import HDF5_SIGNATURE, resolve_model
+from toolkit.plan import GpuRequest, choose_target, image_reference, parse_gpus, parse_shapes, parse_size
+from toolkit.staging import Staging
+from toolkit.tags import KNOWN_TAGS, known_tag, tags_with_tftrt, trtexec_has_precision_flags
+
+TRT_STACK = {"tensorrt": "8.6.0", "tensorflow": "2.21.0", "tftrt": False}
+CPU_STACK = {"tensorrt": None, "trtexec": None, "tensorflow": "2.21.0", "tftrt": False}
+
+
+def test_exit_codes_are_distinct():
+    codes = [e.exit_code for e in ALL_ERRORS]
+    assert len(codes) == len(set(codes)) and 1 not in codes and 2 not in codes
+
+
+def test_parse_shapes_accepts_batches_and_full_shapes():
+    assert parse_shapes(["lstm_1_input:1/1024/100000"]) == {"lstm_1_input": [1, 1024, 100000]}
+    assert parse_shapes(["a:1x3x8/4x3x8/16x3x8"]) == {"a": [[1, 3, 8], [4, 3, 8], [16, 3, 8]]}
+    assert parse_shapes(["scope/in:0:1/2/3"]) == {"scope/in:0": [1, 2, 3]}
+
+
+@pytest.mark.parametrize("bad", ["x", "x:1/2", "x:4/2/8", "x:0/1/2", "x:a/b/c", ":1/2/3"])
+def test_parse_shapes_rejects(bad):
+    with pytest.raises(typer.BadParameter):
+        parse_shapes([bad])
+
+
+def test_parse_gpus_and_size():
+    assert parse_gpus("ALL") == GpuRequest("all")
+    assert parse_gpus("0, 1") == GpuRequest("ids", ("0", "1"))
+    with pytest.raises(typer.BadParameter):
+        parse_gpus("first")
+    assert parse_size("2G") == 2 << 30 and parse_size("512MiB") == 512 << 20 and parse_size(None) is None
+    with pytest.raises(typer.BadParameter):
+        parse_size("lots")
+
+
+def test_device_requests_follow_the_runtime():
+    assert GpuRequest("auto").device_requests(available=False) == []
+    assert GpuRequest("none").device_requests(available=True) == []
+    [request] = GpuRequest("all").device_requests(available=False)   # asked for: let the engine say no
+    assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
+    [request] = GpuRequest("ids", ("1",)).device_requests(available=True)
+    assert request["DeviceIDs"] == ["1"]
+
+
+def test_image_reference_validates_the_tag():
+    assert image_reference("nvcr.io/nvidia/tensorrt", "19.07-py3") == "nvcr.io/nvidia/tensorrt:19.07-py3"
+    with pytest.raises(typer.BadParameter):
+        image_reference("x", "bad tag")
+
+
+def test_default_target_is_engine_only_with_gpu_and_tensorrt():
+    assert choose_target(None, GpuRequest("auto"), True, TRT_STACK).target == "engine"
+    assert choose_target(None, GpuRequest("auto"), False, TRT_STACK).target == "onnx"
+    assert "no NVIDIA runtime" in choose_target(None, GpuRequest("auto"), False, TRT_STACK).reason
+    assert choose_target(None, GpuRequest("all"), True, CPU_STACK).reason == "default: the image has no TensorRT"
+    trtexec_only = dict(CPU_STACK, trtexec={"path": "/usr/src/tensorrt/bin/trtexec", "version": "10.8.0"})
+    assert choose_target(None, GpuRequest("all"), True, trtexec_only).target == "engine"
+
+
+def test_requested_targets_are_checked_against_the_stack():
+    with pytest.raises(TargetUnsupported, match="no TF-TRT.*19.07-py3"):
+        choose_target("tftrt", GpuRequest("all"), True, TRT_STACK)
+    with pytest.raises(TargetUnsupported, match="no TensorRT"):
+        choose_target("engine", GpuRequest("all"), True, CPU_STACK)
+    with pytest.raises(GpuUnavailable):
+        choose_target("engine", GpuRequest("none"), True, TRT_STACK)
+    assert choose_target("frozen", GpuRequest("none"), False, CPU_STACK).target == "frozen"
+
+
+@pytest.mark.parametrize("message, error, text", [
+    ("unauthorized: authentication required", RegistryUnavailable, "docker login nvcr.io"),
+    ("manifest for nvcr.io/nvidia/tensorrt:99.99-py3 not found: manifest unknown", ImageNotFound, "unknown tag"),
+    ('Get "https://nvcr.io/v2/": dial tcp: lookup nvcr.io: no such host', RegistryUnavailable, "unreachable"),
+])
+def test_pull_errors_become_advice(message, error, text):
+    result = classify_pull_error("nvcr.io/nvidia/tensorrt:99.99-py3", message)
+    assert isinstance(result, error) and text in result.one_line()
+
+
+def test_lines_reassembles_split_chunks():
+    assert list(_lines([b"ab", b"c\nd", b"e\n", b"tail"])) == ["abc", "de", "tail"]
+
+
+def test_event_stream_builds_the_record():
+    record = BuildRecord()
+    stream = EventStream(record, show_logs=False)
+    for line in ['::trtkit::{"event": "versions", "tensorflow": "2.21.0", "keras": null}',
+                 '::trtkit::{"event": "step_end", "step": "inspect", "seconds": 0.5, "ok": true}',
+                 "plain [log] line",
+                 '::trtkit::{"event": "error", "kind": "StepError", "message": "boom", "details": {}}']:
+        stream(line)
+    assert record.versions == {"tensorflow": "2.21.0"}
+    assert record.steps == [{"step": "inspect", "seconds": 0.5, "ok": True}]
+    assert record.error["message"] == "boom" and list(record.log_tail) == ["plain [log] line"]
+
+
+def test_resolve_model_kinds(tmp_path):
+    h5 = tmp_path / "m.h5"
+    h5.write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    assert resolve_model(h5).format == "h5"
+    keras_file = tmp_path / "m.keras"
+    with zipfile.ZipFile(keras_file, "w") as z:
+        z.writestr("config.json", json.dumps({}))
+    assert resolve_model(keras_file).format == "keras"
+    saved = tmp_path / "sm"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"x")
+    assert resolve_model(saved).format == "savedmodel" and resolve_model(saved).folder == tmp_path
+    with pytest.raises(ModelNotFound):
+        resolve_model(tmp_path / "missing.h5")
+    hdf5_named_keras = tmp_path / "h5.keras"
+    hdf5_named_keras.write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    with pytest.raises(InvalidModel):
+        resolve_model(hdf5_named_keras)
+
+
+def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("previous build")
+    with Staging(out) as staging:
+        (staging.result / "model.onnx").write_text("new")
+        staging.publish()
+    assert [p.name for p in out.iterdir()] == ["model.onnx"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with Staging(tmp_path / "failed"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with pytest.raises(OutputNotWritable):
+        Staging(tmp_path / "out" / "model.onnx" / "x")
+
+
+def test_tag_table():
+    assert known_tag("19.07-py3").tensorrt == "5.1.5"
+    assert "19.07-py3" in tags_with_tftrt() and "24.05-py3" not in tags_with_tftrt()
+    assert trtexec_has_precision_flags("10.8.0") and not trtexec_has_precision_flags("11.1.0")
+    assert len({t.tag for t in KNOWN_TAGS}) == len(KNOWN_TAGS)
