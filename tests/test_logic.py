@@ -95,7 +95,7 @@ def test_lines_reassembles_split_chunks():
 
 def test_event_stream_builds_the_record():
     record = BuildRecord()
-    stream = EventStream(record, show_logs=False)
+    stream = EventStream(record)
     for line in ['::trtkit::{"event": "versions", "tensorflow": "2.21.0", "keras": null}',
                  '::trtkit::{"event": "step_end", "step": "inspect", "seconds": 0.5, "ok": true}',
                  "plain [log] line",

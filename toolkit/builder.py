@@ -37,13 +37,13 @@ class Session:
     gpu_runtime: bool
 
 
-def open_session(plan: BuildPlan, show_logs: bool) -> Session:
+def open_session(plan: BuildPlan) -> Session:
     runner = DockerRunner.connect()
-    toolchain = ensure_toolchain(runner, plan.image, on_line=EventStream(BuildRecord(), show_logs))
+    toolchain = ensure_toolchain(runner, plan.image, on_line=EventStream(BuildRecord()))
     return Session(runner, toolchain, runner.gpu_runtime())
 
 
-def run_pipeline(session: Session, plan: BuildPlan, target: str, work: Path, show_logs: bool,
+def run_pipeline(session: Session, plan: BuildPlan, target: str, work: Path,
                  mode: str = "build") -> BuildRecord:
     """One container runs scripts/pipeline.py on plan.json; its events fill the record."""
     (work / "plan.json").write_text(json.dumps(plan.container_plan(target, mode), indent=2))
@@ -60,7 +60,7 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, work: Path, sho
     code = session.runner.run(
         session.toolchain.tag, ["python3", f"{SCRIPTS_MOUNT}/pipeline.py", f"{WORK_MOUNT}/plan.json"],
         volumes=volumes, device_requests=plan.gpus.device_requests(session.gpu_runtime),
-        environment=CONTAINER_ENV, on_output=EventStream(record, show_logs))
+        environment=CONTAINER_ENV, on_output=EventStream(record))
     if code != 0:
         raise _step_error(code, record)
     return record
@@ -81,14 +81,14 @@ class BuildOutcome:
     choice: TargetChoice
 
 
-def build(plan: BuildPlan, show_logs: bool = True) -> BuildOutcome:
+def build(plan: BuildPlan) -> BuildOutcome:
     started = time.time()
     with Staging(plan.out_dir) as staging:   # checks --out before any container work
-        session = open_session(plan, show_logs)
+        session = open_session(plan)
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe)
         err.print(f"target: [bold]{choice.target}[/] ({choice.reason})", markup=True)
         try:
-            record = run_pipeline(session, plan, choice.target, staging.work, show_logs)
+            record = run_pipeline(session, plan, choice.target, staging.work)
         except VerificationFailed as e:
             raise VerificationFailed(f"{e.message}; evidence kept in {_keep_evidence(plan, staging.work)}") from None
         for artifact in record.artifacts:

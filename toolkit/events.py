@@ -45,15 +45,13 @@ class BuildRecord:
 class EventStream:
     """Feeds container output lines into a record and onto the terminal."""
 
-    def __init__(self, record: BuildRecord, show_logs: bool = True):
+    def __init__(self, record: BuildRecord):
         self.record = record
-        self.show_logs = show_logs
 
     def __call__(self, line: str) -> None:
         if not line.startswith(EVENT_PREFIX):
             self.record.log_tail.append(line)
-            if self.show_logs:
-                err.print(f"  [dim]{escape(line)}[/dim]", markup=True)
+            err.print(f"  [dim]{escape(line)}[/dim]", markup=True)
             return
         event = json.loads(line[len(EVENT_PREFIX):])
         self._show(event)

@@ -5,8 +5,9 @@
 The engine is built with TensorRT's Python API when the image has it (8.x or
 10.x), else with trtexec. Either way it is then run on the sample inputs and
 must match the Keras reference. An engine only runs with the TensorRT version
-and the GPU model it was built with, so the timing cache (the slow part of a
-rebuild) is kept per version and GPU under cache_dir.
+and the GPU model it was built with; so does the timing cache, which spares a
+rebuild most of its tactic timing, so it is kept per version and GPU under
+cache_dir.
 
 EngineRunner runs a built engine repeatedly; the benchmark imports it.
 """
@@ -618,7 +619,7 @@ class Trtexec(object):
     def __init__(self, exe, version):
         self.exe = exe
         self.version_info = version
-        self.version = "%d.%d.%d" % version
+        self.version = ".".join(str(part) for part in version)
         self.major = version[0]
 
     def build(self, job):
@@ -657,7 +658,8 @@ class Trtexec(object):
             return parse_exported_outputs(f.read())
 
 
-def select_builder():
+def select_backend():
+    """TensorRT's Python API when the image has it, else trtexec."""
     trt = import_tensorrt()
     if trt is not None:
         return PythonApi(trt)
@@ -688,10 +690,10 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
     return BuildJob(settings, onnx, os.path.join(artifacts, "model.plan"), timing_cache, calibration)
 
 
-def _verify(builder, work, engine_path, plan, precision):
+def _verify(backend, work, engine_path, plan, precision):
     inputs = load_arrays(os.path.join(work, "inputs.npz"))
     expected = load_arrays(os.path.join(work, "reference.npz"))
-    actual = builder.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
+    actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
     atol = plan["atol"] if plan.get("atol") is not None else DEFAULT_ATOL[precision]
     evidence = os.path.join(work, "evidence")
     os.makedirs(evidence, exist_ok=True)  # gate writes the failing arrays there
@@ -704,29 +706,29 @@ def main(argv):
     io = read_json(os.path.join(work, "io.json"))
     settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}))
     gpu_name, capability = trt_cuda.device_info()
-    builder = select_builder()
-    emit("versions", tensorrt=builder.version)
-    check_precision(builder.major, settings.precision)
+    backend = select_backend()
+    emit("versions", tensorrt=backend.version)
+    check_precision(backend.major, settings.precision)
 
     with step("engine-build") as build_step:
-        job = _build_job(plan, work, io, settings, builder.version, gpu_name, capability)
+        job = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
         timing_cache_hit = job.timing_cache is not None and _nonempty(job.timing_cache)
-        builder.build(job)
+        backend.build(job)
         if job.calibration:
             job.calibration.save(os.path.join(work, "artifacts", "calibration.cache"))
-    sm = "%d%d" % capability
-    emit("engine", tensorrt=builder.version, gpu=gpu_name, compute_capability="%d.%d" % capability,
+    major, minor = capability
+    emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
          build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
-         builder=builder.name, timing_cache_hit=timing_cache_hit, timing_cache=job.timing_cache,
+         builder=backend.name, timing_cache_hit=timing_cache_hit, timing_cache=job.timing_cache,
          calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
-         portability_note=f"engines run only with TensorRT {builder.version} on {gpu_name} (sm {sm})")
+         portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})")
     emit("artifact", name="model.plan", kind="engine")
     if job.calibration:
         emit("artifact", name="calibration.cache", kind="calibration-cache")
 
     with step("verify-engine"):
-        _verify(builder, work, job.engine, plan, settings.precision)
+        _verify(backend, work, job.engine, plan, settings.precision)
 
 
 if __name__ == "__main__":

@@ -34,12 +34,12 @@ def bench(
     settings = options.bench_settings(batch, iterations, warmup)
     image_ref = image_reference(image, tag)
     if (target / MANIFEST_NAME).is_file():
-        result = _bench_build(target, image_ref, parse_gpus(gpus), settings, json_output)
+        result = _bench_build(target, image_ref, parse_gpus(gpus), settings)
     else:
         model = resolve_model(target)
         plan = BuildPlan(model=model, image=image_ref, gpus=parse_gpus(gpus), out_dir=Path("trtkit-out") / model.name,
                          bench=settings)
-        result = builder.build(plan, show_logs=not json_output).manifest["bench"]
+        result = builder.build(plan).manifest["bench"]
     if json_output:
         print_json(result)
         return
@@ -52,17 +52,17 @@ def bench(
     out.print(table)
 
 
-def _bench_build(out_dir: Path, image_ref: str, gpus, settings: dict, json_output: bool) -> dict:
+def _bench_build(out_dir: Path, image_ref: str, gpus, settings: dict) -> dict:
     manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
     if not manifest.get("names"):
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} has no node names: rebuild with this trtkit version")
     plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), image=image_ref, gpus=gpus, bench=settings)
-    session = builder.open_session(plan, show_logs=not json_output)
+    session = builder.open_session(plan)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         work = Path(tmp)
         (work / "artifacts").mkdir()
         for artifact in manifest["artifacts"]:
             shutil.copy2(out_dir / artifact["name"], work / "artifacts" / artifact["name"])
         (work / "io.json").write_text(json.dumps(manifest["names"]))
-        record = builder.run_pipeline(session, plan, manifest["target"]["chosen"], work, not json_output, mode="bench")
+        record = builder.run_pipeline(session, plan, manifest["target"]["chosen"], work, mode="bench")
     return record.bench

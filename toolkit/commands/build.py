@@ -55,7 +55,7 @@ def build(
         out_dir=out or Path("trtkit-out") / model_ref.name, sample_data=sample_data, calib_data=calib_data,
         atol=atol, workspace=parse_size(workspace), opset=opset,
         bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed)
-    outcome = builder.build(plan, show_logs=not json_output)
+    outcome = builder.build(plan)
     if json_output:
         print_json({"out_dir": str(outcome.out_dir), **outcome.manifest})
     else:

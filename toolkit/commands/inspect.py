@@ -20,10 +20,10 @@ def inspect(
 ) -> None:
     """Inputs and outputs of MODEL: Keras names, TF tensor names, frozen-graph and import/ names, shapes, dtypes."""
     plan = BuildPlan(model=resolve_model(model), image=image_reference(image, tag), gpus=GpuRequest("none"))
-    session = builder.open_session(plan, show_logs=not json_output)
+    session = builder.open_session(plan)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
         (Path(work) / "artifacts").mkdir()
-        record = builder.run_pipeline(session, plan, "onnx", Path(work), show_logs=False, mode="inspect")
+        record = builder.run_pipeline(session, plan, "onnx", Path(work), mode="inspect")
     names = {**record.names, "model": str(plan.model.path), "versions": record.versions}
     if json_output:
         print_json(names)
