@@ -162,6 +162,7 @@ class BuildPlan:
             "bench": self.bench,
             "seed": self.seed,
             "cache_dir": CACHE_MOUNT,
+            "tactic_sources": None,   # TensorRT's default; the GPU kit disables CUBLAS, CUBLAS_LT, CUDNN
         }
 
     def options(self) -> dict:

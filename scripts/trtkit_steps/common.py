@@ -141,6 +141,8 @@ def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, 
     emit("verified", **result)
     if not passed:
         if evidence_dir is not None:
+            if not os.path.isdir(evidence_dir):
+                os.makedirs(evidence_dir)
             save_arrays(os.path.join(evidence_dir, "inputs.npz"), inputs)
             save_arrays(os.path.join(evidence_dir, "expected.npz"), expected)
             save_arrays(os.path.join(evidence_dir, "actual.npz"), actual)

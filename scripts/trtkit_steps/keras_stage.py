@@ -126,9 +126,9 @@ def concrete_shapes(model, shapes, batch):
     result = {}
     for spec in model.inputs:
         dims = list(spec["shape"])
-        override = shapes.get(spec["name"])
-        if override:
-            dims = list(override[1])  # the opt shape
+        opt = (shapes.get(spec["name"]) or [None, None])[1]
+        if isinstance(opt, list):      # a full opt shape; a plain batch size leaves the dims alone
+            dims = list(opt)
         dims[0] = batch
         if any(d is None for d in dims):
             raise StepError("input %s has a dimension of unknown size %s: give --shapes %s:MIN/OPT/MAX"
