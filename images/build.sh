@@ -49,5 +49,5 @@ for target in cpu standin; do
   log "docker build --target $target -t $tag"
   DOCKER_BUILDKIT=0 docker build -q --target "$target" -t "$tag" "$CTX" >/dev/null
 done
-rm -rf "$CTX"
+# The context stays for `docker compose build` (compose.yaml).
 log "ready: $(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^trtkit/' | tr '\n' ' ')"
