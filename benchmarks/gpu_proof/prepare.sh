@@ -18,4 +18,13 @@ for model in origin_lstm cnn_bn; do
     -v "$PWD/scripts:/trtkit/scripts:ro" -v "$PWD/$MODELS:/m:ro" -v "$PWD/$work:/trtkit/work" \
     trtkit/standin:19.07-py3 python3 /trtkit/scripts/pipeline.py /trtkit/work/plan.json | grep '::trtkit::{"artifact\|verified' || true
 done
+# Keras references at the bench batch sizes, and INT8 calibration data for the CNN.
+declare -A BATCHES=([origin_lstm]="1 64 1024 100000" [cnn_bn]="1 64 1024 8192")
+for model in origin_lstm cnn_bn; do
+  docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -e PYTHONPATH=/repo/scripts --network none \
+    -v "$PWD:/repo" -w /repo trtkit/standin:19.07-py3 \
+    python3 benchmarks/gpu_proof/references.py "$RUN/$model" "$MODELS/$model.h5" ${BATCHES[$model]} 2>/dev/null
+done
+docker run --rm -u "$(id -u):$(id -g)" -v "$PWD:/repo" -w /repo trtkit/standin:19.07-py3 \
+  python3 -c "import numpy as np; np.save('$RUN/cnn_bn/calib.npy', np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))"
 du -sh "$RUN"

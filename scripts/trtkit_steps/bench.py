@@ -6,13 +6,17 @@
 Each framework measures each batch in its own process: TensorFlow keeps the
 memory it takes (a 100000-row predict peaks at several GB), and a worker the
 OOM killer ends costs one row, not the bench. The keras-call worker runs first
-on a batch and writes that batch's inputs and Keras reference to temporary
-files the other workers read; the files go away once the batch is done.
+on a batch and writes that batch's Keras reference to a temporary file the
+other workers compare with; the inputs are made here first, with numpy only
+(seeded, so every machine makes the same). A reference given in
+bench_reference/b<BATCH>.npz is used as it is: that is how an engine is
+checked at batch 100000 on a GPU machine that has no TensorFlow.
 """
 import collections
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +37,10 @@ END_TO_END = "end-to-end"  # host arrays in, host arrays out
 ON_DEVICE = "on-device"  # inputs already on the GPU, outputs left there
 MODES = {"tensorrt": [ON_DEVICE, END_TO_END]}
 TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
+# A batch runs only when its inputs take at most 1/MEMORY_SHARE of the free memory:
+# a worker holds the inputs, the framework's copies and the activations (the
+# origin LSTM's predict on 100000 rows peaked at 12.4 GB RSS for 0.85 GB of inputs).
+MEMORY_SHARE = 16
 
 # concrete_shapes only reads .inputs, so io.json's specs stand in for a loaded model.
 _IoSpecs = collections.namedtuple("_IoSpecs", "inputs")
@@ -120,15 +128,11 @@ def mem_available_bytes(meminfo="/proc/meminfo"):
 
 
 def memory_skip_reason(needed_bytes, available_bytes):
-    """Why a batch must be skipped, or None.
-
-    A worker holds the inputs, the framework's copies of them and the
-    activations, so inputs above a quarter of the free memory risk the OOM killer.
-    """
-    if available_bytes is None or needed_bytes <= available_bytes / 4.0:
+    """Why a batch must be skipped for want of memory, or None (also when memory is unknown)."""
+    if available_bytes is None or needed_bytes * MEMORY_SHARE <= available_bytes:
         return None
-    return ("its inputs take %.2f GB, more than a quarter of the %.2f GB of memory available"
-            % (needed_bytes / 1e9, available_bytes / 1e9))
+    return ("its inputs take %.2f GB, more than 1/%d of the %.2f GB of memory available"
+            % (needed_bytes / 1e9, MEMORY_SHARE, available_bytes / 1e9))
 
 
 def fit_budget(first_call_s, warmup, iterations, budget_s=TIME_BUDGET_S):
@@ -176,7 +180,10 @@ def complete_rows(rows, framework, batch, returncode, last_line):
 
 
 def one_line(error):
+    """The error's first line; a StepError is already worded for the user, others say their type."""
     lines = [text.strip() for text in str(error).splitlines() if text.strip()]
+    if isinstance(error, StepError) and lines:
+        return lines[0][:300]
     return ("%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__)[:300]
 
 
@@ -199,17 +206,14 @@ def _outputs_by_name(model, y):
 
 
 def _keras_targets(framework, plan, batch, inputs_path):
-    from trtkit_steps.keras_stage import load_model, reference_outputs, sample_inputs
+    from trtkit_steps.keras_stage import load_model, reference_outputs
     model = load_model(plan["model"], plan["model_format"])
+    inputs = load_arrays(inputs_path)
     if framework == REFERENCE:
-        # Random data of this batch even when --sample-data was given: its batch is fixed.
-        inputs = sample_inputs(model, dict(plan, sample_batch=batch, sample_data=None))
-        save_arrays(inputs_path, inputs)
         return [(END_TO_END, lambda: reference_outputs(model, inputs), None)]
     predict = getattr(model.owner, "predict", None)
     if predict is None:
         raise StepError("a SavedModel has no Keras predict()")
-    inputs = load_arrays(inputs_path)
     xs = [inputs[s["name"]] for s in model.inputs]
     x = xs[0] if len(xs) == 1 else xs
     return [(END_TO_END, lambda: _outputs_by_name(model, predict(x, batch_size=batch, verbose=0)), None)]
@@ -224,9 +228,8 @@ def _ort_targets(work, inputs):
 def _tensorrt_targets(work, inputs):
     from trtkit_steps.engine import EngineRunner
     runner = EngineRunner(os.path.join(work, "artifacts", "model.plan"))
-    gpu = getattr(runner, "device_name", None)
-    if gpu:
-        emit("bench_device", device="gpu: %s" % gpu)
+    if runner.device_name:
+        emit("bench_device", device="gpu: %s" % runner.device_name)
     runner.load_inputs(inputs)
     return [(ON_DEVICE, runner.infer, lambda _: runner.outputs()),
             (END_TO_END, lambda: runner.infer_host(inputs), None)]
@@ -244,8 +247,11 @@ def _targets(framework, plan, work, batch, inputs_path):
 
 
 def _reference_check(framework, reference_path):
-    """outputs -> max_abs_err; the reference worker's first outputs become the reference."""
-    if framework == REFERENCE:
+    """outputs -> max_abs_err (None without a reference); keras-call's outputs become the reference."""
+    if not os.path.exists(reference_path):
+        if framework != REFERENCE:
+            return lambda outputs: None
+
         def write(outputs):
             save_arrays(reference_path, outputs)
             return 0.0
@@ -329,17 +335,23 @@ def _remove_temp_files(paths):
                 os.remove(leftover)
 
 
+def write_batch_inputs(plan, io_inputs, batch, paths, work):
+    """Seeded inputs of this batch (random even when --sample-data was given: its batch is fixed)."""
+    from trtkit_steps.keras_stage import sample_inputs
+    save_arrays(paths[0], sample_inputs(_IoSpecs(io_inputs), dict(plan, sample_batch=batch, sample_data=None)))
+    given = os.path.join(work, "bench_reference", "b%d.npz" % batch)
+    if os.path.exists(given):
+        shutil.copy(given, paths[1])
+
+
 def bench_batch(plan_path, work, batch, frameworks):
     """Every framework on one batch; (rows with speedups, GPU named by a worker or None)."""
     paths = temp_paths(work, batch)
     _remove_temp_files(paths)  # stale files from a killed run must not pass for this run's
     rows, gpu = [], None
     try:
+        write_batch_inputs(read_json(plan_path), read_json(os.path.join(work, "io.json"))["inputs"], batch, paths, work)
         for framework in frameworks:
-            if framework != REFERENCE and not os.path.exists(paths[1]):
-                rows += [error_row(framework, m, batch, "no Keras reference for this batch (%s failed)" % REFERENCE)
-                         for m in modes_of(framework)]
-                continue
             found, named = spawn_worker(plan_path, framework, batch)
             rows += found
             gpu = named or gpu
@@ -371,6 +383,8 @@ def run_bench(plan_path):
             rows += batch_rows
             device = gpu or device
         chart = draw_latency_chart(rows, device, os.path.join(work, "artifacts", "bench.png"))
+        if chart:
+            emit("artifact", name=os.path.basename(chart), kind="chart")
         emit("bench", device=device, rows=rows, skipped=skipped, batches=settings["batches"],
              chart=os.path.basename(chart) if chart else None)
 

@@ -24,6 +24,10 @@ def _series(rows):
     return [(label, series[label]) for label in order]
 
 
+def _ms_label(ms):
+    return "%.3g" % ms if ms < 1000 else "%.0f" % ms  # no 2.5e+04 on the slow bars
+
+
 def draw_latency_chart(rows, device, path):
     """Write a PNG to path and return path; None without matplotlib or timed rows."""
     timed = [r for r in rows if r.get("median_ms")]
@@ -45,7 +49,7 @@ def draw_latency_chart(rows, device, path):
         ys = [medians[b] for b in batches if b in medians]
         ax.bar(xs, ys, width, label=label)
         for x, y in zip(xs, ys):
-            ax.text(x, y * 1.08, "%.3g" % y, ha="center", va="bottom", fontsize=7)
+            ax.text(x, y * 1.08, _ms_label(y), ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")  # batch 1 and batch 100000 differ by orders of magnitude
     ax.set_xticks(range(len(batches)))
     ax.set_xticklabels(["%d" % b for b in batches])

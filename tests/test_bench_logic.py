@@ -1,0 +1,183 @@
+"""Pure logic of the bench step: settings, guards, rows, worker failures, chart fallback."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+
+from trtkit_steps import bench  # noqa: E402
+from trtkit_steps.chart import draw_latency_chart  # noqa: E402
+from trtkit_steps.common import StepError  # noqa: E402
+
+ORIGIN_INPUTS = [{"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}]
+
+
+def timed_row(framework, median, mode="end-to-end", batch=64):
+    return bench.timing_row(framework, mode, batch, [median] * 3, 0.0, 5)
+
+
+# --- settings -----------------------------------------------------------------
+
+def test_batches_from_list_or_string_keep_order_and_drop_repeats():
+    assert bench.parse_batches([1024, 1, 64, 1]) == [1024, 1, 64]
+    assert bench.parse_batches("1, 64,1024") == [1, 64, 1024]
+
+
+@pytest.mark.parametrize("value", [[], "", [0], [-1], [1.5], ["x"], [True], None, 64, "1,,2"])
+def test_bad_batches_are_step_errors(value):
+    with pytest.raises(StepError):
+        bench.parse_batches(value)
+
+
+def test_settings_default_when_bench_is_true_or_partial():
+    assert bench.bench_settings(True) == {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
+    assert bench.bench_settings({"batches": [8], "warmup": 0}) == {"batches": [8], "iterations": 50, "warmup": 0}
+
+
+@pytest.mark.parametrize("value", [{"iterations": 0}, {"warmup": -1}, {"iterations": 2.5}, [1, 64], "fast"])
+def test_bad_settings_are_step_errors(value):
+    with pytest.raises(StepError):
+        bench.bench_settings(value)
+
+
+def test_frameworks_follow_the_artifacts(tmp_path):
+    (tmp_path / "artifacts").mkdir()
+    assert bench.available_frameworks(str(tmp_path)) == ["keras-call", "keras-predict"]
+    (tmp_path / "artifacts" / "model.onnx").write_bytes(b"")
+    (tmp_path / "artifacts" / "model.plan").write_bytes(b"")
+    assert bench.available_frameworks(str(tmp_path)) == ["keras-call", "keras-predict", "onnxruntime", "tensorrt"]
+
+
+# --- memory and time guards -----------------------------------------------------
+
+def test_input_bytes_of_the_origin_batch():
+    assert bench.input_bytes(ORIGIN_INPUTS, {}, 100000) == 100000 * 11 * 192 * 4
+
+
+def test_input_bytes_need_shapes_for_unknown_dims():
+    spec = [{"name": "seq", "shape": [None, None, 4], "dtype": "float16"}]
+    with pytest.raises(StepError):
+        bench.input_bytes(spec, {}, 2)
+    assert bench.input_bytes(spec, {"seq": [[1, 1, 4], [1, 10, 4], [1, 20, 4]]}, 2) == 2 * 10 * 4 * 2
+
+
+def test_mem_available_from_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24731708 kB\nMemAvailable:   16999688 kB\n")
+    assert bench.mem_available_bytes(str(meminfo)) == 16999688 * 1024
+    meminfo.write_text("MemTotal:       24731708 kB\n")
+    assert bench.mem_available_bytes(str(meminfo)) is None
+    assert bench.mem_available_bytes(str(tmp_path / "missing")) is None
+
+
+def test_memory_guard_skips_inputs_above_a_sixteenth_of_free_memory():
+    gb = 10 ** 9
+    assert bench.memory_skip_reason(gb, 16 * gb) is None
+    assert bench.memory_skip_reason(10 ** 12, None) is None
+    reason = bench.memory_skip_reason(2 * gb, 16 * gb)
+    assert "2.00 GB" in reason and "16.00 GB" in reason
+
+
+@pytest.mark.parametrize("first_call_s, expected", [
+    (0.001, (4, 50)),   # everything fits
+    (1.0, (4, 50)),     # 60 calls fit: 50 timed, then the 4 further warmups
+    (1.15, (2, 50)),    # 52 fit: warmup gets the 2 left
+    (15.0, (0, 4)),     # the origin's 100000-row predict
+    (100.0, (0, 1)),    # one timed call, however slow
+    (0.0, (4, 50)),     # a clock too coarse to tell
+])
+def test_time_budget(first_call_s, expected):
+    assert bench.fit_budget(first_call_s, 5, 50, 60.0) == expected
+
+
+def test_time_budget_without_warmup():
+    assert bench.fit_budget(0.001, 0, 10, 60.0) == (0, 10)
+
+
+# --- rows -------------------------------------------------------------------------
+
+def test_timing_row_has_latency_stats_and_counts():
+    row = bench.timing_row("onnxruntime", "end-to-end", 64, [1.0, 2.0, 3.0], 1e-7, 5)
+    assert row["framework"] == "onnxruntime" and row["batch"] == 64 and row["max_abs_err"] == 1e-7
+    assert row["median_ms"] == 2.0 and row["iterations"] == 3 and row["warmup"] == 5
+    assert row["throughput_per_s"] == pytest.approx(32000.0)
+
+
+def test_speedup_is_predict_median_over_row_median():
+    rows = [timed_row("keras-call", 10.0), timed_row("keras-predict", 50.0), timed_row("onnxruntime", 2.0),
+            bench.error_row("tensorrt", "on-device", 64, "boom")]
+    filled = bench.fill_speedups(rows)
+    assert [r["speedup_vs_predict"] for r in filled] == [5.0, 1.0, 25.0, None]
+    assert "speedup_vs_predict" not in rows[0]
+
+
+def test_no_speedups_without_a_predict_median():
+    rows = [timed_row("keras-call", 10.0), bench.error_row("keras-predict", "end-to-end", 64, "no predict()")]
+    assert [r["speedup_vs_predict"] for r in bench.fill_speedups(rows)] == [None, None]
+
+
+def test_killed_worker_leaves_error_rows_for_unreported_modes():
+    reported = [timed_row("tensorrt", 1.0, mode="on-device")]
+    rows = bench.complete_rows(reported, "tensorrt", 64, -9, "")
+    assert rows[0] is reported[0]
+    assert rows[1] == {"framework": "tensorrt", "mode": "end-to-end", "batch": 64, "error": "killed by signal 9"}
+
+
+def test_worker_exit_code_and_last_line():
+    assert bench.worker_failure(1, "MemoryError") == "worker exited with code 1: MemoryError"
+    assert bench.worker_failure(3, "") == "worker exited with code 3"
+    assert bench.complete_rows([timed_row("onnxruntime", 1.0)], "onnxruntime", 64, 0, "") == [
+        timed_row("onnxruntime", 1.0)]
+
+
+def test_one_line_error():
+    assert bench.one_line(ValueError("first\n  second")) == "ValueError: first"
+    assert bench.one_line(MemoryError()) == "MemoryError"
+    assert bench.one_line(StepError("a SavedModel has no Keras predict()")) == "a SavedModel has no Keras predict()"
+    assert len(bench.one_line(RuntimeError("x" * 1000))) == 300
+
+
+def test_events_and_log_lines():
+    assert bench.parse_event('::trtkit::{"event": "bench_row", "batch": 1}\n') == {"event": "bench_row", "batch": 1}
+    assert bench.parse_event("2024 some TensorFlow log\n") is None
+    assert bench.parse_event("::trtkit::{not json\n") is None
+
+
+def test_cpu_name(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n")
+    assert bench.cpu_name(str(cpuinfo)) == "Intel(R) Xeon(R) Processor"
+    assert bench.cpu_name(str(tmp_path / "missing"))
+
+
+def test_worker_failure_becomes_a_row_not_a_crash(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"model": "m.h5", "model_format": "h5", "bench": {"batches": [8]}}))
+    rows, gpu = bench.spawn_worker(str(plan), "no-such-framework", 8)
+    assert gpu is None
+    assert rows == [{"framework": "no-such-framework", "mode": "end-to-end", "batch": 8,
+                     "error": "unknown bench framework 'no-such-framework'"}]
+    assert "bench_row" in capsys.readouterr().out  # relayed to the host
+
+
+# --- chart --------------------------------------------------------------------------
+
+def test_no_chart_without_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert draw_latency_chart([timed_row("keras-predict", 5.0)], "cpu: x", str(tmp_path / "b.png")) is None
+
+
+def test_no_chart_without_timed_rows(tmp_path):
+    rows = [bench.error_row("onnxruntime", "end-to-end", 1, "missing")]
+    assert draw_latency_chart(rows, "cpu: x", str(tmp_path / "b.png")) is None
+
+
+def test_chart_is_drawn(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [timed_row("keras-predict", 50.0, batch=b) for b in (1, 64)] + [
+        timed_row("tensorrt", 0.1, mode="on-device", batch=1), timed_row("tensorrt", 0.3, batch=1)]
+    path = str(tmp_path / "bench.png")
+    assert draw_latency_chart(rows, "gpu: H100", path) == path
+    assert Path(path).stat().st_size > 0
