@@ -282,3 +282,10 @@ def test_missing_calibration_data_is_refused(tmp_path):
         engine.load_calibration_data(str(tmp_path / "nothing.npz"), [LSTM_INPUT])
     with pytest.raises(StepError, match="no .npy or .npz"):
         engine.load_calibration_data(str(tmp_path), [LSTM_INPUT])
+
+
+def test_default_tolerances_follow_precision_and_tf32():
+    assert engine.default_atol("fp32", False) == 1e-4
+    assert engine.default_atol("fp32", True) == engine.TF32_ATOL
+    assert engine.default_atol("fp16", True) == 1e-2
+    assert engine.default_atol("int8", False) is None
