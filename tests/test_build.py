@@ -19,6 +19,8 @@ EXPECTED_IO = {
     "origin_savedmodel": (["lstm_1_input"], ["dense_3"]),
 }
 ARTIFACT = {"onnx": ("model.onnx", "onnx"), "frozen": ("model.pb", "frozen")}
+STEPS = {"onnx": ["inspect", "reference", "freeze", "export", "verify-onnx"],
+         "frozen": ["inspect", "reference", "freeze", "verify-frozen"]}
 
 
 @pytest.mark.parametrize("target", ["onnx", "frozen"])
@@ -39,10 +41,9 @@ def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
     assert manifest["artifacts"][0]["kind"] == kind
     assert sorted(os.listdir(out)) == sorted([name, "trtkit.json", "report.md", "report.html"])
     assert json.loads((out / "trtkit.json").read_text())["artifacts"] == manifest["artifacts"]
-    if target == "onnx":
-        [check] = manifest["verification"]
-        assert check["passed"] and check["max_abs_err"] <= 1e-5
-    assert [s["step"] for s in manifest["steps"]][:4] == ["inspect", "reference", "freeze", "export"][:4 if target == "onnx" else 3]
+    [check] = manifest["verification"]
+    assert check["artifact"] == name and check["passed"] and check["max_abs_err"] <= 1e-5
+    assert [s["step"] for s in manifest["steps"]] == STEPS[target]
     assert all(s["ok"] for s in manifest["steps"])
     for path in out.iterdir():
         assert path.stat().st_uid == os.getuid() and path.stat().st_gid == os.getgid()
@@ -112,3 +113,28 @@ def test_inspect_prints_the_names_the_origin_post_guessed(trtkit, models):
     table = trtkit("inspect", models / "origin_lstm.h5", "--image", "trtkit/standin", "--tag", "19.07-py3")
     assert table.returncode == 0
     assert "dense_3/Sigmoid:0" in table.stdout and "import/lstm_1_input:0" in table.stdout
+
+
+def test_build_with_bench_then_bench_the_output(trtkit, models, tmp_path):
+    """--bench keeps the figures in the manifest and the report; `trtkit bench OUT` times the same artifacts."""
+    out = tmp_path / "out"
+    result = trtkit("build", models / "two_io.h5", *STANDIN_ARGS, "--out", out, "--bench", "--batch", "1,16",
+                    "--iterations", "3", "--warmup", "1", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads(result.stdout)["bench"]
+    assert bench["batches"] == [1, 16] and bench["device"].startswith("cpu: ")
+    rows = {(r["batch"], r["framework"]): r for r in bench["rows"]}
+    assert set(rows) == {(b, f) for b in (1, 16) for f in ("keras-call", "keras-predict", "onnxruntime")}
+    for row in rows.values():
+        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["iterations"] == 3
+    assert rows[(16, "onnxruntime")]["max_abs_err"] <= 1e-5
+    assert rows[(16, "keras-predict")]["speedup_vs_predict"] == 1.0
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "## Benchmark (cpu: " in report and "![latency per batch size](bench.png)" in report
+    assert "<img src='bench.png'" in (out / "report.html").read_text()
+
+    again = trtkit("bench", out, "--image", "trtkit/standin", "--tag", "19.07-py3", "--gpus", "none",
+                   "--batch", "4", "--iterations", "2", "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {r["framework"] for r in json.loads(again.stdout)["rows"]} == {"keras-call", "keras-predict", "onnxruntime"}

@@ -2,10 +2,11 @@
 import io
 import json
 import tarfile
-import uuid
 
 import docker
 import pytest
+
+from fresh_base import make_fresh_base, remove_fresh_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 
@@ -14,20 +15,9 @@ SETUP_TRACE = "/opt/tensorrt/python/setup-runs.log"
 
 @pytest.fixture
 def fresh_base(docker_client, standin):
-    """A new base image id (the stand-in plus a label), so no toolchain exists for it yet."""
-    repository, tag = "trtkit-test/standin", uuid.uuid4().hex[:8]
-    dockerfile = f"FROM {standin}\nLABEL org.trtkit.test={tag}\n".encode()
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-    context.seek(0)
-    docker_client.images.build(fileobj=context, custom_context=True, tag=f"{repository}:{tag}", rm=True)
+    repository, tag = make_fresh_base(docker_client, standin, "trtkit-test/standin")
     yield repository, tag
-    for image in docker_client.images.list(filters={"label": f"org.trtkit.base={repository}:{tag}"}):
-        docker_client.images.remove(image.id, force=True)
-    docker_client.images.remove(f"{repository}:{tag}", force=True)
+    remove_fresh_base(docker_client, repository, tag)
 
 
 def setup_runs(docker_client, image: str) -> list[str]:

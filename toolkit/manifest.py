@@ -6,7 +6,7 @@ from pathlib import Path
 
 from toolkit import __version__
 from toolkit.events import BuildRecord
-from toolkit.modelfile import sha256_of
+from toolkit.modelfile import sha256_of, size_of
 from toolkit.plan import BuildPlan, TargetChoice
 from toolkit.toolchain import Toolchain
 
@@ -38,4 +38,4 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
 
 
 def _describe(path: Path, event: dict) -> dict:
-    return {**event, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+    return {**event, "bytes": size_of(path), "sha256": sha256_of(path)}

@@ -58,6 +58,11 @@ def _sniff(path: Path) -> str | None:
     return None
 
 
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of all files in a folder (a SavedModel artifact)."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def sha256_of(path: Path) -> str:
     """Digest of a file, or of a folder's files (names and contents, in order)."""
     digest = hashlib.sha256()

@@ -34,11 +34,7 @@ def sections(m: dict) -> list[Section]:
         ("Versions in the container", ["package", "version"], sorted([k, v] for k, v in m["versions"].items())),
     ]
     if m.get("names"):
-        result.append(("Node names", ["role", "Keras", "TF tensor", "frozen graph", "after import_graph_def", "shape", "dtype"],
-                       [["input", i["name"], i["keras_tensor"], i["frozen"], i["imported"], i["shape"], i["dtype"]]
-                        for i in m["names"]["inputs"]] +
-                       [["output", o["name"], o["keras_tensor"], o["frozen"], o["imported"], "", ""]
-                        for o in m["names"]["outputs"]]))
+        result.append(names_section(m["names"]))
     result.append(("Steps", ["step", "seconds", "ok"], [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
     if m["verification"]:
         result.append(("Verification against Keras", ["artifact", "max abs error", "tolerance", "passed"],
@@ -51,6 +47,14 @@ def sections(m: dict) -> list[Section]:
     if m.get("bench"):
         result.append(bench_section(m["bench"]))
     return result
+
+
+def names_section(names: dict, title: str = "Node names") -> Section:
+    headers = ["role", "Keras", "TF tensor", "frozen graph", "after import_graph_def", "shape", "dtype"]
+    rows = ([["input", i["name"], i["keras_tensor"], i["frozen"], i["imported"], i["shape"], i["dtype"]]
+             for i in names["inputs"]] +
+            [["output", o["name"], o["keras_tensor"], o["frozen"], o["imported"], "", ""] for o in names["outputs"]])
+    return (title, headers, rows)
 
 
 def bench_section(bench: dict) -> Section:
@@ -94,17 +98,22 @@ def write_all(m: dict, folder: Path) -> None:
     (folder / "report.html").write_text(html_report(m))
 
 
+def print_table(section: Section) -> None:
+    title, headers, rows = section
+    table = Table(title=title, title_justify="left", show_header=any(headers))
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*[_fmt(v) for v in row])
+    out.print(table)
+
+
 def print_summary(m: dict, out_dir: Path) -> None:
     """The end of `trtkit build`: artifacts, names, errors, step times."""
     shown = {"Node names", "Steps", "Verification against Keras", "Artifacts"}
-    for title, headers, rows in sections(m):
-        if title in shown or title.startswith("Benchmark"):
-            table = Table(title=title, title_justify="left", show_header=any(headers))
-            for header in headers:
-                table.add_column(header)
-            for row in rows:
-                table.add_row(*[_fmt(v) for v in row])
-            out.print(table)
+    for section in sections(m):
+        if section[0] in shown or section[0].startswith("Benchmark"):
+            print_table(section)
     out.print(f"[bold green]done[/]: {out_dir} (target {m['target']['chosen']}: {m['target']['reason']})", markup=True)
     if m.get("engine"):
         out.print(f"[yellow]note[/]: {m['engine'].get('portability_note')}", markup=True)

@@ -133,6 +133,15 @@ def compare(expected, actual):
     return report
 
 
+# Exported graphs (ONNX, frozen GraphDef) compute what Keras computes, in FP32.
+EXPORT_ATOL = 1e-5
+
+
+def tolerance(plan, default):
+    """--atol when given, else the artifact kind's default."""
+    return plan["atol"] if plan.get("atol") is not None else default
+
+
 def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None):
     """Record errors; fail when any output misses atol (atol None = report only)."""
     worst = max(e["max_abs_err"] for e in errors.values()) if errors else 0.0

@@ -23,7 +23,7 @@ import numpy as np
 
 from trtkit_steps import trt_cuda
 from trtkit_steps.common import (StepError, Unsupported, compare, emit, gate, load_arrays, log, read_json,
-                                 run_main, step)
+                                 run_main, step, tolerance)
 
 MAX_BATCH = 100000
 OPT_BATCH = 1024
@@ -702,7 +702,7 @@ def _verify(backend, work, engine_path, plan, settings):
     inputs = load_arrays(os.path.join(work, "inputs.npz"))
     expected = load_arrays(os.path.join(work, "reference.npz"))
     actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
-    atol = plan["atol"] if plan.get("atol") is not None else default_atol(settings.precision, settings.tf32)
+    atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
     gate("model.plan", compare(expected, actual), atol, os.path.join(work, "evidence"), inputs, expected, actual)
 
 

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from trtkit_steps.common import (InvalidModel, StepError, emit, log, read_json, run_main,
-                                 save_arrays, step, write_json)
+from trtkit_steps.common import (EXPORT_ATOL, InvalidModel, StepError, compare, emit, gate, read_json, run_main,
+                                 save_arrays, step, tolerance, write_json)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -215,6 +215,18 @@ def _rename_io(graph, renames):
         node.output[:] = [renames.get(n, n) for n in node.output]
 
 
+def run_frozen(graph_def, in_names, out_names, model, inputs):
+    """Run the frozen GraphDef the way its users will: imported into a graph, fed by tensor name."""
+    tf = _tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    feed = {name: inputs[s["name"]] for name, s in zip(in_names, model.inputs)}
+    with tf.compat.v1.Session(graph=graph) as session:
+        values = session.run(out_names, feed_dict=feed)
+    return {o["name"]: v for o, v in zip(model.outputs, values)}
+
+
 def write_graph(graph_def, path):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -253,6 +265,11 @@ def main(argv):
         if plan["target"] in ("frozen", "tftrt"):
             write_graph(graph_def, os.path.join(artifacts, "model.pb"))
             emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
+    if plan["target"] == "frozen":
+        with step("verify-frozen"):
+            actual = run_frozen(graph_def, in_names, out_names, model, inputs)
+            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, "evidence"),
+                 inputs, expected, actual)
 
     if plan["target"] != "frozen" or plan.get("bench"):
         with step("export"):

@@ -10,9 +10,8 @@ import os
 
 import numpy as np
 
-from trtkit_steps.common import StepError, compare, emit, gate, load_arrays, read_json, run_main, step
-
-DEFAULT_ATOL = 1e-5
+from trtkit_steps.common import (EXPORT_ATOL, StepError, compare, emit, gate, load_arrays, read_json, run_main, step,
+                                 tolerance)
 
 
 def ort_session(path):
@@ -39,8 +38,7 @@ def main(argv):
         inputs = load_arrays(os.path.join(work, "inputs.npz"))
         expected = load_arrays(os.path.join(work, "reference.npz"))
         actual = run_session(session, inputs)
-        atol = plan["atol"] if plan.get("atol") is not None else DEFAULT_ATOL
-        gate("model.onnx", compare(expected, actual), atol, os.path.join(work, "evidence"),
+        gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, "evidence"),
              inputs, expected, actual)
 
 

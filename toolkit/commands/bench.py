@@ -4,10 +4,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rich.table import Table
-
 from toolkit import builder, options, report
-from toolkit.console import out, print_json, user_errors
+from toolkit.console import print_json, user_errors
 from toolkit.errors import InvalidModel
 from toolkit.manifest import MANIFEST_NAME
 from toolkit.modelfile import resolve_model
@@ -43,13 +41,7 @@ def bench(
     if json_output:
         print_json(result)
         return
-    title, headers, rows = report.bench_section(result)
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*[report._fmt(v) for v in row])
-    out.print(table)
+    report.print_table(report.bench_section(result))
 
 
 def _bench_build(out_dir: Path, image_ref: str, gpus, settings: dict) -> dict:

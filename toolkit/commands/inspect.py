@@ -2,10 +2,8 @@
 import tempfile
 from pathlib import Path
 
-from rich.table import Table
-
-from toolkit import builder, options
-from toolkit.console import out, print_json, user_errors
+from toolkit import builder, options, report
+from toolkit.console import print_json, user_errors
 from toolkit.modelfile import resolve_model
 from toolkit.plan import BuildPlan, GpuRequest, image_reference
 from toolkit.toolchain import cache_dir
@@ -28,11 +26,4 @@ def inspect(
     if json_output:
         print_json(names)
         return
-    table = Table(title=f"{plan.model.path.name}: {names['params']} parameters", title_justify="left")
-    for header in ("role", "Keras name", "TF tensor", "frozen graph", "after import_graph_def", "shape", "dtype"):
-        table.add_column(header)
-    for role in ("inputs", "outputs"):
-        for t in names[role]:
-            shape = "×".join("N" if d is None else str(d) for d in t.get("shape", [])) or "-"
-            table.add_row(role[:-1], t["name"], t["keras_tensor"], t["frozen"], t["imported"], shape, t.get("dtype", "-"))
-    out.print(table)
+    report.print_table(report.names_section(names, f"{plan.model.path.name}: {names['params']} parameters"))

@@ -1,0 +1,84 @@
+"""TF-TRT, the origin post's route, where the stack's TensorFlow has TensorRT (TF 2.x up to 2.17).
+
+    python3 -m trtkit_steps.tftrt PLAN.json
+
+TrtGraphConverterV2 takes a SavedModel only, so the model is saved as one
+with the io names trtkit found (no node names typed by hand), converted,
+its engines built for the sample batch, and saved as artifacts/model.tftrt/.
+The result is then loaded back and checked against the Keras reference.
+
+Not exercised by trtkit's tests or GPU proof: no stack with TF-TRT could run
+on the development machines (see docs/gpu-proof.md).
+"""
+import os
+import shutil
+
+from trtkit_steps.common import (Unsupported, compare, emit, gate, load_arrays, read_json, run_main, step,
+                                 tolerance)
+from trtkit_steps.engine import default_atol
+from trtkit_steps.keras_stage import load_model
+
+PRECISION_MODES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
+
+
+def save_serving_model(model, path):
+    """The model as a SavedModel whose signature takes and returns trtkit's io names."""
+    import tensorflow as tf
+    specs = [tf.TensorSpec([None] + s["shape"][1:], s["dtype"], name=s["name"]) for s in model.inputs]
+    names = [o["name"] for o in model.outputs]
+    serve = tf.function(lambda *xs: dict(zip(names, model.call(list(xs)))), input_signature=specs)
+    module = tf.Module()
+    module.owner = model.owner   # tracks the variables
+    tf.saved_model.save(module, path, signatures=serve.get_concrete_function())
+
+
+def convert(saved_model, out, plan, inputs, order):
+    from tensorflow.python.compiler.tensorrt import trt_convert as trt
+    if plan["precision"] == "int8" and not plan.get("calib_data"):
+        raise Unsupported("--precision int8 needs --calib-data")
+    converter = trt.TrtGraphConverterV2(input_saved_model_dir=saved_model,
+                                        precision_mode=PRECISION_MODES[plan["precision"]],
+                                        use_calibration=plan["precision"] == "int8", use_dynamic_shape=True,
+                                        dynamic_shape_profile_strategy="Optimal")
+    feed = [inputs[name] for name in order]
+    if plan["precision"] == "int8":
+        calib = load_arrays(plan["calib_data"]) if plan["calib_data"].endswith(".npz") else None
+        calib_feed = [calib[name] for name in order] if calib else feed
+        converter.convert(calibration_input_fn=lambda: iter([tuple(calib_feed)]))
+    else:
+        converter.convert()
+    converter.build(input_fn=lambda: iter([tuple(feed)]))
+    converter.save(out)
+
+
+def run_converted(path, inputs):
+    import tensorflow as tf
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    return {name: value.numpy() for name, value in serve(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def main(argv):
+    import tensorflow as tf
+    plan = read_json(argv[0])
+    work = os.path.dirname(os.path.abspath(argv[0]))
+    if tf.__version__.startswith("1."):
+        raise Unsupported("TF-TRT with TensorFlow %s (TrtGraphConverter, TF 1.x) is not supported by trtkit's steps: "
+                          "use --target engine" % tf.__version__)
+    model = load_model(plan["model"], plan["model_format"])
+    inputs = load_arrays(os.path.join(work, "inputs.npz"))
+    expected = load_arrays(os.path.join(work, "reference.npz"))
+    out = os.path.join(work, "artifacts", "model.tftrt")
+    with step("tftrt-convert"):
+        saved = os.path.join(work, "savedmodel")
+        save_serving_model(model, saved)
+        convert(saved, out, plan, inputs, [s["name"] for s in model.inputs])
+        shutil.rmtree(saved)
+    emit("artifact", name="model.tftrt", kind="tftrt-savedmodel", precision=plan["precision"])
+    with step("verify-tftrt"):
+        actual = run_converted(out, inputs)
+        gate("model.tftrt", compare(expected, actual), tolerance(plan, default_atol(plan["precision"], False)),
+             os.path.join(work, "evidence"), inputs, expected, actual)
+
+
+if __name__ == "__main__":
+    run_main(main)
