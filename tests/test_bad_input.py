@@ -91,7 +91,7 @@ def test_tftrt_target_refused_where_the_stack_lacks_it(trtkit, models, tmp_path)
     out = tmp_path / "out"
     result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--target", "tftrt", "--out", out)
     assert_clean_failure(result, 19, "this image's stack has no TF-TRT", out)
-    assert "19.07-py3" in result.stderr
+    assert "nvcr.io/nvidia/tensorflow" in result.stderr
 
 
 @pytest.mark.parametrize("make_out", [

@@ -12,7 +12,7 @@ from toolkit.events import BuildRecord, EventStream
 from toolkit.modelfile import HDF5_SIGNATURE, resolve_model
 from toolkit.plan import GpuRequest, choose_target, image_reference, parse_gpus, parse_shapes, parse_size
 from toolkit.staging import Staging
-from toolkit.tags import KNOWN_TAGS, known_tag, tags_with_tftrt, trtexec_has_precision_flags
+from toolkit.tags import KNOWN_TAGS, known_tag, trtexec_has_precision_flags
 
 TRT_STACK = {"tensorrt": "8.6.0", "tensorflow": "2.21.0", "tftrt": False}
 CPU_STACK = {"tensorrt": None, "trtexec": None, "tensorflow": "2.21.0", "tftrt": False}
@@ -70,7 +70,7 @@ def test_default_target_is_engine_only_with_gpu_and_tensorrt():
 
 
 def test_requested_targets_are_checked_against_the_stack():
-    with pytest.raises(TargetUnsupported, match="no TF-TRT.*19.07-py3"):
+    with pytest.raises(TargetUnsupported, match="no TF-TRT.*nvcr.io/nvidia/tensorflow"):
         choose_target("tftrt", GpuRequest("all"), True, TRT_STACK)
     with pytest.raises(TargetUnsupported, match="no TensorRT"):
         choose_target("engine", GpuRequest("all"), True, CPU_STACK)
@@ -144,6 +144,5 @@ def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
 
 def test_tag_table():
     assert known_tag("19.07-py3").tensorrt == "5.1.5"
-    assert "19.07-py3" in tags_with_tftrt() and "24.05-py3" not in tags_with_tftrt()
     assert trtexec_has_precision_flags("10.8.0") and not trtexec_has_precision_flags("11.1.0")
     assert len({t.tag for t in KNOWN_TAGS}) == len(KNOWN_TAGS)

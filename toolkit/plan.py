@@ -12,7 +12,7 @@ import typer
 
 from toolkit.errors import GpuUnavailable, TargetUnsupported
 from toolkit.modelfile import ModelRef
-from toolkit.tags import tags_with_tftrt
+from toolkit.tags import TFTRT_IMAGES
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tensorrt"
 TARGETS = ("onnx", "frozen", "engine", "tftrt")
@@ -100,7 +100,7 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
     if requested == "tftrt" and not toolchain.get("tftrt"):
         raise TargetUnsupported(
             f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
-            f"TF 2.18 dropped it): use --target engine, or a tag that has it: {', '.join(tags_with_tftrt())}")
+            f"TF 2.18 dropped it): use --target engine, or an image that has it: {TFTRT_IMAGES}")
     if requested == "engine" and not tensorrt:
         raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): "
                                 "use --target onnx, or an nvcr.io/nvidia/tensorrt tag")

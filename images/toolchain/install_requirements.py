@@ -33,7 +33,18 @@ def importable(module):
         return False
 
 
+def tensorflow_1():
+    """TF 1.x (python_setup.sh of 19.xx-20.xx tags): trtkit's steps need TensorFlow 2."""
+    try:
+        return importlib.import_module("tensorflow").__version__.startswith("1.")
+    except Exception:  # absent or broken: nothing to replace
+        return False
+
+
 def main():
+    if tensorflow_1():
+        print("trtkit: replacing TensorFlow 1.x with the pinned TensorFlow 2 (TF-TRT of TF 1.x is not used)")
+        subprocess.check_call([sys.executable, "-m", "pip", "uninstall", "-y", "tensorflow", "tensorflow-gpu"])
     missing = [req for req in pinned() if not importable(MODULES.get(req.split("=")[0].split("<")[0], req))]
     if not missing:
         print("trtkit: pinned packages already present")

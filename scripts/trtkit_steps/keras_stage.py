@@ -96,6 +96,15 @@ def _from_saved_model(path):
     return LoadedModel(inputs, outputs, call, params, None, loaded)
 
 
+def _keras2():
+    """Keras 2: tf_keras from TF 2.16 on, where tf.keras became Keras 3; tf.keras before."""
+    try:
+        import tf_keras
+        return tf_keras
+    except ImportError:
+        return _tf().keras
+
+
 def load_model(path, kind):
     """Load MODEL; a file that is not a loadable model is an InvalidModel."""
     tf = _tf()
@@ -110,8 +119,8 @@ def load_model(path, kind):
                 if "model_config" not in f.attrs:
                     raise InvalidModel("%s holds weights only (no model_config): save the whole model "
                                        "with model.save(), not model.save_weights()" % os.path.basename(path))
-            import tf_keras
-            return _from_keras(tf_keras.models.load_model(path, compile=False), tf_keras.__version__)
+            keras2 = _keras2()
+            return _from_keras(keras2.models.load_model(path, compile=False), keras2.__version__)
         import keras
         return _from_keras(keras.models.load_model(path, compile=False), keras.__version__)
     except StepError:
