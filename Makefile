@@ -11,7 +11,7 @@ setup: $(TRTKIT)
 	bash images/build.sh
 
 $(TRTKIT): pyproject.toml
-	python3 -m venv $(VENV)
+	python3 -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(TRTKIT)
 
