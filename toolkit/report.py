@@ -102,7 +102,7 @@ def print_table(section: Section) -> None:
     title, headers, rows = section
     table = Table(title=title, title_justify="left", show_header=any(headers))
     for header in headers:
-        table.add_column(header)
+        table.add_column(header, overflow="fold")   # names must show whole, even in narrow terminals
     for row in rows:
         table.add_row(*[_fmt(v) for v in row])
     out.print(table)

@@ -34,7 +34,7 @@ def doctor() -> None:
                    "" if not leftovers else "docker rm -f $(docker ps -aq --filter label=org.trtkit)"))
     table = Table(title="trtkit doctor", title_justify="left")
     for header in ("check", "", "state", "fix"):
-        table.add_column(header)
+        table.add_column(header, overflow="fold")
     for what, ok, detail, fix in checks:
         table.add_row(what, "[green]ok[/]" if ok else "[yellow]![/]", detail, fix)
     out.print(table)
