@@ -39,7 +39,7 @@ def test_missing_image_is_pulled_then_derived(trtkit, models, tmp_path, registry
     assert f"pulled {image}:1" in result.stderr
     assert docker_client.images.get(f"{image}:1")
     assert result.returncode == 20, result.stderr[-1500:]
-    assert f"building trtkit/toolchain:" in result.stderr
+    assert "building trtkit/toolchain:" in result.stderr
 
 
 def test_unknown_tag(trtkit, models, tmp_path, registry):

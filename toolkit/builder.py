@@ -5,7 +5,9 @@ it shows the user.
 """
 import json
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,15 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, work: Path,
     return record
 
 
+@contextmanager
+def scratch_work():
+    """A work folder for runs that publish nothing (inspect, bench of a build), removed after."""
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as folder:
+        work = Path(folder)
+        (work / "artifacts").mkdir()
+        yield work
+
+
 def _step_error(code: int, record: BuildRecord):
     error_type = STEP_EXIT_CODES.get(code, StepFailed)
     if record.error:
@@ -93,8 +104,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
             raise VerificationFailed(f"{e.message}; evidence kept in {_keep_evidence(plan, staging.work)}") from None
         for artifact in record.artifacts:
             shutil.move(str(staging.work / "artifacts" / artifact["name"]), str(staging.result / artifact["name"]))
-        manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started,
-                                        base_image=session.runner.client.images.get(plan.image))
+        manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started)
         report.write_all(manifest, staging.result)
         return BuildOutcome(staging.publish(), manifest, choice)
 

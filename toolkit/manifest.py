@@ -14,13 +14,13 @@ MANIFEST_NAME = "trtkit.json"
 
 
 def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: BuildRecord, result_dir: Path,
-         started: float, base_image) -> dict:
+         started: float) -> dict:
     manifest = {
         "trtkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": sha256_of(plan.model.path),
                   "params": (record.names or {}).get("params")},
-        "image": {"reference": plan.image, "id": base_image.id, "repo_digests": base_image.attrs.get("RepoDigests", []),
+        "image": {"reference": plan.image, "id": toolchain.base_id, "repo_digests": toolchain.base_digests,
                   "toolchain": toolchain.tag, "toolchain_id": toolchain.image_id},
         "options": plan.options(),
         "target": {"chosen": choice.target, "reason": choice.reason},

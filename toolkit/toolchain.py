@@ -28,8 +28,9 @@ REPOSITORY = "trtkit/toolchain"
 class Toolchain:
     tag: str
     image_id: str
-    built_now: bool
     probe: dict
+    base_id: str                # the IMAGE:TAG it was derived from
+    base_digests: list[str]
 
 
 def cache_dir() -> Path:
@@ -62,15 +63,14 @@ def ensure_toolchain(runner: DockerRunner, base_reference: str, on_line) -> Tool
     tag = toolchain_tag(base.id, context)
     existing = runner.client.images.list(name=tag)
     if existing:
-        image, built = existing[0], False
+        image = existing[0]
     else:
         err.print(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
         image = runner.build(context, tag, buildargs={"BASE_IMAGE": base_reference},
                              labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
                                      "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
                              on_line=on_line)
-        built = True
-    return Toolchain(tag, image.id, built, probe(runner, image.id))
+    return Toolchain(tag, image.id, probe(runner, image.id), base.id, base.attrs.get("RepoDigests", []))
 
 
 def probe(runner: DockerRunner, image_id: str) -> dict:

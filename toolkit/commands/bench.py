@@ -1,7 +1,6 @@
 """trtkit bench: the artifacts against Keras, side by side, in the same container and device."""
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from toolkit import builder, options, report
@@ -10,7 +9,6 @@ from toolkit.errors import InvalidModel
 from toolkit.manifest import MANIFEST_NAME
 from toolkit.modelfile import resolve_model
 from toolkit.plan import BuildPlan, image_reference, parse_gpus
-from toolkit.toolchain import cache_dir
 
 
 @user_errors
@@ -50,9 +48,7 @@ def _bench_build(out_dir: Path, image_ref: str, gpus, settings: dict) -> dict:
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} has no node names: rebuild with this trtkit version")
     plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), image=image_ref, gpus=gpus, bench=settings)
     session = builder.open_session(plan)
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        work = Path(tmp)
-        (work / "artifacts").mkdir()
+    with builder.scratch_work() as work:
         for artifact in manifest["artifacts"]:
             shutil.copy2(out_dir / artifact["name"], work / "artifacts" / artifact["name"])
         (work / "io.json").write_text(json.dumps(manifest["names"]))

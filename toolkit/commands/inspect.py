@@ -1,12 +1,8 @@
 """trtkit inspect: the node names the origin post had to guess, found in the container."""
-import tempfile
-from pathlib import Path
-
 from toolkit import builder, options, report
 from toolkit.console import print_json, user_errors
 from toolkit.modelfile import resolve_model
 from toolkit.plan import BuildPlan, GpuRequest, image_reference
-from toolkit.toolchain import cache_dir
 
 
 @user_errors
@@ -19,9 +15,8 @@ def inspect(
     """Inputs and outputs of MODEL: Keras names, TF tensor names, frozen-graph and import/ names, shapes, dtypes."""
     plan = BuildPlan(model=resolve_model(model), image=image_reference(image, tag), gpus=GpuRequest("none"))
     session = builder.open_session(plan)
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
-        (Path(work) / "artifacts").mkdir()
-        record = builder.run_pipeline(session, plan, "onnx", Path(work), mode="inspect")
+    with builder.scratch_work() as work:
+        record = builder.run_pipeline(session, plan, "onnx", work, mode="inspect")
     names = {**record.names, "model": str(plan.model.path), "versions": record.versions}
     if json_output:
         print_json(names)
