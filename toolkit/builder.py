@@ -17,8 +17,7 @@ from toolkit.console import err
 from toolkit.docker_runner import DockerRunner
 from toolkit.errors import STEP_EXIT_CODES, StepFailed, VerificationFailed
 from toolkit.events import BuildRecord, EventStream
-from toolkit.plan import (CACHE_MOUNT, MODEL_MOUNT, SCRIPTS_MOUNT, WORK_MOUNT, BuildPlan, TargetChoice,
-                          choose_target)
+from toolkit.plan import CACHE_MOUNT, MODEL_MOUNT, SCRIPTS_MOUNT, WORK_MOUNT, BuildPlan, choose_target
 from toolkit.resources import scripts_dir
 from toolkit.staging import Staging
 from toolkit.toolchain import Toolchain, cache_dir, ensure_toolchain
@@ -89,7 +88,6 @@ def _step_error(code: int, record: BuildRecord):
 class BuildOutcome:
     out_dir: Path
     manifest: dict
-    choice: TargetChoice
 
 
 def build(plan: BuildPlan) -> BuildOutcome:
@@ -106,7 +104,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
             shutil.move(str(staging.work / "artifacts" / artifact["name"]), str(staging.result / artifact["name"]))
         manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started)
         report.write_all(manifest, staging.result)
-        return BuildOutcome(staging.publish(), manifest, choice)
+        return BuildOutcome(staging.publish(), manifest)
 
 
 def _keep_evidence(plan: BuildPlan, work: Path) -> Path:

@@ -5,7 +5,6 @@ carries the label org.trtkit so leftovers can be found (`trtkit doctor`).
 """
 import io
 import os
-import tarfile
 from collections.abc import Callable, Iterable
 
 import docker
@@ -96,16 +95,6 @@ class DockerRunner:
         except docker.errors.APIError as e:
             raise ToolchainBuildFailed(f"building {tag} failed: {e.explanation or e}") from None
         return self.client.images.get(tag)
-
-    def read_file(self, image, path: str) -> bytes:
-        """One file from an image, without starting a container."""
-        container = self.client.containers.create(image.id, command=["true"], labels={LABEL: "read"})
-        try:
-            stream, _ = container.get_archive(path)
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                return tar.extractfile(tar.getmembers()[0]).read()
-        finally:
-            container.remove(force=True)
 
     def run(self, image: str, command: list[str], volumes: dict, device_requests: list, environment: dict,
             on_output: Callable[[str], None]) -> int:

@@ -18,10 +18,6 @@ class TagInfo:
     ubuntu: str
     confirmed: bool = True
 
-    @property
-    def trtexec_precision_flags(self) -> bool:
-        return trtexec_has_precision_flags(self.tensorrt)
-
 
 KNOWN_TAGS = [
     TagInfo("19.07-py3", "5.1.5", "10.1", "3.6", "18.04", confirmed=False),

@@ -92,13 +92,6 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
-def merge_json(path, key, value):
-    """Set one top-level key of the step results file."""
-    data = read_json(path) if os.path.exists(path) else {}
-    data[key] = value
-    write_json(path, data)
-
-
 def save_arrays(path, arrays):
     """Save a name -> array dict; names may hold '/' and ':', so keep an index."""
     names = sorted(arrays)
