@@ -14,7 +14,8 @@ import sys
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPTS)
 
-from trtkit_steps.common import EXIT_STEP_FAILED, emit, read_json  # noqa: E402
+from trtkit_steps import contract  # noqa: E402
+from trtkit_steps.common import emit, read_json  # noqa: E402
 
 
 def stages(plan):
@@ -50,7 +51,7 @@ def run_stage(module, plan_path):
 def main():
     plan_path = sys.argv[1]
     plan = read_json(plan_path)
-    os.makedirs(os.path.join(os.path.dirname(plan_path), "artifacts"), exist_ok=True)
+    os.makedirs(os.path.join(os.path.dirname(plan_path), contract.ARTIFACTS), exist_ok=True)
     emit("versions", python="%d.%d.%d" % sys.version_info[:3])
     for module in stages(plan):
         code = run_stage(module, plan_path)
@@ -58,9 +59,9 @@ def main():
             if code < 0:  # killed by a signal: the stage could not say why itself
                 emit("error", kind="StepError", message="stage %s was killed by signal %d" % (module, -code),
                      details={})
-                code = EXIT_STEP_FAILED
+                code = contract.EXIT_STEP_FAILED
             sys.exit(code)
-    emit("done")
+    emit(contract.FINAL_EVENT)
 
 
 if __name__ == "__main__":

@@ -63,13 +63,28 @@ def test_input_bytes_need_shapes_for_unknown_dims():
     assert bench.input_bytes(spec, {"seq": [[1, 1, 4], [1, 10, 4], [1, 20, 4]]}, 2) == 2 * 10 * 4 * 2
 
 
+def test_input_bytes_do_not_overflow_on_absurd_shapes():
+    spec = [{"name": "x", "shape": [None, 2**31 - 1, 2**31 - 1], "dtype": "float32"}]
+    needed = bench.input_bytes(spec, {}, 2**31 - 1)
+    assert needed == (2**31 - 1) ** 3 * 4 and bench.memory_skip_reason(needed, 16 * 10**9)
+
+
 def test_mem_available_from_meminfo(tmp_path):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       24731708 kB\nMemAvailable:   16999688 kB\n")
-    assert bench.mem_available_bytes(str(meminfo)) == 16999688 * 1024
+    assert bench.mem_available_bytes(str(meminfo), ()) == 16999688 * 1024
     meminfo.write_text("MemTotal:       24731708 kB\n")
-    assert bench.mem_available_bytes(str(meminfo)) is None
-    assert bench.mem_available_bytes(str(tmp_path / "missing")) is None
+    assert bench.mem_available_bytes(str(meminfo), ()) is None
+    assert bench.mem_available_bytes(str(tmp_path / "missing"), ()) is None
+
+
+def test_mem_available_is_capped_by_the_container_limit(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:   16999688 kB\n")
+    (tmp_path / "v2").write_text("2147483648\n")
+    (tmp_path / "unlimited").write_text("max\n")
+    assert bench.mem_available_bytes(str(meminfo), [str(tmp_path / "v2")]) == 2 << 30
+    assert bench.mem_available_bytes(str(meminfo), [str(tmp_path / "unlimited")]) == 16999688 * 1024
 
 
 def test_memory_guard_skips_inputs_above_a_sixteenth_of_free_memory():

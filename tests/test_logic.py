@@ -5,12 +5,13 @@ import zipfile
 import pytest
 import typer
 
-from toolkit.docker_runner import classify_pull_error, _lines
+from toolkit.docker_runner import _lines, classify_pull_error, device_requests
 from toolkit.errors import (ALL_ERRORS, GpuUnavailable, ImageNotFound, InvalidModel, ModelNotFound,
                             OutputNotWritable, RegistryUnavailable, TargetUnsupported)
 from toolkit.events import BuildRecord, EventStream
 from toolkit.modelfile import HDF5_SIGNATURE, resolve_model
-from toolkit.plan import GpuRequest, choose_target, image_reference, parse_gpus, parse_shapes, parse_size
+from toolkit.options import image_reference, parse_gpus, parse_shapes, parse_size
+from toolkit.plan import GpuRequest, choose_target
 from toolkit.staging import Staging
 from toolkit.tags import KNOWN_TAGS, known_tag, trtexec_has_precision_flags
 
@@ -46,11 +47,11 @@ def test_parse_gpus_and_size():
 
 
 def test_device_requests_follow_the_runtime():
-    assert GpuRequest("auto").device_requests(available=False) == []
-    assert GpuRequest("none").device_requests(available=True) == []
-    [request] = GpuRequest("all").device_requests(available=False)   # asked for: let the engine say no
+    assert device_requests(GpuRequest("auto"), available=False) == []
+    assert device_requests(GpuRequest("none"), available=True) == []
+    [request] = device_requests(GpuRequest("all"), available=False)   # asked for: let the engine say no
     assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
-    [request] = GpuRequest("ids", ("1",)).device_requests(available=True)
+    [request] = device_requests(GpuRequest("ids", ("1",)), available=True)
     assert request["DeviceIDs"] == ["1"]
 
 
@@ -90,7 +91,12 @@ def test_pull_errors_become_advice(message, error, text):
 
 
 def test_lines_reassembles_split_chunks():
-    assert list(_lines([b"ab", b"c\nd", b"e\n", b"tail"])) == ["abc", "de", "tail"]
+    assert list(_lines([b"ab", b"c\nd", b"e\n", b"tail"], 100)) == ["abc", "de", "tail"]
+
+
+def test_lines_cuts_a_huge_line_and_drops_its_rest():
+    chunks = [b"x" * 60, b"x" * 60, b"x" * 60 + b"\nnext\n"]
+    assert list(_lines(chunks, 100)) == ["x" * 100 + " [line cut]", "next"]
 
 
 def test_event_stream_builds_the_record():
@@ -117,7 +123,7 @@ def test_resolve_model_kinds(tmp_path):
     saved = tmp_path / "sm"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"x")
-    assert resolve_model(saved).format == "savedmodel" and resolve_model(saved).folder == tmp_path
+    assert resolve_model(saved).format == "savedmodel"
     with pytest.raises(ModelNotFound):
         resolve_model(tmp_path / "missing.h5")
     hdf5_named_keras = tmp_path / "h5.keras"
@@ -129,17 +135,18 @@ def test_resolve_model_kinds(tmp_path):
 def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("previous build")
-    with Staging(out) as staging:
+    (out / "trtkit.json").write_text(json.dumps({"artifacts": [{"name": "model.onnx"}]}))
+    (out / "model.onnx").write_text("previous build")
+    with Staging(out, force=False, protected={}) as staging:
         (staging.result / "model.onnx").write_text("new")
         staging.publish()
     assert [p.name for p in out.iterdir()] == ["model.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    with Staging(tmp_path / "failed"):
+    with Staging(tmp_path / "failed", force=False, protected={}):
         pass
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     with pytest.raises(OutputNotWritable):
-        Staging(tmp_path / "out" / "model.onnx" / "x")
+        Staging(tmp_path / "out" / "model.onnx" / "x", force=False, protected={})
 
 
 def test_tag_table():

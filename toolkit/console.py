@@ -1,33 +1,77 @@
-"""Where output goes: progress and logs to stderr, results (and --json) to stdout."""
+"""Where output goes: progress and logs to stderr, results (and --json) to stdout.
+
+Text that came out of a container is never markup: it goes through plain()
+(terminal escapes and control characters removed) into a rich Text.
+"""
 import functools
 import json
+import re
+import signal
 import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from toolkit.errors import Interrupted, TrtkitError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
+# ANSI escape sequences (CSI, OSC, and two-character escapes), then any other control character.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def plain(text) -> str:
+    """Container text made safe for a terminal: no escapes, no control characters, tabs kept."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
+
+
+def show(text, style: str = "") -> None:
+    """Print untrusted text on stderr as text, never as markup."""
+    err.print(Text(plain(text), style=style))
+
+
+def warn(message: str) -> None:
+    err.print(Text.assemble(("warning:", "yellow"), " ", plain(message)))
+
 
 def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+class Signalled(BaseException):
+    """SIGINT, SIGTERM or SIGHUP: unwinds like Ctrl-C, so every `finally` cleans up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    for s in SIGNALS:               # cleanup must not be cut short by a second signal
+        signal.signal(s, signal.SIG_IGN)
+    raise Signalled(signum)
+
+
 def user_errors(command):
-    """Show TrtkitError as one line and exit with its code; Ctrl-C exits 130."""
+    """Show TrtkitError as one line and exit with its code; signals exit 128 + their number."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        for s in SIGNALS:
+            signal.signal(s, _on_signal)
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            error = Interrupted("interrupted: the container was removed and nothing was written")
+        except (Signalled, KeyboardInterrupt) as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            error = Interrupted(f"interrupted by {signal.Signals(signum).name}: "
+                                "the container was removed and nothing was written", exit_code=128 + signum)
         except TrtkitError as e:
             error = e
-        err.print(f"[bold red]error:[/] {error.one_line()}", markup=True)
+        err.print(Text.assemble(("error:", "bold red"), " ", plain(error.one_line()).replace("\n", " ")))
         raise typer.Exit(error.exit_code)
 
     return wrapper

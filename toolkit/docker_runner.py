@@ -1,25 +1,50 @@
-"""The Docker SDK, wrapped: connect, pull with progress, build, run one container.
+"""The Docker SDK, wrapped: connect, pull with progress, build images, run boxed containers.
 
-Every container trtkit starts is removed in a `finally`, Ctrl-C included, and
-carries the label org.trtkit so leftovers can be found (`trtkit doctor`).
+A build container is a box: nothing of the host is mounted. Its only writable
+places are one anonymous volume at contract.ROOT, which the host fills with
+put_archive and reads back with get_archive, and a sized tmpfs at /tmp. It runs
+as an unprivileged uid with no capabilities, no network, no new privileges, a
+read-only root file system, and limits on memory, processes and logs. Every
+container carries labels naming the run and the process that started it, so
+`trtkit doctor --clean` can tell a crashed build's leftovers from a running one.
 """
 import io
 import os
-from collections.abc import Callable, Iterable
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import docker
 import docker.errors
+import docker.types
 import requests
+import urllib3.exceptions
 from docker.utils import parse_repository_tag
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from toolkit.console import err
+from toolkit.console import err, warn
+from toolkit.contract import contract
 from toolkit.errors import (DockerUnavailable, GpuUnavailable, ImageNotFound, RegistryUnavailable,
                             ToolchainBuildFailed, TrtkitError)
 
 LABEL = "org.trtkit"
+RUN_LABEL, PID_LABEL, START_LABEL, HOST_LABEL = (f"{LABEL}.{k}" for k in ("run", "pid", "pid-start", "host"))
+CONTAINER_USER = "65534:65534"          # nobody: never root, whoever runs trtkit
 GPU_DRIVER_ERROR = 'could not select device driver'
 NGC_LOGIN_HINT = "run `docker login nvcr.io` with user `$oauthtoken` and an NGC API key as password"
+# The daemon vanishing shows up as any of these, depending on where the SDK was.
+CONNECTION_ERRORS = (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    tmp_bytes: int = 2 << 30
+    pids: int = 4096
+    log_bytes: int = 50 << 20
 
 
 def classify_pull_error(reference: str, message: str) -> TrtkitError:
@@ -37,7 +62,44 @@ def classify_pull_error(reference: str, message: str) -> TrtkitError:
         return RegistryUnavailable(f"cannot pull {reference}: registry {registry} is unreachable "
                                    f"and the image is not present locally",
                                    hint="check the network, or load the image with `docker load`")
-    return RegistryUnavailable(f"cannot pull {reference}: {message.strip().splitlines()[0]}")
+    return RegistryUnavailable(f"cannot pull {reference}: {first_line(message)}")
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of an error message, shortened; never fails on empty text."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")[:limit]
+
+
+def device_requests(gpus, available: bool) -> list[docker.types.DeviceRequest]:
+    """What --gpus asks Docker for; auto means all GPUs where the NVIDIA runtime is registered."""
+    if gpus.mode == "none" or (gpus.mode == "auto" and not available):
+        return []
+    if gpus.mode == "ids":
+        return [docker.types.DeviceRequest(device_ids=list(gpus.ids), capabilities=[["gpu"]])]
+    return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (survives pid reuse checks), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def run_labels(kind: str) -> dict:
+    """A fresh run id per container, and the process that owns it."""
+    pid = os.getpid()
+    return {LABEL: kind, RUN_LABEL: uuid.uuid4().hex, PID_LABEL: str(pid), START_LABEL: process_start(pid) or "",
+            HOST_LABEL: socket.gethostname()}
+
+
+def owner_is_gone(labels: dict) -> bool:
+    """True when the trtkit process that made a container (on this host) no longer runs."""
+    if labels.get(HOST_LABEL) != socket.gethostname() or not labels.get(PID_LABEL, "").isdigit():
+        return False
+    return process_start(int(labels[PID_LABEL])) != labels.get(START_LABEL)
 
 
 class DockerRunner:
@@ -51,14 +113,16 @@ class DockerRunner:
             client = docker.from_env()
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            reason = str(e).splitlines()[0][:200]
-            raise DockerUnavailable(f"cannot reach the Docker daemon at {host}: {reason}",
+            raise DockerUnavailable(f"cannot reach the Docker daemon at {host}: {first_line(e, 200)}",
                                     hint="start it (`sudo systemctl start docker`, or `dockerd &`) or set DOCKER_HOST") from None
         return cls(client)
 
     def gpu_runtime(self) -> bool:
         """Whether this engine can give containers GPUs (the NVIDIA runtime is registered)."""
         return "nvidia" in (self.client.info().get("Runtimes") or {})
+
+    def memory_total(self) -> int:
+        return int(self.client.info().get("MemTotal") or 0)
 
     def image(self, reference: str):
         """The local image, pulled (with live progress) when missing."""
@@ -67,6 +131,8 @@ class DockerRunner:
         except docker.errors.ImageNotFound:
             self._pull(reference)
             return self.client.images.get(reference)
+        except docker.errors.APIError as e:   # e.g. an invalid reference
+            raise ImageNotFound(f"{reference}: {first_line(e.explanation or e)}") from None
 
     def _pull(self, reference: str) -> None:
         repository, tag = parse_repository_tag(reference)
@@ -82,48 +148,138 @@ class DockerRunner:
                 raise classify_pull_error(reference, str(e.explanation or e)) from None
         err.print(f"pulled {reference}")
 
-    def build(self, context: bytes, tag: str, buildargs: dict, labels: dict, on_line: Callable[[str], None]):
+    def build_image(self, context: bytes, tag: str, buildargs: dict, labels: dict,
+                    on_line: Callable[[str], None]):
         """docker build from an in-memory context, its output streamed line by line."""
         try:
             for event in self.client.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag,
                                                buildargs=buildargs, labels=labels, rm=True, forcerm=True,
                                                pull=False, decode=True):
                 if "error" in event:
-                    raise ToolchainBuildFailed(f"building {tag} failed: {event['error'].strip()}")
+                    raise ToolchainBuildFailed(f"building {tag} failed: {first_line(event['error'])}")
                 for line in event.get("stream", "").splitlines():
                     on_line(line)
         except docker.errors.APIError as e:
-            raise ToolchainBuildFailed(f"building {tag} failed: {e.explanation or e}") from None
+            raise ToolchainBuildFailed(f"building {tag} failed: {first_line(e.explanation or e)}") from None
         return self.client.images.get(tag)
 
-    def run(self, image: str, command: list[str], volumes: dict, device_requests: list, environment: dict,
-            on_output: Callable[[str], None]) -> int:
-        """Run a container to completion as the host user; returns its exit code."""
-        container = self.client.containers.create(
-            image, command=command, volumes=volumes, device_requests=device_requests or None,
-            environment=environment, user=f"{os.getuid()}:{os.getgid()}", network_mode="none",
-            labels={LABEL: "build"}, detach=True)
-        try:
-            self._start(container, device_requests)
-            for line in _lines(container.logs(stream=True, follow=True)):
-                on_output(line)
-            return container.wait()["StatusCode"]
-        finally:
-            container.remove(force=True)
+    def box(self, image: str, command: list[str], limits: Limits, environment: dict, gpus: list,
+            kind: str = "build") -> "Box":
+        return Box(self, image, command, limits, environment, gpus, kind)
 
-    def _start(self, container, device_requests: list) -> None:
+    def leftover_containers(self) -> list:
+        return self.client.containers.list(all=True, filters={"label": LABEL})
+
+
+class Box:
+    """One hardened container, used as a context manager: create, put, run, fetch, removed on exit.
+
+    Removal also finds the container by this run's label, so a signal that lands
+    between create and the assignment leaves nothing behind either.
+    """
+
+    def __init__(self, runner: DockerRunner, image: str, command: list[str], limits: Limits, environment: dict,
+                 gpus: list, kind: str):
+        self.runner, self.gpus, self.limits = runner, gpus, limits
+        self.labels = run_labels(kind)
+        self.spec = dict(
+            image=image, command=command, environment=environment, user=CONTAINER_USER, labels=self.labels,
+            mounts=[docker.types.Mount(target=contract.ROOT, source=None, type="volume")],
+            read_only=True, tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},mode=1777"},
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], network_mode="none", init=True,
+            pids_limit=limits.pids, mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
+            log_config=docker.types.LogConfig(type="json-file",
+                                              config={"max-size": str(limits.log_bytes), "max-file": "1"}),
+            device_requests=gpus or None, detach=True)
+        self.container = None
+        self.expired: str | None = None       # the step a deadline killed
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> "Box":
+        with _daemon_errors():
+            self.container = self.runner.client.containers.create(**self.spec)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disarm()
         try:
-            container.start()
+            run = f"{RUN_LABEL}={self.labels[RUN_LABEL]}"
+            for container in self.runner.client.containers.list(all=True, filters={"label": run}):
+                container.remove(force=True, v=True)
+        except (docker.errors.DockerException, *CONNECTION_ERRORS) as e:
+            warn(f"could not remove the build container ({first_line(e, 120)}); "
+                 "`trtkit doctor --clean` removes it once the daemon is back")
+
+    def put(self, archive) -> None:
+        """Unpack a tar (bytes or a file object) at contract.ROOT, before the container starts."""
+        with _daemon_errors():
+            self.container.put_archive(contract.ROOT, archive)
+
+    def fetch(self, path: str) -> Iterator[bytes] | None:
+        """A tar stream of one path in the container, or None when it is not there."""
+        try:
+            with _daemon_errors():
+                stream, _ = self.container.get_archive(path, chunk_size=1 << 20)
+        except docker.errors.NotFound:
+            return None
+        return _relayed(stream)
+
+    def run(self, on_output: Callable[[str], None]) -> int:
+        """Start, relay output lines until the container ends; its exit code."""
+        with _daemon_errors():
+            self._start()
+            for line in _lines(self.container.logs(stream=True, follow=True), contract.MAX_LINE_BYTES):
+                on_output(line)
+            return self.container.wait()["StatusCode"]
+
+    def out_of_memory(self) -> bool:
+        with _daemon_errors():
+            self.container.reload()
+        return bool(self.container.attrs["State"].get("OOMKilled"))
+
+    def deadline(self, seconds: float, what: str) -> None:
+        """Kill the container unless deadline() is called again within `seconds`."""
+        self.disarm()
+        self._timer = threading.Timer(seconds, self._expire, [what])
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self, what: str) -> None:
+        self.expired = what
+        try:
+            self.container.kill()
+        except (docker.errors.DockerException, *CONNECTION_ERRORS):
+            pass    # already gone: the wait reports how it ended
+
+    def _start(self) -> None:
+        try:
+            self.container.start()
         except docker.errors.APIError as e:
-            if GPU_DRIVER_ERROR in str(e) and device_requests:
+            if GPU_DRIVER_ERROR in str(e) and self.gpus:
                 raise GpuUnavailable(
                     "this Docker engine cannot give containers a GPU (no NVIDIA runtime: "
                     f"{GPU_DRIVER_ERROR} \"\" with capabilities [[gpu]])",
                     hint="install the NVIDIA Container Toolkit and restart dockerd, or use --gpus none") from None
             raise
 
-    def leftover_containers(self) -> list:
-        return self.client.containers.list(all=True, filters={"label": LABEL})
+
+@contextmanager
+def _daemon_errors():
+    """The daemon going away mid-run becomes DockerUnavailable (exit 12), not a traceback."""
+    try:
+        yield
+    except CONNECTION_ERRORS as e:
+        raise DockerUnavailable(f"lost the Docker daemon during the build: {first_line(e, 160)}",
+                                hint="restart dockerd and build again") from None
+
+
+def _relayed(stream: Iterator[bytes]) -> Iterator[bytes]:
+    with _daemon_errors():
+        yield from stream
 
 
 def _show_pull_event(progress: Progress, layers: dict, event: dict) -> None:
@@ -139,13 +295,20 @@ def _show_pull_event(progress: Progress, layers: dict, event: dict) -> None:
         progress.update(layers[layer], total=1, completed=1)
 
 
-def _lines(chunks: Iterable[bytes]):
-    """Whole lines from a stream of byte chunks that may split lines anywhere."""
-    buffer = b""
+def _lines(chunks: Iterable[bytes], limit: int):
+    """Whole lines from byte chunks that may split lines anywhere; a line longer than limit is cut
+    there (the rest of it dropped), so a container printing without newlines cannot fill memory."""
+    buffer, dropping = b"", False
     for chunk in chunks:
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
-            yield line.decode("utf-8", "replace")
-    if buffer:
+            if not dropping:
+                yield line.decode("utf-8", "replace")
+            dropping = False
+        if len(buffer) > limit:
+            if not dropping:
+                yield buffer[:limit].decode("utf-8", "replace") + " [line cut]"
+            buffer, dropping = b"", True
+    if buffer and not dropping:
         yield buffer.decode("utf-8", "replace")

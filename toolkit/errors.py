@@ -3,15 +3,18 @@
 Each carries the exit code the CLI returns, so scripts and CI can tell
 failures apart; the CLI prints the message as one line, without a traceback.
 """
+from toolkit.contract import contract
 
 
 class TrtkitError(Exception):
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def one_line(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
@@ -61,18 +64,31 @@ class ToolchainBuildFailed(TrtkitError):
     exit_code = 20
 
 
+class OutOfMemory(TrtkitError):
+    exit_code = 21
+
+
+class StepTimedOut(TrtkitError):
+    exit_code = 22
+
+
+class UntrustedModel(TrtkitError):
+    exit_code = 23
+
+
 class Interrupted(TrtkitError):
-    exit_code = 130
+    exit_code = 130     # 128 + the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP
 
 
-# Exit codes of the in-container steps (scripts/trtkit_steps/common.py) -> host errors.
+# Exit codes of the in-container steps (scripts/trtkit_steps/contract.py) -> host errors.
 STEP_EXIT_CODES = {
-    3: StepFailed,
-    4: InvalidModel,
-    5: VerificationFailed,
-    6: TargetUnsupported,
+    contract.EXIT_STEP_FAILED: StepFailed,
+    contract.EXIT_INVALID_MODEL: InvalidModel,
+    contract.EXIT_VERIFY_FAILED: VerificationFailed,
+    contract.EXIT_UNSUPPORTED: TargetUnsupported,
+    contract.EXIT_UNTRUSTED_MODEL: UntrustedModel,
 }
 
 ALL_ERRORS = [ModelNotFound, InvalidModel, DockerUnavailable, ImageNotFound, RegistryUnavailable,
               GpuUnavailable, OutputNotWritable, StepFailed, VerificationFailed, TargetUnsupported,
-              ToolchainBuildFailed, Interrupted]
+              ToolchainBuildFailed, OutOfMemory, StepTimedOut, UntrustedModel, Interrupted]

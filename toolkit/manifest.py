@@ -18,7 +18,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
     manifest = {
         "trtkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": sha256_of(plan.model.path),
+        "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": plan.model.sha256,
                   "params": (record.names or {}).get("params")},
         "image": {"reference": plan.image, "id": toolchain.base_id, "repo_digests": toolchain.base_digests,
                   "toolchain": toolchain.tag, "toolchain_id": toolchain.image_id},

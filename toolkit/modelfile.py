@@ -7,6 +7,7 @@ model) is found by the inspect step in the container.
 import hashlib
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from toolkit.errors import InvalidModel, ModelNotFound
@@ -24,10 +25,9 @@ class ModelRef:
     def name(self) -> str:
         return self.path.stem if self.path.is_file() else self.path.name
 
-    @property
-    def folder(self) -> Path:
-        """The folder mounted read-only into the container."""
-        return self.path.parent
+    @cached_property
+    def sha256(self) -> str:
+        return sha256_of(self.path)
 
 
 def resolve_model(path: Path) -> ModelRef:

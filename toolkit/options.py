@@ -1,36 +1,150 @@
-"""Option groups shared by the commands (typer Annotated aliases)."""
+"""The command line's options: declared once (typer Annotated aliases), parsed and validated here.
+
+Every parser raises typer.BadParameter: a usage error (exit 2) in one line, never a traceback.
+Numbers must be ASCII digits and stay within bounds, so nothing absurd reaches the container.
+"""
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from toolkit.plan import DEFAULT_IMAGE
+from toolkit.plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
+
+MAX_DIM = 2**31 - 1             # TensorRT dimensions are int32
+MAX_ELEMENTS = 2**40            # per input tensor: far above any real batch, far below int64 overflow
 
 ModelArg = Annotated[Path, typer.Argument(help="Keras 2 .h5, Keras 3 .keras, or a SavedModel folder.",
                                           show_default=False)]
-Tag = Annotated[str, typer.Option("--tag", help="Container tag, e.g. 19.07-py3. Required: no silent 'latest'.",
-                                  show_default=False)]
-Image = Annotated[str, typer.Option("--image", help="Container repository.")]
+Tag = Annotated[Optional[str], typer.Option("--tag", help="Container tag, e.g. 19.07-py3, or sha256:DIGEST. "
+                                            "Required unless --image is pinned as REPO@sha256:DIGEST: no silent 'latest'.",
+                                            show_default=False)]
+Image = Annotated[str, typer.Option("--image", help="Container repository (or REPO@sha256:DIGEST).")]
 Gpus = Annotated[str, typer.Option("--gpus", help="auto (GPUs when the engine has the NVIDIA runtime), all, none, or indices like 0,1.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (logs go to stderr).")]
 Batches = Annotated[str, typer.Option("--batch", help="Batch sizes to time, comma-separated.")]
-Iterations = Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per batch size.")]
-Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
+Iterations = Annotated[int, typer.Option("--iterations", min=1, max=100_000, help="Timed runs per batch size.")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, max=10_000, help="Untimed runs first.")]
 Shapes = Annotated[Optional[list[str]], typer.Option("--shapes", help="NAME:MIN/OPT/MAX batch sizes or full shapes (64x11x192); repeat per input.")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the random sample inputs.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the random sample inputs.")]
+TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load models that carry code (Lambda layers, custom "
+                                          "objects): that code runs in the container. Only for models you trust.")]
+Memory = Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the build container, e.g. 8G. "
+                                               "Default: 3/4 of the Docker host's memory.")]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds a single step may take before the build stops.")]
 
-DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "batches": "1,64,1024", "iterations": 50, "warmup": 5}
+DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "batches": "1,64,1024", "iterations": 50, "warmup": 5,
+            "timeout": DEFAULT_TIMEOUT_S}
+
+_NUMBER = re.compile(r"[0-9]{1,12}")
+_SIZE = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*([KMGT]?)i?B?", re.IGNORECASE)
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# Docker's reference grammar: [domain[:port]/]path-component(/path-component)*
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+def whole_number(text: str, what: str, low: int = 1, high: int = MAX_DIM) -> int:
+    text = text.strip()
+    if not _NUMBER.fullmatch(text) or not low <= int(text) <= high:
+        raise typer.BadParameter(f"{what} must be a whole number from {low} to {high}, got {text!r}")
+    return int(text)
 
 
 def parse_batches(text: str) -> list[int]:
-    try:
-        batches = [int(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated batch sizes like 1,64,1024, got {text!r}") from None
-    if not batches or min(batches) < 1:
-        raise typer.BadParameter("batch sizes must be positive integers")
-    return batches
+    parts = [b for b in text.split(",") if b.strip()]
+    if not parts:
+        raise typer.BadParameter(f"expected comma-separated batch sizes like 1,64,1024, got {text!r}")
+    return [whole_number(b, "a batch size") for b in parts]
 
 
 def bench_settings(batches: str, iterations: int, warmup: int) -> dict:
     return {"batches": parse_batches(batches), "iterations": iterations, "warmup": warmup}
+
+
+def parse_gpus(text: str) -> GpuRequest:
+    text = text.strip().lower()
+    if text in ("auto", "all", "none"):
+        return GpuRequest(text)
+    ids = tuple(part.strip() for part in text.split(","))
+    if not all(re.fullmatch(r"[0-9]{1,3}", i) for i in ids):
+        raise typer.BadParameter(f"expected all, none, auto or GPU indices like 0,1; got {text!r}")
+    return GpuRequest("ids", ids)
+
+
+def parse_shapes(specs: list[str]) -> dict[str, list]:
+    """NAME:MIN/OPT/MAX, each a batch size (64) or a full shape (64x11x192)."""
+    shapes = {}
+    for spec in specs:
+        name, sep, ranges = spec.rpartition(":")
+        parts = ranges.split("/")
+        if not sep or not name or len(parts) != 3:
+            raise typer.BadParameter(f"expected NAME:MIN/OPT/MAX (e.g. lstm_1_input:1/1024/100000), got {spec!r}")
+        dims = [_shape(p, spec) for p in parts]
+        batches = [d if isinstance(d, int) else d[0] for d in dims]
+        if not 1 <= batches[0] <= batches[1] <= batches[2]:
+            raise typer.BadParameter(f"{spec!r}: need 1 <= MIN <= OPT <= MAX")
+        shapes[name] = dims
+    return shapes
+
+
+def _shape(text: str, spec: str) -> int | list[int]:
+    if "x" not in text.lower():
+        return whole_number(text, f"{spec!r}: a batch size")
+    dims = [whole_number(d, f"{spec!r}: a dimension") for d in text.lower().split("x")]
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise typer.BadParameter(f"{spec!r}: a shape of {text} has more than 2^40 elements")
+    return dims
+
+
+def parse_size(text: str | None, what: str = "size", low: int = 1, high: int = 1 << 40) -> int | None:
+    if text is None:
+        return None
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise typer.BadParameter(f"expected a {what} like 512M or 4G, got {text!r}")
+    number, unit = match.groups()
+    size = int(float(number) * 1024 ** "_KMGT".index(unit.upper() or "_"))
+    if not low <= size <= high:
+        raise typer.BadParameter(f"the {what} {text!r} is out of range ({low >> 20} MiB to {high >> 30} GiB)")
+    return size
+
+
+def parse_memory(text: str | None) -> int | None:
+    return parse_size(text, "memory limit", low=512 << 20, high=1 << 44)
+
+
+def box_settings(trust_model: bool, memory: str | None, timeout: float) -> dict:
+    """The BuildPlan fields of the options every command that runs a model shares."""
+    return {"trust_model": trust_model, "memory": parse_memory(memory),
+            "timeout": finite_number(timeout, "--timeout", 1.0, 7 * 86400.0)}
+
+
+def finite_number(value: float | None, what: str, low: float, high: float) -> float | None:
+    """A float option that must be a real number in [low, high] (nan and inf are not)."""
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        raise typer.BadParameter(f"{what} must be a number from {low:g} to {high:g}, got {value!r}")
+    return value
+
+
+def image_reference(image: str, tag: str | None) -> str:
+    """REPO:TAG, or REPO@sha256:DIGEST (pinned); a missing or malformed part is a usage error."""
+    repository, at, digest = image.partition("@")
+    if not _REPOSITORY.fullmatch(repository):
+        raise typer.BadParameter(f"{image!r} is not a valid image repository", param_hint="--image")
+    if at:
+        if not _DIGEST.fullmatch(digest) or tag is not None:
+            raise typer.BadParameter(f"expected REPO@sha256:<64 hex digits> without --tag, got {image!r}",
+                                     param_hint="--image")
+        return image
+    if tag is None:
+        raise typer.BadParameter("give the container tag (there is no silent 'latest'), "
+                                 "or pin --image REPO@sha256:DIGEST", param_hint="--tag")
+    if _DIGEST.fullmatch(tag):
+        return f"{image}@{tag}"
+    if not _TAG.fullmatch(tag):
+        raise typer.BadParameter(f"{tag!r} is not a valid image tag", param_hint="--tag")
+    return f"{image}:{tag}"

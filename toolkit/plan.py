@@ -1,90 +1,25 @@
-"""BuildPlan: the validated options of one build, and what the container receives.
+"""BuildPlan: the validated options of one build, and the plan.json the container receives.
 
-Pure logic (no Docker): parsing of --gpus/--shapes/--workspace, the choice of
-target, and the plan.json the in-container pipeline reads.
+Pure logic (no Docker): the plan, and the choice of target from the probe of
+the image's stack. Parsing of the command line lives in options.py; what the
+container sees, and where, is in the contract (scripts/trtkit_steps/contract.py).
 """
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker.types
-import typer
-
+from toolkit.contract import contract
 from toolkit.errors import GpuUnavailable, TargetUnsupported
 from toolkit.modelfile import ModelRef
 from toolkit.tags import TFTRT_IMAGES
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tensorrt"
-TARGETS = ("onnx", "frozen", "engine", "tftrt")
-PRECISIONS = ("fp32", "fp16", "int8")
-
-# Where things appear inside the build container.
-SCRIPTS_MOUNT = "/trtkit/scripts"
-MODEL_MOUNT = "/trtkit/model"
-WORK_MOUNT = "/trtkit/work"
-CACHE_MOUNT = "/trtkit/cache"
-DATA_MOUNT = "/trtkit/data"
-
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+DEFAULT_TIMEOUT_S = 3600.0      # per step: TensorRT builds of large models and INT8 calibration take minutes
 
 
 @dataclass(frozen=True)
 class GpuRequest:
     mode: str                  # "auto" | "all" | "none" | "ids"
     ids: tuple[str, ...] = ()
-
-    def device_requests(self, available: bool) -> list[docker.types.DeviceRequest]:
-        if self.mode == "none" or (self.mode == "auto" and not available):
-            return []
-        if self.mode == "ids":
-            return [docker.types.DeviceRequest(device_ids=list(self.ids), capabilities=[["gpu"]])]
-        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-
-
-def parse_gpus(text: str) -> GpuRequest:
-    text = text.strip().lower()
-    if text in ("auto", "all", "none"):
-        return GpuRequest(text)
-    ids = tuple(part.strip() for part in text.split(","))
-    if not all(i.isdigit() for i in ids):
-        raise typer.BadParameter(f"expected all, none, auto or GPU indices like 0,1; got {text!r}")
-    return GpuRequest("ids", ids)
-
-
-def parse_shapes(specs: list[str]) -> dict[str, list]:
-    """NAME:MIN/OPT/MAX, each a batch size (64) or a full shape (64x11x192)."""
-    shapes = {}
-    for spec in specs:
-        name, sep, ranges = spec.rpartition(":")
-        parts = ranges.split("/")
-        if not sep or not name or len(parts) != 3:
-            raise typer.BadParameter(f"expected NAME:MIN/OPT/MAX (e.g. lstm_1_input:1/1024/100000), got {spec!r}")
-        try:
-            dims = [int(p) if p.isdigit() else [int(d) for d in p.lower().split("x")] for p in parts]
-        except ValueError:
-            raise typer.BadParameter(f"shape sizes must be integers like 64 or 64x11x192, got {spec!r}") from None
-        batches = [d if isinstance(d, int) else d[0] for d in dims]
-        if not 1 <= batches[0] <= batches[1] <= batches[2]:
-            raise typer.BadParameter(f"{spec!r}: need 1 <= MIN <= OPT <= MAX")
-        shapes[name] = dims
-    return shapes
-
-
-def parse_size(text: str | None) -> int | None:
-    if text is None:
-        return None
-    match = _SIZE_RE.match(text.strip())
-    if not match:
-        raise typer.BadParameter(f"expected a size like 512M or 4G, got {text!r}")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "_KMGT".index(unit.upper() or "_"))
-
-
-def image_reference(image: str, tag: str) -> str:
-    if not _TAG_RE.match(tag):
-        raise typer.BadParameter(f"{tag!r} is not a valid image tag", param_hint="--tag")
-    return f"{image}:{tag}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +65,7 @@ class BuildPlan:
     shapes: dict = field(default_factory=dict)
     gpus: GpuRequest = GpuRequest("auto")
     out_dir: Path | None = None
+    force: bool = False
     sample_data: Path | None = None
     calib_data: Path | None = None
     atol: float | None = None
@@ -137,18 +73,22 @@ class BuildPlan:
     opset: int = 17
     bench: dict | None = None
     seed: int = 0
+    trust_model: bool = False
+    memory: int | None = None          # bytes; None: 3/4 of the Docker host's memory
+    timeout: float = DEFAULT_TIMEOUT_S
 
-    def data_mounts(self) -> dict[str, tuple[str, Path]]:
+    def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
-        return {role: (f"{DATA_MOUNT}/{role}{path.suffix}", path.absolute())
+        return {role: (f"{contract.DATA_DIR}/{role}{path.suffix}", path.absolute())
                 for role, path in (("sample", self.sample_data), ("calib", self.calib_data)) if path is not None}
 
     def container_plan(self, target: str, mode: str = "build") -> dict:
         """plan.json for scripts/pipeline.py; mode is build, inspect or bench (artifacts already there)."""
-        data = {role: container_path for role, (container_path, _) in self.data_mounts().items()}
+        data = {role: container_path for role, (container_path, _) in self.data_files().items()}
         return {
-            "model": f"{MODEL_MOUNT}/{self.model.path.name}",
+            "model": f"{contract.MODEL_DIR}/{self.model.path.name}",
             "model_format": self.model.format,
+            "trust_model": self.trust_model,
             "target": target,
             "mode": mode,
             "precision": self.precision,
@@ -161,7 +101,7 @@ class BuildPlan:
             "opset": self.opset,
             "bench": self.bench,
             "seed": self.seed,
-            "cache_dir": CACHE_MOUNT,
+            "cache_dir": f"{contract.WORK}/{contract.CACHE}",
             "tactic_sources": None,   # TensorRT's default; the GPU kit disables CUBLAS, CUBLAS_LT, CUDNN
         }
 
@@ -173,5 +113,5 @@ class BuildPlan:
             "sample_data": str(self.sample_data) if self.sample_data else None,
             "calib_data": str(self.calib_data) if self.calib_data else None,
             "atol": self.atol, "workspace": self.workspace, "opset": self.opset, "bench": self.bench,
-            "seed": self.seed,
+            "seed": self.seed, "trust_model": self.trust_model, "memory": self.memory, "timeout": self.timeout,
         }

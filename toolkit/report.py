@@ -1,23 +1,41 @@
 """The build, for people: a terminal summary, report.md and report.html.
 
-All three render the same sections, made once from the manifest.
+All three render the same sections, made once from the manifest. Much of the
+manifest came out of a container (names, versions, messages), so every cell is
+text: control characters removed (console.plain), then escaped for Markdown or
+HTML, and shown in the terminal as rich Text, never as markup.
 """
 import html
+import re
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
-from toolkit.console import out
+from toolkit.console import out, plain
+from toolkit.contract import contract
 
+REPORT_FILES = ("report.md", "report.html")
 Section = tuple[str, list[str], list[list]]   # title, headers, rows
+# What could make a link, an image, raw HTML, an entity or a new cell (emphasis is harmless: names keep their '_').
+_MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]<>!|&])")
 
 
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return "×".join("N" if v is None else str(v) for v in value)
-    return "" if value is None else str(value)
+        return "×".join("N" if v is None else plain(v) for v in value)
+    return "" if value is None else plain(value).replace("\n", " ")
+
+
+def _markdown(value) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _fmt(value))
+
+
+def _chart(m: dict) -> str | None:
+    """The chart is always the bench.png beside the report, whatever the container said."""
+    return contract.CHART if any(a["name"] == contract.CHART for a in m["artifacts"]) else None
 
 
 def sections(m: dict) -> list[Section]:
@@ -68,13 +86,13 @@ def bench_section(bench: dict) -> Section:
 
 
 def markdown(m: dict) -> str:
-    lines = [f"# trtkit build report: {Path(m['model']['path']).name}", ""]
+    lines = [f"# trtkit build report: {_markdown(Path(m['model']['path']).name)}", ""]
     for title, headers, rows in sections(m):
-        lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+        lines += [f"## {_markdown(title)}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(_markdown(v) for v in row) + " |" for row in rows]
         lines.append("")
-        if title.startswith("Benchmark") and m["bench"].get("chart"):
-            lines += [f"![latency per batch size]({m['bench']['chart']})", ""]
+        if title.startswith("Benchmark") and _chart(m):
+            lines += [f"![latency per batch size]({_chart(m)})", ""]
     return "\n".join(lines)
 
 
@@ -88,23 +106,23 @@ def html_report(m: dict) -> str:
                      "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
         parts.append("</table>")
-        if title.startswith("Benchmark") and m["bench"].get("chart"):
-            parts.append(f"<p><img src='{html.escape(m['bench']['chart'])}' alt='latency per batch size'></p>")
+        if title.startswith("Benchmark") and _chart(m):
+            parts.append(f"<p><img src='{_chart(m)}' alt='latency per batch size'></p>")
     return "\n".join(parts) + "\n"
 
 
 def write_all(m: dict, folder: Path) -> None:
-    (folder / "report.md").write_text(markdown(m))
-    (folder / "report.html").write_text(html_report(m))
+    for name, render in zip(REPORT_FILES, (markdown, html_report)):
+        (folder / name).write_text(render(m))
 
 
 def print_table(section: Section) -> None:
     title, headers, rows = section
-    table = Table(title=title, title_justify="left", show_header=any(headers))
+    table = Table(title=Text(plain(title)), title_justify="left", show_header=any(headers))
     for header in headers:
         table.add_column(header, overflow="fold")   # names must show whole, even in narrow terminals
     for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[Text(_fmt(v)) for v in row])
     out.print(table)
 
 
@@ -114,6 +132,7 @@ def print_summary(m: dict, out_dir: Path) -> None:
     for section in sections(m):
         if section[0] in shown or section[0].startswith("Benchmark"):
             print_table(section)
-    out.print(f"[bold green]done[/]: {out_dir} (target {m['target']['chosen']}: {m['target']['reason']})", markup=True)
+    out.print(Text.assemble(("done", "bold green"), f": {out_dir} (target {m['target']['chosen']}: "
+                            f"{m['target']['reason']})"))
     if m.get("engine"):
-        out.print(f"[yellow]note[/]: {m['engine'].get('portability_note')}", markup=True)
+        out.print(Text.assemble(("note", "yellow"), ": ", plain(m["engine"].get("portability_note"))))

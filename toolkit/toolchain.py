@@ -16,10 +16,11 @@ from pathlib import Path
 
 from toolkit import __version__
 from toolkit.console import err
-from toolkit.docker_runner import LABEL, DockerRunner
+from toolkit.contract import contract
+from toolkit.docker_runner import LABEL, DockerRunner, Limits
 from toolkit.errors import ToolchainBuildFailed
-from toolkit.plan import SCRIPTS_MOUNT
 from toolkit.resources import scripts_dir, toolchain_dir
+from toolkit.transfer import Inputs
 
 REPOSITORY = "trtkit/toolchain"
 
@@ -57,7 +58,7 @@ def toolchain_tag(base_image_id: str, context: bytes) -> str:
     return f"{REPOSITORY}:{base_image_id.split(':')[-1][:12]}-{hashlib.sha256(context).hexdigest()[:12]}"
 
 
-def ensure_toolchain(runner: DockerRunner, base_reference: str, on_line) -> Toolchain:
+def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, on_line) -> Toolchain:
     base = runner.image(base_reference)
     context = context_tar()
     tag = toolchain_tag(base.id, context)
@@ -66,14 +67,14 @@ def ensure_toolchain(runner: DockerRunner, base_reference: str, on_line) -> Tool
         image = existing[0]
     else:
         err.print(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
-        image = runner.build(context, tag, buildargs={"BASE_IMAGE": base_reference},
-                             labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
-                                     "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
-                             on_line=on_line)
-    return Toolchain(tag, image.id, probe(runner, image.id), base.id, base.attrs.get("RepoDigests", []))
+        image = runner.build_image(context, tag, buildargs={"BASE_IMAGE": base_reference},
+                                   labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
+                                           "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
+                                   on_line=on_line)
+    return Toolchain(tag, image.id, probe(runner, image.id, limits), base.id, base.attrs.get("RepoDigests", []))
 
 
-def probe(runner: DockerRunner, image_id: str) -> dict:
+def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     """The stack's versions and abilities, probed once per image (and probe script)."""
     probe_script = scripts_dir() / "trtkit_steps" / "probe.py"
     key = hashlib.sha256(image_id.encode() + probe_script.read_bytes()).hexdigest()[:16]
@@ -81,9 +82,12 @@ def probe(runner: DockerRunner, image_id: str) -> dict:
     if cached.is_file():
         return json.loads(cached.read_text())
     lines = []
-    code = runner.run(image_id, ["python3", "-m", "trtkit_steps.probe"],
-                      volumes={str(scripts_dir()): {"bind": SCRIPTS_MOUNT, "mode": "ro"}}, device_requests=[],
-                      environment={"PYTHONPATH": SCRIPTS_MOUNT, "HOME": "/tmp"}, on_output=lines.append)
+    inputs = Inputs(cache_dir())
+    inputs.scripts()
+    environment = {"PYTHONPATH": contract.SCRIPTS, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+    with runner.box(image_id, ["python3", "-m", "trtkit_steps.probe"], limits, environment, [], "probe") as box:
+        box.put(inputs.finish())
+        code = box.run(lines.append)
     result = next((json.loads(line) for line in lines if line.startswith("{")), None)
     if code != 0 or result is None:
         raise ToolchainBuildFailed(f"probing {image_id} failed (exit {code}): {' | '.join(lines[-5:])}")

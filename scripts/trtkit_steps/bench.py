@@ -13,7 +13,9 @@ bench_reference/b<BATCH>.npz is used as it is: that is how an engine is
 checked at batch 100000 on a GPU machine that has no TensorFlow.
 """
 import collections
+import functools
 import json
+import operator
 import os
 import platform
 import shutil
@@ -23,8 +25,9 @@ import time
 
 import numpy as np
 
+from trtkit_steps import contract
 from trtkit_steps.chart import draw_latency_chart
-from trtkit_steps.common import (EVENT_PREFIX, StepError, compare, emit, latency_stats, load_arrays, log,
+from trtkit_steps.common import (StepError, compare, emit, latency_stats, load_arrays, log,
                                  read_json, run_main, save_arrays, step, timed)
 from trtkit_steps.keras_stage import concrete_shapes
 
@@ -88,7 +91,7 @@ def bench_settings(bench):
 
 def available_frameworks(work):
     """Frameworks to measure, in run order: the Keras pair always, the others when built."""
-    artifacts = os.path.join(work, "artifacts")
+    artifacts = os.path.join(work, contract.ARTIFACTS)
     found = [REFERENCE, BASELINE]
     if os.path.exists(os.path.join(artifacts, "model.onnx")):
         found.append("onnxruntime")
@@ -112,15 +115,29 @@ def temp_paths(work, batch):
 def input_bytes(io_inputs, shapes, batch):
     """Bytes of one batch of inputs, from io.json's specs and the plan's --shapes."""
     dims = concrete_shapes(_IoSpecs(io_inputs), shapes, batch)
-    return sum(int(np.prod(dims[s["name"]])) * np.dtype(s["dtype"]).itemsize for s in io_inputs)
+    # Python integers: numpy's int64 product overflows on absurd shapes and would pass the guard.
+    return sum(functools.reduce(operator.mul, dims[s["name"]], 1) * np.dtype(s["dtype"]).itemsize for s in io_inputs)
 
 
-def mem_available_bytes(meminfo="/proc/meminfo"):
-    """MemAvailable in bytes, or None where the system does not say."""
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def mem_available_bytes(meminfo="/proc/meminfo", cgroup_limits=CGROUP_LIMITS):
+    """MemAvailable in bytes, capped by the container's memory limit; None where neither is known."""
+    known = [_read_number(meminfo, "MemAvailable:")]
+    known += [_read_number(path) for path in cgroup_limits]
+    known = [value for value in known if value]
+    return min(known) if known else None
+
+
+def _read_number(path, key=None):
+    """A number of bytes from /proc/meminfo (by key, in kB) or a cgroup file ('max': no limit)."""
     try:
-        with open(meminfo) as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if key is None:
+                    return int(line) if line.strip().isdigit() else None
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (IOError, OSError, ValueError, IndexError):
         return None
@@ -207,7 +224,7 @@ def _outputs_by_name(model, y):
 
 def _keras_targets(framework, plan, batch, inputs_path):
     from trtkit_steps.keras_stage import load_model, reference_outputs
-    model = load_model(plan["model"], plan["model_format"])
+    model = load_model(plan)
     inputs = load_arrays(inputs_path)
     if framework == REFERENCE:
         return [(END_TO_END, lambda: reference_outputs(model, inputs), None)]
@@ -221,13 +238,13 @@ def _keras_targets(framework, plan, batch, inputs_path):
 
 def _ort_targets(work, inputs):
     from trtkit_steps.onnx_stage import ort_session, run_session
-    session = ort_session(os.path.join(work, "artifacts", "model.onnx"))
+    session = ort_session(os.path.join(work, contract.ARTIFACTS, "model.onnx"))
     return [(END_TO_END, lambda: run_session(session, inputs), None)]
 
 
 def _tensorrt_targets(work, inputs):
     from trtkit_steps.engine import EngineRunner
-    runner = EngineRunner(os.path.join(work, "artifacts", "model.plan"))
+    runner = EngineRunner(os.path.join(work, contract.ARTIFACTS, "model.plan"))
     if runner.device_name:
         emit("bench_device", device="gpu: %s" % runner.device_name)
     runner.load_inputs(inputs)
@@ -297,10 +314,10 @@ def run_worker(framework, plan_path, batch):
 
 def parse_event(line):
     """The event a line carries, or None for log text."""
-    if not line.startswith(EVENT_PREFIX):
+    if not line.startswith(contract.EVENT_PREFIX):
         return None
     try:
-        return json.loads(line[len(EVENT_PREFIX):])
+        return json.loads(line[len(contract.EVENT_PREFIX):])
     except ValueError:
         return None
 
@@ -350,7 +367,7 @@ def bench_batch(plan_path, work, batch, frameworks):
     _remove_temp_files(paths)  # stale files from a killed run must not pass for this run's
     rows, gpu = [], None
     try:
-        write_batch_inputs(read_json(plan_path), read_json(os.path.join(work, "io.json"))["inputs"], batch, paths, work)
+        write_batch_inputs(read_json(plan_path), read_json(os.path.join(work, contract.IO))["inputs"], batch, paths, work)
         for framework in frameworks:
             found, named = spawn_worker(plan_path, framework, batch)
             rows += found
@@ -366,7 +383,7 @@ def run_bench(plan_path):
     with step("bench"):
         plan = read_json(plan_path)
         settings = bench_settings(plan.get("bench"))
-        io_path = os.path.join(work, "io.json")
+        io_path = os.path.join(work, contract.IO)
         if not os.path.exists(io_path):
             raise StepError("%s is missing: the keras stage must run before the bench" % io_path)
         io_inputs = read_json(io_path)["inputs"]
@@ -382,7 +399,7 @@ def run_bench(plan_path):
             batch_rows, gpu = bench_batch(plan_path, work, batch, frameworks)
             rows += batch_rows
             device = gpu or device
-        chart = draw_latency_chart(rows, device, os.path.join(work, "artifacts", "bench.png"))
+        chart = draw_latency_chart(rows, device, os.path.join(work, contract.ARTIFACTS, "bench.png"))
         if chart:
             emit("artifact", name=os.path.basename(chart), kind="chart")
         emit("bench", device=device, rows=rows, skipped=skipped, batches=settings["batches"],

@@ -6,21 +6,13 @@ import time
 
 import numpy as np
 
-# Lines starting with this prefix on stdout are events for the host (JSON);
-# everything else is log text shown to the user as it comes.
-EVENT_PREFIX = "::trtkit::"
-
-# Exit codes of a step process; the host maps them to its own exit codes.
-EXIT_STEP_FAILED = 3
-EXIT_INVALID_MODEL = 4
-EXIT_VERIFY_FAILED = 5
-EXIT_UNSUPPORTED = 6
+from trtkit_steps import contract
 
 
 class StepError(Exception):
     """A failure the user can act on: shown as one line, no traceback."""
 
-    exit_code = EXIT_STEP_FAILED
+    exit_code = contract.EXIT_STEP_FAILED
 
     def __init__(self, message, details=None):
         Exception.__init__(self, message)
@@ -28,21 +20,26 @@ class StepError(Exception):
 
 
 class InvalidModel(StepError):
-    exit_code = EXIT_INVALID_MODEL
+    exit_code = contract.EXIT_INVALID_MODEL
+
+
+class UntrustedModel(StepError):
+    """Loading the model would run code it carries, and --trust-model was not given."""
+    exit_code = contract.EXIT_UNTRUSTED_MODEL
 
 
 class VerificationFailed(StepError):
-    exit_code = EXIT_VERIFY_FAILED
+    exit_code = contract.EXIT_VERIFY_FAILED
 
 
 class Unsupported(StepError):
-    exit_code = EXIT_UNSUPPORTED
+    exit_code = contract.EXIT_UNSUPPORTED
 
 
 def emit(event, **fields):
     """Send one event to the host."""
     fields["event"] = event
-    sys.stdout.write(EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
+    sys.stdout.write(contract.EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
@@ -76,6 +73,7 @@ def run_main(main):
     except StepError as e:
         emit("error", kind=type(e).__name__, message=str(e), details=e.details)
         sys.exit(e.exit_code)
+
 
 
 def read_json(path):

@@ -21,7 +21,7 @@ import subprocess
 
 import numpy as np
 
-from trtkit_steps import trt_cuda
+from trtkit_steps import contract, trt_cuda
 from trtkit_steps.common import (StepError, Unsupported, compare, emit, gate, load_arrays, log, read_json,
                                  run_main, step, tolerance)
 
@@ -675,7 +675,7 @@ def select_backend():
 # --- the step ------------------------------------------------------------------
 
 def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
-    artifacts = os.path.join(work, "artifacts")
+    artifacts = os.path.join(work, contract.ARTIFACTS)
     onnx = os.path.join(artifacts, "model.onnx")
     cache_dir = plan.get("cache_dir")
     if cache_dir:
@@ -703,13 +703,13 @@ def _verify(backend, work, engine_path, plan, settings):
     expected = load_arrays(os.path.join(work, "reference.npz"))
     actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
-    gate("model.plan", compare(expected, actual), atol, os.path.join(work, "evidence"), inputs, expected, actual)
+    gate("model.plan", compare(expected, actual), atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
 
 
 def main(argv):
     plan = read_json(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
-    io = read_json(os.path.join(work, "io.json"))
+    io = read_json(os.path.join(work, contract.IO))
     settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}))
     gpu_name, capability = trt_cuda.device_info()
     backend = select_backend()
@@ -721,7 +721,7 @@ def main(argv):
         timing_cache_hit = job.timing_cache is not None and _nonempty(job.timing_cache)
         backend.build(job)
         if job.calibration:
-            job.calibration.save(os.path.join(work, "artifacts", "calibration.cache"))
+            job.calibration.save(os.path.join(work, contract.ARTIFACTS, "calibration.cache"))
     major, minor = capability
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,

@@ -11,8 +11,10 @@ import os
 
 import numpy as np
 
-from trtkit_steps.common import (EXPORT_ATOL, InvalidModel, StepError, compare, emit, gate, read_json, run_main,
-                                 save_arrays, step, tolerance, write_json)
+from trtkit_steps import contract
+from trtkit_steps.common import (EXPORT_ATOL, InvalidModel, StepError, UntrustedModel, compare, emit, gate, read_json,
+                                 run_main, save_arrays, step, tolerance, write_json)
+from trtkit_steps.model_trust import untrusted_reasons
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -105,8 +107,18 @@ def _keras2():
         return _tf().keras
 
 
-def load_model(path, kind):
-    """Load MODEL; a file that is not a loadable model is an InvalidModel."""
+def load_model(plan):
+    """Load the plan's model; a file that is not a loadable model is an InvalidModel.
+
+    Loading a Keras model can run code the model carries (a Lambda layer's
+    bytecode, custom objects): such a model is refused unless the plan trusts it.
+    """
+    path, kind, trusted = plan["model"], plan["model_format"], plan["trust_model"]
+    if not trusted:
+        reasons = untrusted_reasons(path, kind)
+        if reasons:
+            raise UntrustedModel("%s carries code that would run when it loads: %s. Load it only if you trust it: "
+                                 "--trust-model" % (os.path.basename(path), "; ".join(reasons)))
     tf = _tf()
     try:
         if kind == "savedmodel":
@@ -122,7 +134,7 @@ def load_model(path, kind):
             keras2 = _keras2()
             return _from_keras(keras2.models.load_model(path, compile=False), keras2.__version__)
         import keras
-        return _from_keras(keras.models.load_model(path, compile=False), keras.__version__)
+        return _from_keras(keras.models.load_model(path, compile=False, safe_mode=not trusted), keras.__version__)
     except StepError:
         raise
     except (OSError, IOError, ValueError, KeyError, TypeError, tf.errors.OpError) as e:
@@ -246,12 +258,12 @@ def write_graph(graph_def, path):
 def main(argv):
     plan = read_json(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
-    artifacts = os.path.join(work, "artifacts")
+    artifacts = os.path.join(work, contract.ARTIFACTS)
     tf = _tf()
     emit("versions", tensorflow=tf.__version__, numpy=np.__version__)
 
     with step("inspect"):
-        model = load_model(plan["model"], plan["model_format"])
+        model = load_model(plan)
         graph_def, in_names, out_names = freeze(model)
         names = {
             "inputs": [dict(s, frozen=f, imported="import/" + f) for s, f in zip(model.inputs, in_names)],
@@ -268,7 +280,7 @@ def main(argv):
         expected = reference_outputs(model, inputs)
         save_arrays(os.path.join(work, "inputs.npz"), inputs)
         save_arrays(os.path.join(work, "reference.npz"), expected)
-        write_json(os.path.join(work, "io.json"), names)
+        write_json(os.path.join(work, contract.IO), names)
 
     with step("freeze"):
         if plan["target"] in ("frozen", "tftrt"):
@@ -277,7 +289,7 @@ def main(argv):
     if plan["target"] == "frozen":
         with step("verify-frozen"):
             actual = run_frozen(graph_def, in_names, out_names, model, inputs)
-            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, "evidence"),
+            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, contract.EVIDENCE),
                  inputs, expected, actual)
 
     if plan["target"] != "frozen" or plan.get("bench"):

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from trtkit_steps import contract
 from trtkit_steps.common import (EXPORT_ATOL, StepError, compare, emit, gate, load_arrays, read_json, run_main, step,
                                  tolerance)
 
@@ -34,11 +35,11 @@ def main(argv):
     work = os.path.dirname(os.path.abspath(argv[0]))
     emit("versions", onnxruntime=onnxruntime.__version__)
     with step("verify-onnx"):
-        session = ort_session(os.path.join(work, "artifacts", "model.onnx"))
+        session = ort_session(os.path.join(work, contract.ARTIFACTS, "model.onnx"))
         inputs = load_arrays(os.path.join(work, "inputs.npz"))
         expected = load_arrays(os.path.join(work, "reference.npz"))
         actual = run_session(session, inputs)
-        gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, "evidence"),
+        gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, contract.EVIDENCE),
              inputs, expected, actual)
 
 

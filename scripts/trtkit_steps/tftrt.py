@@ -13,6 +13,7 @@ on the development machines (see docs/gpu-proof.md).
 import os
 import shutil
 
+from trtkit_steps import contract
 from trtkit_steps.common import (Unsupported, compare, emit, gate, load_arrays, read_json, run_main, step,
                                  tolerance)
 from trtkit_steps.engine import default_atol
@@ -64,10 +65,10 @@ def main(argv):
     if tf.__version__.startswith("1."):
         raise Unsupported("TF-TRT with TensorFlow %s (TrtGraphConverter, TF 1.x) is not supported by trtkit's steps: "
                           "use --target engine" % tf.__version__)
-    model = load_model(plan["model"], plan["model_format"])
+    model = load_model(plan)
     inputs = load_arrays(os.path.join(work, "inputs.npz"))
     expected = load_arrays(os.path.join(work, "reference.npz"))
-    out = os.path.join(work, "artifacts", "model.tftrt")
+    out = os.path.join(work, contract.ARTIFACTS, "model.tftrt")
     with step("tftrt-convert"):
         saved = os.path.join(work, "savedmodel")
         save_serving_model(model, saved)
@@ -77,7 +78,7 @@ def main(argv):
     with step("verify-tftrt"):
         actual = run_converted(out, inputs)
         gate("model.tftrt", compare(expected, actual), tolerance(plan, default_atol(plan["precision"], False)),
-             os.path.join(work, "evidence"), inputs, expected, actual)
+             os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from toolkit import builder, options, report
+from toolkit import options, report, session
 from toolkit.console import print_json, user_errors
 from toolkit.modelfile import resolve_model
-from toolkit.plan import BuildPlan, image_reference, parse_gpus, parse_shapes, parse_size
+from toolkit.plan import BuildPlan
+from toolkit.staging import safe_name
 
 
 class Target(str, Enum):
@@ -27,7 +28,7 @@ class Precision(str, Enum):
 @user_errors
 def build(
     model: options.ModelArg,
-    tag: options.Tag,
+    tag: options.Tag = None,
     image: options.Image = options.DEFAULTS["image"],
     target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
     precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision.fp32,
@@ -35,6 +36,7 @@ def build(
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
     out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even when it holds files trtkit did not write.")] = False,
     sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
     calib_data: Annotated[Optional[Path], typer.Option(help="INT8 calibration data: .npy/.npz or a folder of them.", exists=True)] = None,
     atol: Annotated[Optional[float], typer.Option(help="Largest absolute error allowed against Keras.")] = None,
@@ -45,17 +47,23 @@ def build(
     iterations: options.Iterations = options.DEFAULTS["iterations"],
     warmup: options.Warmup = options.DEFAULTS["warmup"],
     seed: options.Seed = 0,
+    trust_model: options.TrustModel = False,
+    memory: options.Memory = None,
+    timeout: options.Timeout = options.DEFAULTS["timeout"],
     json_output: options.Json = False,
 ) -> None:
     """Convert MODEL inside the IMAGE:TAG container and verify it against Keras."""
+    image_ref = options.image_reference(image, tag)
     model_ref = resolve_model(model)
     plan = BuildPlan(
-        model=model_ref, image=image_reference(image, tag), target=target.value if target else None,
-        precision=precision.value, tf32=tf32, shapes=parse_shapes(shapes or []), gpus=parse_gpus(gpus),
-        out_dir=out or Path("trtkit-out") / model_ref.name, sample_data=sample_data, calib_data=calib_data,
-        atol=atol, workspace=parse_size(workspace), opset=opset,
-        bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed)
-    outcome = builder.build(plan)
+        model=model_ref, image=image_ref, target=target.value if target else None,
+        precision=precision.value, tf32=tf32, shapes=options.parse_shapes(shapes or []),
+        gpus=options.parse_gpus(gpus), out_dir=out or Path("trtkit-out") / safe_name(model_ref.name), force=force,
+        sample_data=sample_data, calib_data=calib_data, atol=options.finite_number(atol, "--atol", 0.0, 1e6),
+        workspace=options.parse_size(workspace, "workspace"), opset=opset,
+        bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed,
+        **options.box_settings(trust_model, memory, timeout))
+    outcome = session.build(plan)
     if json_output:
         print_json({"out_dir": str(outcome.out_dir), **outcome.manifest})
     else:

@@ -1,17 +1,23 @@
 """trtkit doctor: is this machine ready to build? Each missing piece with its fix."""
 import shutil
+from typing import Annotated
 
+import typer
 from rich.table import Table
+from rich.text import Text
 
 from toolkit.console import out, user_errors
-from toolkit.docker_runner import DockerRunner
+from toolkit.docker_runner import PID_LABEL, DockerRunner, owner_is_gone
 from toolkit.toolchain import REPOSITORY, cache_dir
 
 MIN_FREE_GB = 20  # a TensorRT tag and its toolchain image take 10-15 GB
 
 
 @user_errors
-def doctor() -> None:
+def doctor(
+    clean: Annotated[bool, typer.Option("--clean", help="Remove containers left by trtkit runs that no longer exist "
+                                        "(never another user's running build).")] = False,
+) -> None:
     """Check the Docker daemon, the NVIDIA runtime, disk space and trtkit's images."""
     checks = []   # (what, ok, detail, fix)
     runner = DockerRunner.connect()   # unreachable daemon: one-line error, exit 12
@@ -29,12 +35,24 @@ def doctor() -> None:
     checks.append(("Images", bool(images), ", ".join(sorted(images)) or "none yet",
                    "" if images else "the first `trtkit build` pulls its tag (`docker login nvcr.io` first)"))
     checks.append(("Toolchain images", True, f"{len(toolchains)} derived (reused by later builds)", ""))
-    leftovers = runner.leftover_containers()
-    checks.append(("Leftover containers", not leftovers, f"{len(leftovers)} with label org.trtkit",
-                   "" if not leftovers else "docker rm -f $(docker ps -aq --filter label=org.trtkit)"))
+    checks.append(_leftovers(runner, clean))
     table = Table(title="trtkit doctor", title_justify="left")
     for header in ("check", "", "state", "fix"):
         table.add_column(header, overflow="fold")
     for what, ok, detail, fix in checks:
-        table.add_row(what, "[green]ok[/]" if ok else "[yellow]![/]", detail, fix)
+        table.add_row(what, "[green]ok[/]" if ok else "[yellow]![/]", Text(detail), Text(fix))
     out.print(table)
+
+
+def _leftovers(runner: DockerRunner, clean: bool) -> tuple:
+    """Containers of trtkit runs whose process is gone are leftovers; the others belong to running builds."""
+    containers = runner.leftover_containers()
+    orphans = [c for c in containers if owner_is_gone(c.labels)]
+    running = [f"{c.short_id} (pid {c.labels.get(PID_LABEL, '?')})" for c in containers if c not in orphans]
+    if clean:
+        for container in orphans:
+            container.remove(force=True, v=True)
+    detail = (f"{len(orphans)} left by ended runs" + (" (removed)" if clean and orphans else "") +
+              (f"; {len(running)} of running builds or other hosts: {', '.join(running)}" if running else ""))
+    return ("Leftover containers", not orphans or clean, detail,
+            "" if not orphans or clean else "trtkit doctor --clean")

@@ -1,24 +1,27 @@
 """trtkit inspect: the node names the origin post had to guess, found in the container."""
-from toolkit import builder, options, report
+from toolkit import options, report, session
 from toolkit.console import print_json, user_errors
 from toolkit.modelfile import resolve_model
-from toolkit.plan import BuildPlan, GpuRequest, image_reference
+from toolkit.plan import BuildPlan, GpuRequest
 
 
 @user_errors
 def inspect(
     model: options.ModelArg,
-    tag: options.Tag,
+    tag: options.Tag = None,
     image: options.Image = options.DEFAULTS["image"],
+    trust_model: options.TrustModel = False,
+    memory: options.Memory = None,
+    timeout: options.Timeout = options.DEFAULTS["timeout"],
     json_output: options.Json = False,
 ) -> None:
     """Inputs and outputs of MODEL: Keras names, TF tensor names, frozen-graph and import/ names, shapes, dtypes."""
-    plan = BuildPlan(model=resolve_model(model), image=image_reference(image, tag), gpus=GpuRequest("none"))
-    session = builder.open_session(plan)
-    with builder.scratch_work() as work:
-        record = builder.run_pipeline(session, plan, "onnx", work, mode="inspect")
+    image_ref = options.image_reference(image, tag)
+    plan = BuildPlan(model=resolve_model(model), image=image_ref, gpus=GpuRequest("none"),
+                     **options.box_settings(trust_model, memory, timeout))
+    record = session.inspect(plan)
     names = {**record.names, "model": str(plan.model.path), "versions": record.versions}
     if json_output:
         print_json(names)
         return
-    report.print_table(report.names_section(names, f"{plan.model.path.name}: {names['params']} parameters"))
+    report.print_table(report.names_section(names, f"{plan.model.path.name}: {names.get('params')} parameters"))

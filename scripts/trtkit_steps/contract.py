@@ -1,0 +1,123 @@
+"""The contract between the host (toolkit/) and the in-container steps, written once.
+
+The host loads this same file (toolkit/contract.py), so a change here changes
+both sides. Standard library only, Python 3.6-safe: it runs in every image.
+
+Nothing of the host is mounted into a build container. The host fills one
+Docker volume at ROOT with put_archive (scripts, the model, the user's data,
+plan.json, cache entries) and reads back, with get_archive, only what this
+contract names: the target's artifacts, failure evidence, cache files. The
+container is not trusted: a Keras model can run its own code when it loads.
+"""
+import re
+
+# --- the container's file layout ---------------------------------------------
+ROOT = "/trtkit"
+SCRIPTS = ROOT + "/scripts"
+MODEL_DIR = ROOT + "/model"
+DATA_DIR = ROOT + "/data"
+WORK = ROOT + "/work"
+PLAN = "plan.json"          # the following names are inside WORK
+IO = "io.json"              # node names, written by the keras stage (or by the host for `trtkit bench OUT`)
+ARTIFACTS = "artifacts"
+EVIDENCE = "evidence"       # a failed verification's arrays
+CACHE = "cache"             # TensorRT timing and calibration caches of this model
+
+# --- what comes back ----------------------------------------------------------
+# target -> (artifacts it must produce, artifacts it may produce). Nothing else is accepted.
+TARGET_ARTIFACTS = {
+    "onnx": (("model.onnx",), ("bench.png",)),
+    "frozen": (("model.pb",), ("model.onnx", "bench.png")),
+    "engine": (("model.onnx", "model.plan"), ("calibration.cache", "bench.png")),
+    "tftrt": (("model.pb", "model.onnx", "model.tftrt"), ("bench.png",)),
+}
+ARTIFACT_KINDS = {"model.onnx": "onnx", "model.pb": "frozen", "model.plan": "engine",
+                  "calibration.cache": "calibration-cache", "model.tftrt": "tftrt-savedmodel", "bench.png": "chart"}
+FOLDER_ARTIFACTS = ("model.tftrt",)        # a SavedModel: regular files and folders only
+CHART = "bench.png"
+EVIDENCE_FILES = ("inputs.npz", "expected.npz", "actual.npz")
+CACHE_FILE = re.compile(r"^(timing-[A-Za-z0-9._-]{1,160}|calibration-[0-9a-f]{32})\.cache$")
+MAX_CACHE_FILE_BYTES = 256 << 20
+MAX_EVIDENCE_FILE_BYTES = 1 << 30
+
+# --- events: `::trtkit::{json}` lines on stdout ---------------------------------
+EVENT_PREFIX = "::trtkit::"
+MAX_LINE_BYTES = 1 << 20    # longer lines are cut: a model can print anything
+FINAL_EVENT = "done"        # the pipeline's last event; exit 0 without it is a failure
+
+# --- exit codes of a step process (the host maps them to its own) ---------------
+EXIT_STEP_FAILED = 3
+EXIT_INVALID_MODEL = 4
+EXIT_VERIFY_FAILED = 5
+EXIT_UNSUPPORTED = 6
+EXIT_UNTRUSTED_MODEL = 7
+
+TARGETS = tuple(TARGET_ARTIFACTS)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def allowed_artifacts(target, bench):
+    """Names the host accepts from a build of this target."""
+    required, optional = TARGET_ARTIFACTS[target]
+    return tuple(required) + tuple(name for name in optional if bench or name != CHART)
+
+
+# --- event shapes ----------------------------------------------------------------
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optional_number(value):
+    return value is None or _number(value)
+
+
+def _text(value):
+    return isinstance(value, str)
+
+
+def _flag(value):
+    return isinstance(value, bool)
+
+
+def _mapping(value):
+    return isinstance(value, dict)
+
+
+def _io_list(keys):
+    return lambda value: isinstance(value, list) and all(
+        isinstance(item, dict) and all(_text(item.get(k)) for k in keys) for item in value)
+
+
+def _rows(value):
+    return isinstance(value, list) and all(
+        isinstance(r, dict) and _number(r.get("batch")) and _text(r.get("framework")) and _text(r.get("mode"))
+        and (_text(r.get("error")) or all(_optional_number(r.get(k)) for k in ("median_ms", "p90_ms", "p99_ms")))
+        for r in value)
+
+
+_NAME_KEYS = ("name", "keras_tensor", "frozen", "imported")
+EVENT_FIELDS = {
+    "versions": {},
+    "names": {"inputs": _io_list(_NAME_KEYS + ("dtype",)), "outputs": _io_list(_NAME_KEYS)},
+    "step_start": {"step": _text},
+    "step_end": {"step": _text, "seconds": _number, "ok": _flag},
+    "verified": {"artifact": _text, "outputs": _mapping, "max_abs_err": _number, "atol": _optional_number,
+                 "passed": _flag},
+    "artifact": {"name": _text, "kind": _text},
+    "engine": {},
+    "bench": {"device": _text, "rows": _rows},
+    "error": {"message": _text},
+    "done": {},
+}
+
+
+def check_event(event):
+    """The event when it has the shape its kind needs, else None (unknown kinds too)."""
+    if not isinstance(event, dict) or not _text(event.get("event")):
+        return None
+    fields = EVENT_FIELDS.get(event["event"])
+    if fields is None:
+        return None
+    if all(check(event.get(name)) for name, check in fields.items()):
+        return event
+    return None

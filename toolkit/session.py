@@ -1,0 +1,208 @@
+"""The verbs behind the commands: build, inspect, bench. Each runs the in-container pipeline once.
+
+    plan (toolkit/plan.py) -> inputs tar -> Box (toolkit/docker_runner.py) -> events + artifacts back
+
+The commands only parse options and render what these return.
+"""
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit import manifest as manifest_module
+from toolkit import report
+from toolkit.console import err, show
+from toolkit.contract import contract
+from toolkit.docker_runner import Box, DockerRunner, Limits, device_requests
+from toolkit.errors import InvalidModel, OutOfMemory, StepFailed, StepTimedOut, STEP_EXIT_CODES, VerificationFailed
+from toolkit.events import BuildRecord, EventStream
+from toolkit.plan import BuildPlan, choose_target
+from toolkit.staging import Staging, protected_paths, safe_name
+from toolkit.toolchain import Toolchain, cache_dir, ensure_toolchain
+from toolkit.transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
+
+CONTAINER_ENV = {
+    "HOME": "/tmp",                 # the container's uid has no home; /tmp is its tmpfs
+    "MPLCONFIGDIR": "/tmp",
+    "PYTHONUNBUFFERED": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONDONTWRITEBYTECODE": "1",  # the scripts are read-only
+}
+MAX_ARTIFACT_BYTES = 16 << 30
+
+
+@dataclass
+class Session:
+    runner: DockerRunner
+    toolchain: Toolchain
+    gpu_runtime: bool
+    limits: Limits
+
+
+def open_session(plan: BuildPlan) -> Session:
+    runner = DockerRunner.connect()
+    limits = Limits(memory_bytes=plan.memory or runner.memory_total() * 3 // 4)
+    toolchain = ensure_toolchain(runner, plan.image, limits, on_line=EventStream(BuildRecord()))
+    return Session(runner, toolchain, runner.gpu_runtime(), limits)
+
+
+@dataclass
+class BuildOutcome:
+    out_dir: Path
+    manifest: dict
+
+
+def build(plan: BuildPlan) -> BuildOutcome:
+    started = time.time()
+    with Staging(plan.out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
+        session = open_session(plan)
+        choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe)
+        show(f"target: {choice.target} ({choice.reason})", style="bold")
+        record = run_pipeline(session, plan, choice.target, "build", staging)
+        with staging.writing():
+            manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started)
+            report.write_all(manifest, staging.result)
+        return BuildOutcome(staging.publish(), manifest)
+
+
+def inspect(plan: BuildPlan) -> BuildRecord:
+    return run_pipeline(open_session(plan), plan, "onnx", "inspect")
+
+
+def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> dict:
+    """`trtkit bench OUT`: the artifacts OUT/trtkit.json lists, sent in under the same rules as they came out."""
+    target = manifest.get("target", {}).get("chosen")
+    if target not in contract.TARGETS:
+        raise InvalidModel(f"{out_dir / 'trtkit.json'} names no target trtkit builds ({target!r})")
+    allowed = contract.allowed_artifacts(target, bench=True)
+    extra = []
+    for artifact in manifest.get("artifacts") or []:
+        name = artifact.get("name") if isinstance(artifact, dict) else None
+        if name not in allowed:
+            raise InvalidModel(f"{out_dir / 'trtkit.json'} lists {name!r}, which is not an artifact of a "
+                               f"{target} build")
+        if name == contract.CHART:
+            continue
+        _check_plain(out_dir / name, name in contract.FOLDER_ARTIFACTS)
+        extra.append((f"work/{contract.ARTIFACTS}/{name}", out_dir / name))
+    names = json.dumps(manifest["names"]).encode()
+    record = run_pipeline(open_session(plan), plan, target, "bench", extra=extra, io_json=names)
+    return record.bench
+
+
+def _check_plain(path: Path, folder: bool) -> None:
+    """A regular file (or a folder holding only folders and regular files), never through a link."""
+    entries = [path] + (sorted(path.rglob("*")) if folder and path.is_dir() and not path.is_symlink() else [])
+    for entry in entries:
+        if entry.is_symlink() or not (entry.is_file() or (folder and entry.is_dir())):
+            raise InvalidModel(f"{entry} is not a regular file: trtkit bench sends only files it wrote")
+
+
+def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, staging: Staging | None = None,
+                 extra: list = (), io_json: bytes | None = None) -> BuildRecord:
+    """One boxed container runs scripts/pipeline.py; events fill the record, artifacts land in staging."""
+    inputs = _inputs(plan, target, mode, extra, io_json)
+    command = ["python3", f"{contract.SCRIPTS}/pipeline.py", f"{contract.WORK}/{contract.PLAN}"]
+    gpus = device_requests(plan.gpus, session.gpu_runtime)
+    record = BuildRecord()
+    with session.runner.box(session.toolchain.tag, command, session.limits, CONTAINER_ENV, gpus) as box:
+        box.put(inputs.finish())
+        box.deadline(plan.timeout, "start-up")
+        code = box.run(EventStream(record, on_step=lambda step: box.deadline(plan.timeout, step)))
+        box.disarm()
+        _receive_cache(box, plan)
+        _check_exit(box, code, record, plan, session.limits)
+        if staging is not None:
+            with staging.writing() as dest:
+                _receive_artifacts(box, dest, target, plan, record)
+    return record
+
+
+def _inputs(plan: BuildPlan, target: str, mode: str, extra, io_json: bytes | None) -> Inputs:
+    inputs = Inputs(cache_dir())
+    inputs.scripts()
+    inputs.folder("model")
+    inputs.path(f"model/{plan.model.path.name}", plan.model.path)
+    inputs.folder("data")
+    for container_path, host_path in plan.data_files().values():
+        inputs.path(container_path[len(contract.ROOT) + 1:], host_path)
+    for folder in ("work", f"work/{contract.ARTIFACTS}", f"work/{contract.CACHE}"):
+        inputs.folder(folder, WRITABLE)
+    inputs.data(f"work/{contract.PLAN}", json.dumps(plan.container_plan(target, mode), indent=2).encode())
+    if io_json is not None:
+        inputs.data(f"work/{contract.IO}", io_json)
+    for name, path in extra:
+        inputs.path(name, path)
+    for entry in _cache_entries(plan):
+        inputs.path(f"work/{contract.CACHE}/{entry.name}", entry)
+    return inputs
+
+
+def _model_cache(plan: BuildPlan) -> Path:
+    """TensorRT caches are kept per model: one model's container can never write another's."""
+    return cache_dir() / "tensorrt" / plan.model.sha256[:32]
+
+
+def _cache_entries(plan: BuildPlan) -> list[Path]:
+    folder = _model_cache(plan)
+    return [p for p in sorted(folder.iterdir()) if contract.CACHE_FILE.match(p.name) and p.is_file()
+            and not p.is_symlink() and p.stat().st_size <= contract.MAX_CACHE_FILE_BYTES] if folder.is_dir() else []
+
+
+def _receive_cache(box: Box, plan: BuildPlan) -> None:
+    folder = _model_cache(plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    rule = plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), contract.MAX_CACHE_FILE_BYTES)
+    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule, 64 * contract.MAX_CACHE_FILE_BYTES,
+            "cache files", replace=True)
+
+
+def _check_exit(box: Box, code: int, record: BuildRecord, plan: BuildPlan, limits: Limits) -> None:
+    if box.expired:
+        raise StepTimedOut(f"step {box.expired} did not finish within {plan.timeout:g} s: the container was stopped",
+                           hint="raise --timeout if the step needs longer")
+    if code != 0 and box.out_of_memory():
+        raise OutOfMemory(f"the build ran out of memory (limit {limits.memory_bytes / 2**30:.1f} GiB): "
+                          "the container was stopped", hint="raise --memory, or build on a larger machine")
+    if code == 0 and not record.finished:
+        raise StepFailed("the build container exited without finishing its steps (no final event)")
+    if code == 0:
+        return
+    error = _step_error(code, record)
+    if isinstance(error, VerificationFailed):
+        error.message += f"; evidence kept in {_keep_evidence(box, plan)}"
+    raise error
+
+
+def _step_error(code: int, record: BuildRecord):
+    error_type = STEP_EXIT_CODES.get(code, StepFailed)
+    if record.error:
+        return error_type(record.error["message"])
+    tail = " | ".join(line.strip() for line in list(record.log_tail)[-3:] if line.strip())
+    return error_type(f"the build container exited with code {code}: {tail[-400:]}")
+
+
+def _keep_evidence(box: Box, plan: BuildPlan) -> Path:
+    """A failed verification's inputs and outputs go to a new folder in the cache, not to --out."""
+    failures = cache_dir() / "failures"
+    failures.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{safe_name(plan.model.name)}-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                   dir=failures))
+    rule = plain_files(lambda name: name in contract.EVIDENCE_FILES, contract.MAX_EVIDENCE_FILE_BYTES)
+    receive(box.fetch(f"{contract.WORK}/{contract.EVIDENCE}"), folder, rule,
+            len(contract.EVIDENCE_FILES) * contract.MAX_EVIDENCE_FILE_BYTES + (1 << 20), "evidence")
+    return folder
+
+
+def _receive_artifacts(box: Box, dest: Path, target: str, plan: BuildPlan, record: BuildRecord) -> None:
+    allowed = contract.allowed_artifacts(target, bench=bool(plan.bench))
+    taken = receive(box.fetch(f"{contract.WORK}/{contract.ARTIFACTS}"), dest, artifact_rule(allowed),
+                    MAX_ARTIFACT_BYTES, "artifacts")
+    present = {Path(p).parts[0] for p in taken}
+    missing = [name for name in contract.TARGET_ARTIFACTS[target][0] if name not in present]
+    if missing:
+        raise StepFailed(f"the build finished without its artifact(s) {', '.join(missing)}")
+    described = {a["name"]: a for a in record.artifacts}
+    record.artifacts = [{**described.get(name, {}), "name": name, "kind": contract.ARTIFACT_KINDS[name]}
+                        for name in allowed if name in present]

@@ -1,0 +1,167 @@
+"""Files into and out of a build container, through the Docker API only.
+
+In: one tar unpacked at contract.ROOT before the container starts (scripts,
+the model, the user's data, the work folder). Out: get_archive streams, read
+member by member. Nothing is extracted with tarfile's own extract: a member is
+taken only when the caller's rule names it and it is a regular file (or, for
+folder artifacts, a folder), below a size cap, and it is written with O_EXCL
+into a folder trtkit just made. Links, devices, `..` and absolute names never
+reach the disk, so a container cannot write anywhere through what it returns.
+"""
+import io
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePosixPath
+
+from toolkit.contract import contract
+from toolkit.errors import StepFailed
+from toolkit.resources import scripts_dir
+
+WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
+
+
+class Inputs:
+    """A tar being assembled for contract.ROOT; spooled to disk past 64 MiB (models can be large)."""
+
+    def __init__(self, spool_dir: Path):
+        self.file = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=spool_dir)
+        self.tar = tarfile.open(fileobj=self.file, mode="w")
+
+    def scripts(self) -> None:
+        """trtkit's in-container scripts, at contract.SCRIPTS."""
+        self.tar.add(str(scripts_dir()), arcname="scripts", filter=_read_only)
+
+    def folder(self, name: str, mode: int = 0o555) -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, mode
+        self.tar.addfile(info)
+
+    def data(self, name: str, payload: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(payload), 0o444
+        self.tar.addfile(info, io.BytesIO(payload))
+
+    def path(self, name: str, source: Path) -> None:
+        """A host file or folder (recursively, links kept as links), read-only inside."""
+        self.tar.add(str(source), arcname=name, filter=_read_only)
+
+    def finish(self):
+        self.tar.close()
+        self.file.seek(0)
+        return self.file
+
+
+def _read_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if "__pycache__" in info.name.split("/"):
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o555 if info.isdir() else 0o444
+    return info
+
+
+class _Capped(io.RawIOBase):
+    """A file object over a chunk stream that refuses to read past `limit` bytes."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int, what: str):
+        self.chunks, self.limit, self.what = iter(chunks), limit, what
+        self.buffer, self.total = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self.buffer:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return 0
+            self.total += len(chunk)
+            if self.total > self.limit:
+                raise StepFailed(f"the container returned more than {self.limit >> 20} MiB of {self.what}: refused")
+            self.buffer = chunk
+        n = min(len(target), len(self.buffer))
+        target[:n], self.buffer = self.buffer[:n], self.buffer[n:]
+        return n
+
+
+# A rule gets (path inside the fetched folder, member) and says: take it (True), skip it (False),
+# or raises StepFailed for a member that must not exist in that form.
+Rule = Callable[[PurePosixPath, tarfile.TarInfo], bool]
+
+
+def receive(stream: Iterator[bytes] | None, dest: Path, rule: Rule, limit: int, what: str,
+            replace: bool = False) -> list[str]:
+    """Copy the members `rule` takes from a get_archive stream into dest; their relative paths."""
+    if stream is None:
+        return []
+    taken = []
+    with tarfile.open(fileobj=io.BufferedReader(_Capped(stream, limit, what), 1 << 20), mode="r|") as tar:
+        for member in tar:
+            relative = _relative(member.name)
+            if relative is None or not rule(relative, member):
+                continue
+            target = dest.joinpath(*relative.parts)     # below dest, through folders made here only
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if member.isdir():
+                target.mkdir(exist_ok=True)
+            else:
+                _write(target, tar.extractfile(member), replace)
+            taken.append(str(relative))
+    return taken
+
+
+def _relative(name: str) -> PurePosixPath | None:
+    """The member's path below the fetched folder (get_archive puts that folder's name first)."""
+    parts = PurePosixPath(name).parts
+    if len(parts) < 2 or any(p in ("..", "") for p in parts) or PurePosixPath(name).is_absolute():
+        return None
+    return PurePosixPath(*parts[1:])
+
+
+def _write(target: Path, source, replace: bool) -> None:
+    if replace:     # a cache entry: whole or not at all
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
+            _copy(source, f)
+        os.replace(f.name, target)
+        return
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise StepFailed(f"the container returned {target.name} twice: refused") from None
+    with open(descriptor, "wb") as f:
+        _copy(source, f)
+
+
+def _copy(source, target) -> None:
+    for block in iter(lambda: source.read(1 << 20), b""):
+        target.write(block)
+
+
+def artifact_rule(allowed: tuple[str, ...]) -> Rule:
+    """Artifacts: only the target's names; plain files, or folders of plain files for SavedModels."""
+
+    def rule(path: PurePosixPath, member: tarfile.TarInfo) -> bool:
+        top = path.parts[0]
+        if top not in allowed:
+            return False
+        folder = top in contract.FOLDER_ARTIFACTS
+        if member.isreg() and (folder or len(path.parts) == 1) or member.isdir() and folder:
+            return True
+        raise StepFailed(f"the container returned {path} as {_kind(member)}, not a regular "
+                         f"{'file or folder' if folder else 'file'}: refused")
+
+    return rule
+
+
+def plain_files(names: Callable[[str], bool], max_bytes: int) -> Rule:
+    """Evidence and cache entries: named regular files at the top, below a size cap; the rest is skipped."""
+    return lambda path, member: (len(path.parts) == 1 and names(path.name) and member.isreg()
+                                 and member.size <= max_bytes)
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return f"a link to {member.linkname!r}"
+    return "a folder" if member.isdir() else "a special file"
