@@ -36,14 +36,27 @@ def standin(docker_client):
     return reference
 
 
+def run_in_standin(docker_client, standin, script: str, folder: Path, names: list[str]) -> str:
+    """Run a model-making script of this repo inside the stand-in image, writing into folder; its stdout."""
+    return docker_client.containers.run(
+        standin, ["python3", f"/repo/{script}", "/models"] + names, remove=True, network_mode="none",
+        user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
+        volumes={str(REPO): {"bind": "/repo", "mode": "ro"}, str(folder): {"bind": "/models", "mode": "rw"}}).decode()
+
+
 @pytest.fixture(scope="session")
 def models(standin, docker_client, tmp_path_factory) -> Path:
     """The example models, made by examples/make_models.py inside the stand-in image."""
     folder = tmp_path_factory.mktemp("models")
-    docker_client.containers.run(
-        standin, ["python3", "/repo/examples/make_models.py", "/models"] + MODELS, remove=True,
-        user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
-        volumes={str(REPO): {"bind": "/repo", "mode": "ro"}, str(folder): {"bind": "/models", "mode": "rw"}})
+    run_in_standin(docker_client, standin, "examples/make_models.py", folder, MODELS)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hostile(standin, docker_client, tmp_path_factory) -> Path:
+    """Models whose Lambda layer attacks the build (tests/hostile_models.py)."""
+    folder = tmp_path_factory.mktemp("hostile")
+    run_in_standin(docker_client, standin, "tests/hostile_models.py", folder, [])
     return folder
 
 

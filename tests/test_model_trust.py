@@ -4,13 +4,12 @@ The config walk runs here on hand-written configs (the host has neither h5py nor
 real models are built and scanned inside the stand-in image by tests/trust_models.py.
 """
 import json
-import os
 import sys
 import zipfile
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_in_standin
 
 sys.path.insert(0, str(REPO / "scripts"))
 from trtkit_steps import model_trust  # noqa: E402
@@ -139,12 +138,8 @@ NO_TF = {"no-tf:safe_savedmodel": None, "no-tf:safe_export": None, "no-tf:lambda
 @pytest.fixture(scope="module")
 def scanned(standin, docker_client, tmp_path_factory):
     """Build every model in one stand-in container and scan it there: {name: reasons}."""
-    folder = tmp_path_factory.mktemp("trust-models")
-    out = docker_client.containers.run(
-        standin, ["python3", "/repo/tests/trust_models.py", "/models"], remove=True, network_mode="none",
-        user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
-        volumes={str(REPO): {"bind": "/repo", "mode": "ro"}, str(folder): {"bind": "/models", "mode": "rw"}})
-    results = json.loads(out.decode().strip().splitlines()[-1])
+    out = run_in_standin(docker_client, standin, "tests/trust_models.py", tmp_path_factory.mktemp("trust-models"), [])
+    results = json.loads(out.strip().splitlines()[-1])
     print(json.dumps(results, indent=1))
     return results
 

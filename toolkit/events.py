@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from toolkit.console import err, plain, show
 from toolkit.contract import contract
 
+MAX_SHOWN = 4000    # characters of one log line on the terminal (events may be longer)
+
 
 @dataclass
 class BuildRecord:
@@ -68,6 +70,7 @@ class EventStream:
     def __call__(self, line: str) -> None:
         event = parse_event(line)
         if event is None:
+            line = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + " [cut]"
             self.record.log_tail.append(plain(line))
             show(f"  {line}", style="dim")
             return

@@ -112,7 +112,11 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, stag
         code = box.run(EventStream(record, on_step=lambda step: box.deadline(plan.timeout, step)))
         box.disarm()
         _receive_cache(box, plan)
-        _check_exit(box, code, record, plan, session.limits)
+        error = exit_error(code, record, box.expired, code != 0 and box.out_of_memory(), plan, session.limits)
+        if isinstance(error, VerificationFailed):
+            error.message += f"; evidence kept in {_keep_evidence(box, plan)}"
+        if error:
+            raise error
         if staging is not None:
             with staging.writing() as dest:
                 _receive_artifacts(box, dest, target, plan, record)
@@ -154,28 +158,23 @@ def _receive_cache(box: Box, plan: BuildPlan) -> None:
     folder = _model_cache(plan)
     folder.mkdir(parents=True, exist_ok=True)
     rule = plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), contract.MAX_CACHE_FILE_BYTES)
-    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule, 64 * contract.MAX_CACHE_FILE_BYTES,
-            "cache files", replace=True)
+    if not receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule,
+                   64 * contract.MAX_CACHE_FILE_BYTES, "cache files", replace=True) and not any(folder.iterdir()):
+        folder.rmdir()
 
 
-def _check_exit(box: Box, code: int, record: BuildRecord, plan: BuildPlan, limits: Limits) -> None:
-    if box.expired:
-        raise StepTimedOut(f"step {box.expired} did not finish within {plan.timeout:g} s: the container was stopped",
-                           hint="raise --timeout if the step needs longer")
-    if code != 0 and box.out_of_memory():
-        raise OutOfMemory(f"the build ran out of memory (limit {limits.memory_bytes / 2**30:.1f} GiB): "
-                          "the container was stopped", hint="raise --memory, or build on a larger machine")
-    if code == 0 and not record.finished:
-        raise StepFailed("the build container exited without finishing its steps (no final event)")
+def exit_error(code: int, record: BuildRecord, expired: str | None, oom: bool, plan: BuildPlan,
+               limits: Limits):
+    """The error a finished container amounts to, or None: timeouts and OOM first, then the steps' own word."""
+    if expired:
+        return StepTimedOut(f"step {expired} did not finish within {plan.timeout:g} s: the container was stopped",
+                            hint="raise --timeout if the step needs longer")
+    if oom:
+        return OutOfMemory(f"the build ran out of memory (limit {limits.memory_bytes / 2**30:.1f} GiB): "
+                           "the container was stopped", hint="raise --memory, or build on a larger machine")
     if code == 0:
-        return
-    error = _step_error(code, record)
-    if isinstance(error, VerificationFailed):
-        error.message += f"; evidence kept in {_keep_evidence(box, plan)}"
-    raise error
-
-
-def _step_error(code: int, record: BuildRecord):
+        return None if record.finished else StepFailed(
+            "the build container exited without finishing its steps (no final event)")
     error_type = STEP_EXIT_CODES.get(code, StepFailed)
     if record.error:
         return error_type(record.error["message"])

@@ -1,0 +1,195 @@
+"""Issue 7, pure logic: what comes back from a container, events, --out rules, usage errors (no Docker)."""
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from toolkit.console import plain
+from toolkit.contract import contract
+from toolkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
+from toolkit.events import BuildRecord, parse_event
+from toolkit.docker_runner import Limits
+from toolkit.modelfile import HDF5_SIGNATURE, ModelRef
+from toolkit.plan import BuildPlan
+from toolkit.session import exit_error
+from toolkit.staging import foreign_entries, refuse_protected, safe_name
+from toolkit.transfer import artifact_rule, plain_files, receive
+
+ALLOWED = contract.allowed_artifacts("tftrt", bench=False)
+
+
+def tar_stream(*members, top="artifacts"):
+    """A get_archive-like stream: (name, kind, payload/linkname) below `top`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo(top)
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(f"{top}/{name}" if not name.startswith("/") else name)
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                         "device": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.linkname = payload or ""
+            tar.addfile(info)
+    data = buffer.getvalue()
+    return iter([data[i:i + 1000] for i in range(0, len(data), 1000)])
+
+
+def test_artifacts_are_taken_by_name_as_regular_files(tmp_path):
+    taken = receive(tar_stream(("model.onnx", "file", b"onnx"), ("evil.sh", "file", b"rm -rf"),
+                               ("../escape", "file", b"x"), ("/abs", "file", b"x"),
+                               ("model.tftrt", "dir", None), ("model.tftrt/variables", "dir", None),
+                               ("model.tftrt/variables/v.data", "file", b"v")),
+                    tmp_path, artifact_rule(ALLOWED), 1 << 20, "artifacts")
+    assert taken == ["model.onnx", "model.tftrt", "model.tftrt/variables", "model.tftrt/variables/v.data"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "model.onnx", "model.tftrt", "model.tftrt/variables", "model.tftrt/variables/v.data"]
+    assert not (tmp_path.parent / "escape").exists()
+
+
+@pytest.mark.parametrize("member, says", [
+    (("model.onnx", "symlink", "/etc/passwd"), "model.onnx as a link to '/etc/passwd'"),
+    (("model.onnx", "hardlink", "artifacts/other"), "model.onnx as a link to 'artifacts/other'"),
+    (("model.pb", "device", None), "model.pb as a special file"),
+    (("model.pb", "fifo", None), "model.pb as a special file"),
+    (("model.onnx", "dir", None), "model.onnx as a folder, not a regular file"),
+    (("model.tftrt/saved_model.pb", "symlink", "/root/.ssh/id_rsa"), "model.tftrt/saved_model.pb as a link"),
+])
+def test_artifacts_in_any_other_form_are_refused(tmp_path, member, says):
+    with pytest.raises(StepFailed, match="refused") as caught:
+        receive(tar_stream(member), tmp_path, artifact_rule(ALLOWED), 1 << 20, "artifacts")
+    assert says in caught.value.message
+    assert not any(p.is_symlink() for p in tmp_path.rglob("*"))
+
+
+def test_a_name_twice_and_too_many_bytes_are_refused(tmp_path):
+    with pytest.raises(StepFailed, match="model.onnx twice"):
+        receive(tar_stream(("model.onnx", "file", b"a"), ("model.onnx", "file", b"b")), tmp_path,
+                artifact_rule(ALLOWED), 1 << 20, "artifacts")
+    with pytest.raises(StepFailed, match="more than 0 MiB of artifacts"):
+        receive(tar_stream(("model.pb", "file", b"x" * 5000)), tmp_path / "x", artifact_rule(ALLOWED), 4096,
+                "artifacts")
+
+
+def test_evidence_and_cache_keep_only_named_small_regular_files(tmp_path):
+    rule = plain_files(lambda name: name in contract.EVIDENCE_FILES, 10)
+    taken = receive(tar_stream(("inputs.npz", "file", b"ok"), ("actual.npz", "symlink", "/"),
+                               ("expected.npz", "file", b"x" * 11), ("evil.sh", "file", b"x"),
+                               ("sub", "dir", None), ("sub/inputs.npz", "file", b"x"), top="evidence"),
+                    tmp_path, rule, 1 << 20, "evidence")
+    assert taken == ["inputs.npz"] and [p.name for p in tmp_path.iterdir()] == ["inputs.npz"]
+    assert contract.CACHE_FILE.match("timing-8.6.0-NVIDIA_H100_80GB_HBM3-sm90.cache")
+    assert contract.CACHE_FILE.match("calibration-" + "ab" * 16 + ".cache")
+    assert not any(contract.CACHE_FILE.match(n) for n in ("../x.cache", "calibration-xyz.cache", "timing-a/b.cache"))
+
+
+@pytest.mark.parametrize("line", [
+    '::trtkit::{"event": "step_end", "step": "x"}',                       # missing fields
+    '::trtkit::{"event": "step_end", "step": "x", "seconds": "1", "ok": true}',   # wrong type
+    '::trtkit::{"event": "names", "inputs": [{"name": 1}], "outputs": []}',
+    '::trtkit::{"event": "bench", "device": "cpu", "rows": [{"batch": 1}]}',
+    '::trtkit::{"event": "no_such_event"}',
+    '::trtkit::{"no": "event"}',
+    '::trtkit::[1, 2]',
+    '::trtkit::{not json',
+    '::trtkit::' + '[' * 50000 + ']' * 50000,
+    'plain text',
+])
+def test_malformed_or_unknown_events_are_log_text(line):
+    assert parse_event(line) is None
+
+
+def test_well_formed_events_parse():
+    assert parse_event('::trtkit::{"event": "step_end", "step": "x", "seconds": 1, "ok": true}')["step"] == "x"
+    assert parse_event('::trtkit::{"event": "done"}') == {"event": "done"}
+
+
+def test_terminal_escapes_and_controls_are_removed():
+    assert plain("\x1b[31mred\x1b[0m \x1b]0;title\x07x\x07 \x9b2Jy\tz\x00") == "red x y\tz"
+
+
+def exit_of(code, record=None, expired=None, oom=False):
+    plan = BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", timeout=30)
+    return exit_error(code, record or BuildRecord(), expired, oom, plan, Limits(memory_bytes=3 << 30))
+
+
+def test_exit_errors():
+    assert isinstance(exit_of(137, expired="export"), StepTimedOut) and "step export" in exit_of(0, expired="export").message
+    assert isinstance(exit_of(3, oom=True), OutOfMemory) and "3.0 GiB" in exit_of(3, oom=True).message
+    assert isinstance(exit_of(0), StepFailed) and "no final event" in exit_of(0).message
+    assert exit_of(0, BuildRecord(finished=True)) is None
+    assert isinstance(exit_of(contract.EXIT_VERIFY_FAILED, BuildRecord(error={"message": "off"})), VerificationFailed)
+    assert exit_of(1).message.startswith("the build container exited with code 1")
+
+
+@pytest.mark.parametrize("name, safe", [("..", "model"), (".", "model"), ("", "model"), ("a b:c", "a_b_c"),
+                                        ("..hidden", "hidden"), ("lstm_1", "lstm_1")])
+def test_default_out_names_are_sanitized(name, safe):
+    assert safe_name(name) == safe
+
+
+def test_foreign_entries(tmp_path):
+    (tmp_path / "trtkit.json").write_text(json.dumps({"artifacts": [{"name": "model.onnx"}]}))
+    (tmp_path / "model.onnx").write_text("x")
+    (tmp_path / "report.md").write_text("x")
+    assert foreign_entries(tmp_path) == []
+    (tmp_path / "bench.png").symlink_to(tmp_path / "model.onnx")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert foreign_entries(tmp_path) == ["bench.png", "notes.txt"]
+    (tmp_path / "trtkit.json").write_text("not json")
+    assert "model.onnx" in foreign_entries(tmp_path)
+
+
+def test_protected_places(tmp_path):
+    protected = {"the model": tmp_path / "m" / "model.h5", "your home folder": tmp_path / "home"}
+    for out in (tmp_path, tmp_path / "m", tmp_path / "home", tmp_path / "m" / "model.h5" / "x"):
+        with pytest.raises(OutputNotWritable, match="refusing"):
+            refuse_protected(out, protected)
+    refuse_protected(tmp_path / "elsewhere", protected)
+    refuse_protected(tmp_path / "home" / "project" / "out", protected)   # inside $HOME is fine
+
+
+@pytest.fixture
+def h5(tmp_path):
+    path = tmp_path / "m.h5"
+    path.write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    return path
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--image", "Bad Repo", "--tag", "1"], "not a valid image repository"),
+    (["--image", "repo@sha256:abc"], "REPO@sha256:<64 hex digits>"),
+    (["--image", "repo@sha256:" + "a" * 64, "--tag", "1"], "without --tag"),
+    ([], "give the container tag"),
+    (["--tag", "19.07-py3\n"], "is not a valid image tag"),
+    (["--tag", "x", "--gpus", "\u0661"], "GPU indices"),
+    (["--tag", "x", "--atol", "nan"], "--atol must be a number"),
+    (["--tag", "x", "--atol", "-1"], "--atol must be a number"),
+    (["--tag", "x", "--timeout", "inf"], "--timeout must be a number"),
+    (["--tag", "x", "--shapes", "a:1/2/99999999999999"], "a batch size must be a whole number"),
+    (["--tag", "x", "--shapes", "a:1x9999999x9999999/2x9999999x9999999/3x9999999x9999999"], "more than 2^40"),
+    (["--tag", "x", "--shapes", "a:\u0661/2/3"], "must be a whole number"),
+    (["--tag", "x", "--bench", "--batch", "1,99999999999999999999"], "a batch size must be a whole number"),
+    (["--tag", "x", "--bench", "--batch", "1,1e9"], "a batch size must be a whole number"),
+    (["--tag", "x", "--memory", "1k"], "memory limit '1k' is out of range"),
+    (["--tag", "x", "--workspace", "9999999T"], "workspace"),
+])
+def test_absurd_input_is_a_usage_error(trtkit, h5, args, says):
+    result = trtkit("build", h5, "--image", "trtkit/standin", *args) if "--image" not in args else \
+        trtkit("build", h5, *args)
+    assert result.returncode == 2, result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
+    assert says in " ".join(result.stderr.split()), result.stderr
+
+
+def test_a_digest_is_a_valid_pinned_reference():
+    from toolkit.options import image_reference
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert image_reference("nvcr.io/nvidia/tensorrt", digest) == f"nvcr.io/nvidia/tensorrt@{digest}"
+    assert image_reference(f"localhost:5000/a/b@{digest}", None) == f"localhost:5000/a/b@{digest}"
