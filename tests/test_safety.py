@@ -239,7 +239,7 @@ def wait_for_running_build(docker_client, proc, timeout=120) -> bool:
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_signals_remove_the_container_and_write_nothing(trtkit, trtkit_env, hostile, tmp_path, docker_client,
+def test_signals_remove_the_container_and_write_nothing(trtkit, trtkit_env, hostile, models, tmp_path, docker_client,
                                                        signum, code):
     proc = start_build(hostile / "sleep_forever.h5", tmp_path / "out", trtkit_env, "--trust-model")
     try:
@@ -254,6 +254,9 @@ def test_signals_remove_the_container_and_write_nothing(trtkit, trtkit_env, host
     assert proc.returncode == code, stderr[-1500:]
     assert f"interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
     assert listing(tmp_path) == []
+    if signum == signal.SIGTERM:     # no stale lock or staging folder stands in the way of a rerun
+        rerun = trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--out", tmp_path / "out")
+        assert rerun.returncode == 0, rerun.stderr[-1500:]
 
 
 class DaemonProxy:

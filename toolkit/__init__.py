@@ -2,13 +2,17 @@
 
 Architecture, host side (no TensorFlow, CUDA or TensorRT needed here):
 
-    cli.py / commands/*   typer commands: parse options, print results
-    plan.py               BuildPlan: validated options -> what the container runs
-    docker_runner.py      the Docker SDK: connect, pull, run a container, clean up
+    cli.py / commands/*   typer commands: options in, results rendered
+    options.py            the options, declared and parsed once
+    plan.py               BuildPlan: validated options -> plan.json; the choice of target
+    session.py            the verbs: build, inspect, bench (one boxed container each)
+    docker_runner.py      the Docker SDK: connect, pull, build images, run a hardened Box
+    transfer.py           files into a container and, under the contract's rules, out of it
     toolchain.py          the derived toolchain image (setup runs once per base image)
-    staging.py            work folder and atomic publication of --out
-    events.py             the container's event stream -> live display + build record
+    staging.py            --out: what may be replaced, the lock, atomic publication
+    events.py             the container's output -> build record + live display (as text)
     manifest.py, report.py  trtkit.json, report.md / report.html
+    contract.py           loads scripts/trtkit_steps/contract.py: the host-container contract
 
 Container side: scripts/pipeline.py runs scripts/trtkit_steps/* in the container.
 """

@@ -196,8 +196,12 @@ class Box:
         self._timer: threading.Timer | None = None
 
     def __enter__(self) -> "Box":
-        with _daemon_errors():
-            self.container = self.runner.client.containers.create(**self.spec)
+        try:
+            with _daemon_errors():
+                self.container = self.runner.client.containers.create(**self.spec)
+        except BaseException:
+            self.__exit__()      # a signal may land after the daemon made it: find it by its label
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
