@@ -10,9 +10,14 @@ setup: $(TRTKIT)
 	bash images/start-engine.sh
 	bash images/build.sh
 
-$(TRTKIT): pyproject.toml
+# The venv is made again when the dependencies change; trtkit's wheel is reinstalled whenever a file it ships changes.
+$(VENV)/.deps: pyproject.toml
 	python3 -m venv --clear $(VENV)
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q '.[test]'
+	touch $@
+
+$(TRTKIT): $(VENV)/.deps $(shell git ls-files toolkit scripts images/toolchain 2>/dev/null)
+	$(VENV)/bin/pip install -q --force-reinstall --no-deps .
 	touch $(TRTKIT)
 
 examples/models/origin_lstm.h5:
@@ -23,4 +28,6 @@ demo: setup examples/models/origin_lstm.h5
 	$(TRTKIT) build examples/models/origin_lstm.h5 $(STANDIN_ARGS)
 
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q

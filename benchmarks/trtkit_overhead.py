@@ -26,13 +26,17 @@ import docker
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from fresh_base import make_fresh_base, remove_fresh_base  # noqa: E402
+
+from trtkit.modelfile import ModelRef  # noqa: E402
+from trtkit.plan import BuildPlan  # noqa: E402
+
 STANDIN = "trtkit/standin:19.07-py3"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 
 
 def trtkit(*args, cwd):
     t0 = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "trtkit", *map(str, args)], cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"trtkit {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
     return time.perf_counter() - t0, result.stdout
@@ -41,8 +45,7 @@ def trtkit(*args, cwd):
 def by_hand(client, toolchain, model, work):
     """What a user would run without trtkit: one docker run of the same scripts on the same plan."""
     (work / "artifacts").mkdir(parents=True, exist_ok=True)
-    plan = {"model": f"/trtkit/model/{model.name}", "model_format": "h5", "target": "onnx", "mode": "build",
-            "opset": 17, "seed": 0, "shapes": {}, "atol": None}
+    plan = BuildPlan(model=ModelRef(model, "h5"), image=toolchain).container_plan("onnx")
     (work / "plan.json").write_text(json.dumps(plan))
     t0 = time.perf_counter()
     client.containers.run(toolchain, ["python3", "/trtkit/scripts/pipeline.py", "/trtkit/work/plan.json"], remove=True,
@@ -110,7 +113,8 @@ def write_results(first, second, warm, manual, bench, args):
         "| run | median s | runs |",
         "|---|---|---|",
         f"| `trtkit build` (toolchain present) | {med_warm:.2f} | {', '.join(f'{t:.2f}' for t in warm)} |",
-        f"| the same in-container work by hand, one `docker run` | {med_manual:.2f} | {', '.join(f'{t:.2f}' for t in manual)} |",
+        f"| the same in-container work by hand, one `docker run` | {med_manual:.2f} | "
+        f"{', '.join(f'{t:.2f}' for t in manual)} |",
         "",
         f"**Ratio: {med_warm / med_manual:.2f}×.** trtkit adds {med_warm - med_manual:.2f} s a build. That time goes",
         "to the CLI's start, connecting to the engine, finding the toolchain image, checking the cached probe,",

@@ -55,14 +55,15 @@ def randomize_batchnorm(model, rng):
     for layer in model.layers:
         if "BatchNormalization" in type(layer).__name__:
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma * 1.5, beta + 0.1, rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+            layer.set_weights([gamma * 1.5, beta + 0.1, rng.normal(0, 0.5, mean.shape),
+                               rng.uniform(0.5, 2.0, var.shape)])
 
 
 def main(out, names):
+    import keras
     import numpy as np
     import tensorflow as tf
     import tf_keras
-    import keras
 
     os.makedirs(out, exist_ok=True)
     tf.random.set_seed(0)
@@ -72,8 +73,9 @@ def main(out, names):
         "origin_lstm.h5": lambda p: origin_lstm(tf_keras).save(p),
         "cnn_bn.h5": lambda p: _save_cnn(tf_keras, p, rng),
         "two_io.h5": lambda p: two_io(tf_keras).save(p),
-        "keras3_mlp.keras": lambda p: keras.Sequential([keras.Input((20,), name="x"), keras.layers.Dense(16, activation="relu", name="hidden"),
-                                                        keras.layers.Dense(4, name="out")]).save(p),
+        "keras3_mlp.keras": lambda p: keras.Sequential([
+            keras.Input((20,), name="x"), keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(4, name="out")]).save(p),
         "origin_savedmodel": lambda p: tf_keras.models.save_model(origin_lstm(tf_keras), p, save_format="tf"),
         "weights_only.h5": lambda p: origin_lstm(tf_keras).save_weights(p),
     }

@@ -15,26 +15,7 @@ SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPTS)
 
 from trtkit_steps import contract  # noqa: E402
-from trtkit_steps.common import emit, read_json  # noqa: E402
-
-
-def stages(plan):
-    """Which stage modules a plan needs, in order."""
-    target = plan["target"]
-    if plan["mode"] == "inspect":
-        return ["keras_stage"]
-    if plan["mode"] == "bench":
-        return ["bench"]
-    needed = ["keras_stage"]
-    if target in ("onnx", "engine") or plan.get("bench"):
-        needed.append("onnx_stage")
-    if target == "engine":
-        needed.append("engine")
-    if target == "tftrt":
-        needed.append("tftrt")
-    if plan.get("bench"):
-        needed.append("bench")
-    return needed
+from trtkit_steps.common import emit  # noqa: E402
 
 
 def run_stage(module, plan_path):
@@ -50,10 +31,14 @@ def run_stage(module, plan_path):
 
 def main():
     plan_path = sys.argv[1]
-    plan = read_json(plan_path)
+    try:
+        plan = contract.read_plan(plan_path)
+    except contract.PlanMismatch as e:
+        emit("error", kind="PlanMismatch", message=str(e), details={})
+        sys.exit(contract.EXIT_STEP_FAILED)
     os.makedirs(os.path.join(os.path.dirname(plan_path), contract.ARTIFACTS), exist_ok=True)
     emit("versions", python="%d.%d.%d" % sys.version_info[:3])
-    for module in stages(plan):
+    for module in contract.stages(plan):
         code = run_stage(module, plan_path)
         if code != 0:
             if code < 0:  # killed by a signal: the stage could not say why itself

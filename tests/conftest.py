@@ -68,10 +68,10 @@ def trtkit_env(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def trtkit(trtkit_env, tmp_path):
-    """Run the real CLI (`python -m toolkit`) in tmp_path; returns the CompletedProcess."""
+    """Run the real CLI (`python -m trtkit`) in tmp_path; returns the CompletedProcess."""
 
     def run(*args, env=None, timeout=600):
-        return subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], cwd=tmp_path,
+        return subprocess.run([sys.executable, "-m", "trtkit", *map(str, args)], cwd=tmp_path,
                               env=env or trtkit_env, capture_output=True, text=True, timeout=timeout)
 
     return run

@@ -122,6 +122,7 @@ def main(out, names):
 def _swap_function(path, function):
     """Replace the Lambda's stored bytecode with another function's, without running either."""
     import json
+
     import h5py
     from tf_keras.src.utils.generic_utils import func_dump
     with h5py.File(path, "r+") as f:

@@ -1,6 +1,5 @@
 """Bad input: a one-line error, a distinct exit code, no container left, nothing in --out."""
 import pytest
-
 from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
@@ -19,8 +18,8 @@ EXPECTED_IO = {
     "origin_savedmodel": (["lstm_1_input"], ["dense_3"]),
 }
 ARTIFACT = {"onnx": ("model.onnx", "onnx"), "frozen": ("model.pb", "frozen")}
-STEPS = {"onnx": ["inspect", "reference", "freeze", "export", "verify-onnx"],
-         "frozen": ["inspect", "reference", "freeze", "verify-frozen"]}
+STEPS = {"onnx": ["inspect", "freeze", "reference", "export", "verify-onnx"],
+         "frozen": ["inspect", "freeze", "reference", "verify-frozen"]}
 
 
 @pytest.mark.parametrize("target", ["onnx", "frozen"])
@@ -59,7 +58,8 @@ def test_origin_build_records_everything(trtkit, models, tmp_path):
     assert (inp["name"], inp["frozen"], inp["imported"]) == ORIGIN_NAMES["input"]
     assert (outp["name"], outp["keras_tensor"]) == ORIGIN_NAMES["output"]
     assert inp["shape"] == [None, 11, 192] and inp["dtype"] == "float32"
-    assert manifest["target"] == {"chosen": "onnx", "reason": "default: --gpus none was given, so no TensorRT engine can be built here"}
+    assert manifest["target"] == {"chosen": "onnx",
+                                  "reason": "default: --gpus none was given, so no TensorRT engine can be built here"}
     for package in ("python", "tensorflow", "keras", "onnx", "tf2onnx", "onnxruntime", "numpy"):
         assert manifest["versions"][package], package
     assert manifest["image"]["reference"] == "trtkit/standin:19.07-py3"
@@ -93,9 +93,10 @@ def test_sample_data_missing_an_input_fails_cleanly(trtkit, models, tmp_path):
 
 def test_rebuild_replaces_previous_output_atomically(trtkit, models, tmp_path):
     out = tmp_path / "out"
-    assert trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--target", "frozen", "--out", out).returncode == 0
+    model = models / "keras3_mlp.keras"
+    assert trtkit("build", model, *STANDIN_ARGS, "--target", "frozen", "--out", out).returncode == 0
     assert (out / "model.pb").exists()
-    assert trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--target", "onnx", "--out", out).returncode == 0
+    assert trtkit("build", model, *STANDIN_ARGS, "--target", "onnx", "--out", out).returncode == 0
     assert sorted(os.listdir(out)) == ["model.onnx", "report.html", "report.md", "trtkit.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no staging folders left beside --out"
 

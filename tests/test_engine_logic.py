@@ -12,20 +12,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
-from trtkit_steps import engine  # noqa: E402
+from trtkit_steps import engine  # noqa: E402,F401  (the step imports every piece)
 from trtkit_steps.common import StepError, Unsupported, save_arrays  # noqa: E402
+from trtkit_steps.trt import calibration, profiles, settings, trtexec  # noqa: E402
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
 
 
 def _profiles(shapes, inputs=(LSTM_INPUT,)):
-    return engine.resolve_profiles(list(inputs), shapes)
+    return profiles.resolve_profiles(list(inputs), shapes)
 
 
 def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None):
-    plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "tactic_sources": tactic_sources}
-    settings = engine.BuildSettings(plan, _profiles(shapes or {}))
-    return engine.BuildJob(settings, "/w/artifacts/model.onnx", "/w/artifacts/model.plan")
+    plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources}
+    build = settings.BuildSettings(plan, _profiles(shapes or {}))
+    return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan")
 
 
 # --- profiles -----------------------------------------------------------------------
@@ -104,11 +105,11 @@ def test_shapes_for_an_unknown_input_name_the_real_inputs():
     ("trtexec: error while loading shared libraries: libnvinfer.so.8", None),
 ])
 def test_trtexec_version_from_its_banner(banner, version):
-    assert engine.parse_trtexec_version(banner) == version
+    assert trtexec.parse_trtexec_version(banner) == version
 
 
 def test_trtexec_fp32_build_on_8_6():
-    args = engine.trtexec_build_args("trtexec", (8, 6, 1), _job(), "/w/model.plan.tmp")
+    args = trtexec.trtexec_build_args("trtexec", (8, 6, 1), _job(), "/w/model.plan.tmp")
     assert args == [
         "trtexec", "--onnx=/w/artifacts/model.onnx", "--saveEngine=/w/model.plan.tmp",
         "--minShapes=lstm_1_input:1x11x192", "--optShapes=lstm_1_input:1024x11x192",
@@ -117,52 +118,52 @@ def test_trtexec_fp32_build_on_8_6():
 
 
 def test_trtexec_tf32_keeps_tensorrts_default():
-    assert "--noTF32" not in engine.trtexec_build_args("trtexec", (10, 3, 0), _job(tf32=True), "e")
+    assert "--noTF32" not in trtexec.trtexec_build_args("trtexec", (10, 3, 0), _job(tf32=True), "e")
 
 
 @pytest.mark.parametrize("major", [8, 10])
 def test_trtexec_precision_flags_up_to_10(major):
-    fp16 = engine.trtexec_build_args("trtexec", (major, 0, 0), _job("fp16"), "e")
-    int8 = engine.trtexec_build_args("trtexec", (major, 0, 0), _job("int8"), "e", calibration_cache="/c/cal.cache")
+    fp16 = trtexec.trtexec_build_args("trtexec", (major, 0, 0), _job("fp16"), "e")
+    int8 = trtexec.trtexec_build_args("trtexec", (major, 0, 0), _job("int8"), "e", calibration_cache="/c/cal.cache")
     assert "--fp16" in fp16 and "--int8" not in fp16
     assert {"--fp16", "--int8", "--calib=/c/cal.cache"} <= set(int8)
 
 
 def test_trtexec_11_fp32_has_no_precision_flags():
-    args = engine.trtexec_build_args("trtexec", (11, 1, 0), _job(), "e")
+    args = trtexec.trtexec_build_args("trtexec", (11, 1, 0), _job(), "e")
     assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8") or a.startswith("--calib")]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_trtexec_11_refuses_reduced_precision(precision):
     with pytest.raises(Unsupported, match="strongly typed"):
-        engine.trtexec_build_args("trtexec", (11, 1, 0), _job(precision), "e", calibration_cache="c")
+        trtexec.trtexec_build_args("trtexec", (11, 1, 0), _job(precision), "e", calibration_cache="c")
 
 
 def test_unknown_precision_is_refused():
     with pytest.raises(StepError, match="fp32, fp16 or int8"):
-        engine.check_precision(8, "bf16")
+        settings.check_precision(8, "bf16")
 
 
 def test_trtexec_caches_workspace_and_tactic_sources():
     job = _job(workspace=3 * 2 ** 30, tactic_sources=["CUBLAS", "CUBLAS_LT", "cudnn"])
-    args = engine.trtexec_build_args("trtexec", (8, 6, 0), job, "e", timing_cache="/cache/t.cache.tmp1")
+    args = trtexec.trtexec_build_args("trtexec", (8, 6, 0), job, "e", timing_cache="/cache/t.cache.tmp1")
     assert "--timingCacheFile=/cache/t.cache.tmp1" in args
     assert "--memPoolSize=workspace:3072" in args
     assert "--tacticSources=-CUBLAS,-CUBLAS_LT,-CUDNN" in args
 
 
 def test_trtexec_without_cache_has_no_cache_flag():
-    assert not [a for a in engine.trtexec_build_args("trtexec", (8, 6, 0), _job(), "e") if "timingCache" in a]
+    assert not [a for a in trtexec.trtexec_build_args("trtexec", (8, 6, 0), _job(), "e") if "timingCache" in a]
 
 
 def test_older_trtexec_flags():
-    args = engine.trtexec_build_args("trtexec", (8, 2, 5), _job(workspace=2 ** 29), "e")
+    args = trtexec.trtexec_build_args("trtexec", (8, 2, 5), _job(workspace=2 ** 29), "e")
     assert "--workspace=512" in args and "--buildOnly" in args and "--skipInference" not in args
 
 
 def test_trtexec_verify_command():
-    args = engine.trtexec_run_args("trtexec", "/w/model.plan", {"b": (8, 4), "a": (8, 11, 192)},
+    args = trtexec.trtexec_run_args("trtexec", "/w/model.plan", {"b": (8, 4), "a": (8, 11, 192)},
                                    {"a": "/s/input0.bin", "b": "/s/input1.bin"}, "/s/outputs.json")
     assert args == ["trtexec", "--loadEngine=/w/model.plan", "--shapes=a:8x11x192,b:8x4",
                     "--loadInputs=a:/s/input0.bin,b:/s/input1.bin", "--exportOutput=/s/outputs.json",
@@ -172,7 +173,7 @@ def test_trtexec_verify_command():
 def test_exported_outputs_parse_with_shapes_and_bare_nan():
     text = ('[\n  { "name" : "dense_3"\n  , "dimensions" : "2x1"\n  , "values" : [ 0.5, nan ]\n  }\n'
             ', { "name" : "nan_count"\n  , "dimensions" : "3"\n  , "values" : [ -inf, inf, 1e-07 ]\n  }\n]\n')
-    outputs = engine.parse_exported_outputs(text)
+    outputs = trtexec.parse_exported_outputs(text)
     assert outputs["dense_3"].shape == (2, 1) and outputs["dense_3"][0, 0] == 0.5
     assert np.isnan(outputs["dense_3"][1, 0])
     assert outputs["nan_count"].tolist() == [-np.inf, np.inf, 1e-07]
@@ -181,7 +182,7 @@ def test_exported_outputs_parse_with_shapes_and_bare_nan():
 # --- caches -------------------------------------------------------------------------
 
 def test_timing_cache_name_holds_version_gpu_and_sm():
-    name = engine.timing_cache_name("8.6.0", "NVIDIA H100 80GB HBM3", (9, 0))
+    name = settings.timing_cache_name("8.6.0", "NVIDIA H100 80GB HBM3", (9, 0))
     assert name == "timing-8.6.0-NVIDIA_H100_80GB_HBM3-sm90.cache"
 
 
@@ -189,30 +190,30 @@ def test_calibration_cache_name_changes_with_model_data_and_version(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"model one")
     data = {"x": np.arange(6, dtype=np.float32).reshape(3, 2)}
-    name = engine.calibration_cache_name(str(onnx), "8.6.0", data)
+    name = calibration.calibration_cache_name(str(onnx), "8.6.0", data)
     assert name.startswith("calibration-") and name.endswith(".cache")
-    assert engine.calibration_cache_name(str(onnx), "8.6.0", data) == name
-    assert engine.calibration_cache_name(str(onnx), "10.3.0", data) != name
-    assert engine.calibration_cache_name(str(onnx), "8.6.0", {"x": data["x"] + 1}) != name
+    assert calibration.calibration_cache_name(str(onnx), "8.6.0", data) == name
+    assert calibration.calibration_cache_name(str(onnx), "10.3.0", data) != name
+    assert calibration.calibration_cache_name(str(onnx), "8.6.0", {"x": data["x"] + 1}) != name
     onnx.write_bytes(b"model two")
-    assert engine.calibration_cache_name(str(onnx), "8.6.0", data) != name
+    assert calibration.calibration_cache_name(str(onnx), "8.6.0", data) != name
 
 
 def test_calibration_cache_is_reused_and_shared(tmp_path):
     shared = tmp_path / "calibration-abc.cache"
     data = {"x": np.zeros((4, 2), np.float32)}
-    fresh = engine.Calibration(data, str(shared))
+    fresh = calibration.Calibration(data, str(shared))
     assert not fresh.reused and fresh.cache is None
     fresh.cache = b"scales"  # what TensorRT's write_calibration_cache hands over
     fresh.save(str(tmp_path / "calibration.cache"))
     assert shared.read_bytes() == (tmp_path / "calibration.cache").read_bytes() == b"scales"
-    again = engine.Calibration(data, str(shared))
+    again = calibration.Calibration(data, str(shared))
     assert again.reused and again.cache == b"scales"
 
 
 def test_calibration_without_a_cache_from_tensorrt_fails(tmp_path):
     with pytest.raises(StepError, match="no INT8 calibration cache"):
-        engine.Calibration({"x": np.zeros((1, 1))}, None).save(str(tmp_path / "calibration.cache"))
+        calibration.Calibration({"x": np.zeros((1, 1))}, None).save(str(tmp_path / "calibration.cache"))
 
 
 class _TacticSource(enum.IntEnum):  # TensorRT 8.6's values
@@ -224,19 +225,19 @@ class _TacticSource(enum.IntEnum):  # TensorRT 8.6's values
 
 
 def test_tactic_mask_clears_the_named_sources():
-    assert engine.tactic_mask(31, ["CUBLAS", "cublas_lt", "CUDNN"], _TacticSource) == 0b11000
+    assert settings.tactic_mask(31, ["CUBLAS", "cublas_lt", "CUDNN"], _TacticSource) == 0b11000
 
 
 def test_tactic_mask_refuses_unknown_sources():
     with pytest.raises(StepError, match="CUDNN"):
-        engine.tactic_mask(31, ["CUDNN8"], _TacticSource)
+        settings.tactic_mask(31, ["CUDNN8"], _TacticSource)
 
 
 # --- calibration data ---------------------------------------------------------------
 
 def test_calibration_from_one_npy_casts_to_the_input_dtype(tmp_path):
     np.save(tmp_path / "calib.npy", np.ones((5, 11, 192), np.float64))
-    arrays = engine.load_calibration_data(str(tmp_path / "calib.npy"), [LSTM_INPUT])
+    arrays = calibration.load_calibration_data(str(tmp_path / "calib.npy"), [LSTM_INPUT])
     assert arrays["lstm_1_input"].shape == (5, 11, 192) and arrays["lstm_1_input"].dtype == np.float32
 
 
@@ -246,46 +247,46 @@ def test_calibration_folder_joins_files_along_the_batch(tmp_path):
     save_arrays(str(tmp_path / "part1.npz"), {"a": np.zeros((2, 2)), "b/c:0": np.zeros((2, 3))})
     np.savez(tmp_path / "part2.npz", **{"a": np.ones((3, 2)), "b/c:0": np.ones((3, 3))})
     (tmp_path / "notes.txt").write_text("ignored")
-    arrays = engine.load_calibration_data(str(tmp_path), inputs)
+    arrays = calibration.load_calibration_data(str(tmp_path), inputs)
     assert arrays["a"].shape == (5, 2) and arrays["b/c:0"].shape == (5, 3)
     assert arrays["b/c:0"].dtype == np.int32 and arrays["a"][2:].min() == 1
 
 
 def test_calibration_npz_with_one_unnamed_array_feeds_the_only_input(tmp_path):
     np.savez(tmp_path / "calib.npz", np.ones((3, 11, 192)))
-    assert engine.load_calibration_data(str(tmp_path / "calib.npz"), [LSTM_INPUT])["lstm_1_input"].shape[0] == 3
+    assert calibration.load_calibration_data(str(tmp_path / "calib.npz"), [LSTM_INPUT])["lstm_1_input"].shape[0] == 3
 
 
 def test_calibration_npy_for_two_inputs_is_refused(tmp_path):
     np.save(tmp_path / "calib.npy", np.ones((3, 2)))
     inputs = [dict(LSTM_INPUT, name="a"), dict(LSTM_INPUT, name="b")]
     with pytest.raises(StepError, match="npz keyed by input name"):
-        engine.load_calibration_data(str(tmp_path / "calib.npy"), inputs)
+        calibration.load_calibration_data(str(tmp_path / "calib.npy"), inputs)
 
 
 def test_calibration_npz_missing_an_input_is_refused(tmp_path):
     np.savez(tmp_path / "calib.npz", a=np.ones((3, 2)), c=np.ones((3, 2)))
     inputs = [dict(LSTM_INPUT, name="a"), dict(LSTM_INPUT, name="b")]
     with pytest.raises(StepError, match=r"lacks input\(s\) \['b'\]"):
-        engine.load_calibration_data(str(tmp_path / "calib.npz"), inputs)
+        calibration.load_calibration_data(str(tmp_path / "calib.npz"), inputs)
 
 
 def test_calibration_with_uneven_sample_counts_is_refused(tmp_path):
     np.savez(tmp_path / "calib.npz", a=np.ones((3, 2)), b=np.ones((4, 2)))
     inputs = [dict(LSTM_INPUT, name="a"), dict(LSTM_INPUT, name="b")]
     with pytest.raises(StepError, match="same, non-zero number"):
-        engine.load_calibration_data(str(tmp_path / "calib.npz"), inputs)
+        calibration.load_calibration_data(str(tmp_path / "calib.npz"), inputs)
 
 
 def test_missing_calibration_data_is_refused(tmp_path):
     with pytest.raises(StepError, match="does not exist"):
-        engine.load_calibration_data(str(tmp_path / "nothing.npz"), [LSTM_INPUT])
+        calibration.load_calibration_data(str(tmp_path / "nothing.npz"), [LSTM_INPUT])
     with pytest.raises(StepError, match="no .npy or .npz"):
-        engine.load_calibration_data(str(tmp_path), [LSTM_INPUT])
+        calibration.load_calibration_data(str(tmp_path), [LSTM_INPUT])
 
 
 def test_default_tolerances_follow_precision_and_tf32():
-    assert engine.default_atol("fp32", False) == 1e-4
-    assert engine.default_atol("fp32", True) == engine.TF32_ATOL
-    assert engine.default_atol("fp16", True) == 1e-2
-    assert engine.default_atol("int8", False) is None
+    assert settings.default_atol("fp32", False) == 1e-4
+    assert settings.default_atol("fp32", True) == settings.TF32_ATOL
+    assert settings.default_atol("fp16", True) == 1e-2
+    assert settings.default_atol("int8", False) is None

@@ -5,15 +5,23 @@ import zipfile
 import pytest
 import typer
 
-from toolkit.docker_runner import _lines, classify_pull_error, device_requests
-from toolkit.errors import (ALL_ERRORS, GpuUnavailable, ImageNotFound, InvalidModel, ModelNotFound,
-                            OutputNotWritable, RegistryUnavailable, TargetUnsupported)
-from toolkit.events import BuildRecord, EventStream
-from toolkit.modelfile import HDF5_SIGNATURE, resolve_model
-from toolkit.options import image_reference, parse_gpus, parse_shapes, parse_size
-from toolkit.plan import GpuRequest, choose_target
-from toolkit.staging import Staging
-from toolkit.tags import KNOWN_TAGS, known_tag, trtexec_has_precision_flags
+from trtkit.docker_runner import _lines, classify_pull_error, device_requests
+from trtkit.errors import (
+    ALL_ERRORS,
+    GpuUnavailable,
+    ImageNotFound,
+    InvalidModel,
+    ModelNotFound,
+    OutputNotWritable,
+    RegistryUnavailable,
+    TargetUnsupported,
+)
+from trtkit.events import BuildRecord, EventStream
+from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
+from trtkit.options import image_reference, parse_gpus, parse_shapes, parse_size
+from trtkit.plan import GpuRequest
+from trtkit.staging import Staging
+from trtkit.targets import KNOWN_TAGS, choose_target, known_tag, trtexec_has_precision_flags
 
 TRT_STACK = {"tensorrt": "8.6.0", "tensorflow": "2.21.0", "tftrt": False}
 CPU_STACK = {"tensorrt": None, "trtexec": None, "tensorflow": "2.21.0", "tftrt": False}
@@ -68,6 +76,8 @@ def test_default_target_is_engine_only_with_gpu_and_tensorrt():
     assert choose_target(None, GpuRequest("all"), True, CPU_STACK).reason == "default: the image has no TensorRT"
     trtexec_only = dict(CPU_STACK, trtexec={"path": "/usr/src/tensorrt/bin/trtexec", "version": "10.8.0"})
     assert choose_target(None, GpuRequest("all"), True, trtexec_only).target == "engine"
+    old = choose_target(None, GpuRequest("all"), True, dict(TRT_STACK, tensorrt="5.1.5"))
+    assert old.target == "onnx" and "TensorRT 5.1.5 is older than 8.0" in old.reason
 
 
 def test_requested_targets_are_checked_against_the_stack():

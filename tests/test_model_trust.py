@@ -8,7 +8,6 @@ import sys
 import zipfile
 
 import pytest
-
 from conftest import REPO, run_in_standin
 
 sys.path.insert(0, str(REPO / "scripts"))

@@ -10,8 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, STANDIN_ARGS
+from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 USER = "trtkit-tester"
@@ -37,7 +36,7 @@ def tester_python():
     version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
     if version.returncode != 0 or version.stdout.strip() != str(sys.version_info[:2]):
         pytest.skip(f"needs {python} of Python {sys.version_info[:2]} to run trtkit as another user")
-    return python, f"{sysconfig.get_paths()['purelib']}:{REPO}"
+    return python, sysconfig.get_paths()["purelib"]
 
 
 def test_artifacts_belong_to_the_calling_user(tester, tester_python, models):
@@ -48,7 +47,7 @@ def test_artifacts_belong_to_the_calling_user(tester, tester_python, models):
         shutil.copy(models / "keras3_mlp.keras", folder)
         env = {"PATH": os.environ["PATH"], "HOME": tester.pw_dir, "TRTKIT_CACHE": str(folder / "cache"),
                "PYTHONPATH": pythonpath}
-        result = subprocess.run(["runuser", "-u", USER, "--", python, "-m", "toolkit", "build",
+        result = subprocess.run(["runuser", "-u", USER, "--", python, "-m", "trtkit", "build",
                                  str(folder / "keras3_mlp.keras"), *STANDIN_ARGS, "--out", str(folder / "out")],
                                 cwd=folder, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]

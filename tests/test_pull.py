@@ -1,6 +1,5 @@
 """Pulling IMAGE:TAG when it is missing, against a local registry (tests/registry.py)."""
 import pytest
-
 from registry import Registry
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]

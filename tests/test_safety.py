@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
@@ -75,7 +74,8 @@ def test_out_that_would_delete_precious_things_is_refused_even_with_force(trtkit
     out = {"model folder": tmp_path, "model itself": tmp_path / "sm", "cwd": Path("."), "home": home,
            "cache": Path(trtkit_env["TRTKIT_CACHE"]), "root": Path("/"), "inside model": tmp_path / "sm" / "out"}[where]
     before = listing(tmp_path)
-    result = trtkit("build", tmp_path / "sm", *STANDIN_ARGS, "--out", out, "--force", env=dict(trtkit_env, HOME=str(home)))
+    result = trtkit("build", tmp_path / "sm", *STANDIN_ARGS, "--out", out, "--force",
+                    env=dict(trtkit_env, HOME=str(home)))
     assert result.returncode == 16 and "refusing to write the output folder" in error_line(result)
     assert listing(tmp_path) == before
 
@@ -136,7 +136,7 @@ def test_links_planted_by_the_model_are_refused(trtkit, trtkit_env, hostile, tmp
 
 def test_forged_events_escapes_and_markup_are_shown_as_text(trtkit, hostile, tmp_path):
     out = tmp_path / "out"
-    result = trtkit("build", hostile / "forge_output.h5", *TRUSTED, "--out", out, "--json")
+    result = trtkit("--verbose", "build", hostile / "forge_output.h5", *TRUSTED, "--out", out, "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "\x1b" not in result.stderr + result.stdout
     assert "[bold red]markup[/] [/x] closing" in result.stderr      # rich markup shown, not interpreted
@@ -159,7 +159,8 @@ def test_a_model_sees_only_itself_and_can_do_nothing(trtkit, trtkit_env, hostile
     for canary in (tmp_path / "models" / "canary.txt", tmp_path / "home" / ".ssh" / "canary"):
         canary.parent.mkdir(parents=True, exist_ok=True)
         canary.write_text(secret)
-    result = trtkit("build", model, *TRUSTED, "--out", tmp_path / "out", env=dict(trtkit_env, HOME=str(tmp_path / "home")))
+    result = trtkit("--verbose", "build", model, *TRUSTED, "--out", tmp_path / "out",
+                    env=dict(trtkit_env, HOME=str(tmp_path / "home")))
     assert result.returncode == 0, result.stderr[-2000:]
     snoop = next(line for line in result.stderr.splitlines() if "SNOOP" in line)
     assert "uid=65534 caps=0000000000000000 nnp=1 model_dir=['snoop.h5'] canaries=[]" in snoop
@@ -169,7 +170,7 @@ def test_a_model_sees_only_itself_and_can_do_nothing(trtkit, trtkit_env, hostile
 
 
 def test_a_model_carrying_code_is_refused_by_default(trtkit, hostile, tmp_path):
-    result = trtkit("build", hostile / "snoop.h5", *STANDIN_ARGS, "--out", tmp_path / "out")
+    result = trtkit("--verbose", "build", hostile / "snoop.h5", *STANDIN_ARGS, "--out", tmp_path / "out")
     assert result.returncode == 23
     assert "layer 'snoop' is a Lambda" in error_line(result) and "--trust-model" in result.stderr
     assert "SNOOP" not in result.stderr and listing(tmp_path) == []
@@ -224,7 +225,7 @@ def test_a_model_that_eats_memory_is_stopped_by_the_limit(trtkit, hostile, tmp_p
 # --- signals and a daemon that goes away ------------------------------------------------
 
 def start_build(model: Path, out: Path, env: dict, *extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "toolkit", "build", str(model), *STANDIN_ARGS, *extra,
+    return subprocess.Popen([sys.executable, "-m", "trtkit", "build", str(model), *STANDIN_ARGS, *extra,
                              "--out", str(out)], cwd=out.parent, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.console import plain
-from toolkit.contract import contract
-from toolkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
-from toolkit.events import BuildRecord, parse_event
-from toolkit.docker_runner import Limits
-from toolkit.modelfile import HDF5_SIGNATURE, ModelRef
-from toolkit.plan import BuildPlan
-from toolkit.session import exit_error
-from toolkit.staging import foreign_entries, refuse_protected, safe_name
-from toolkit.transfer import artifact_rule, plain_files, receive
+from trtkit.console import plain
+from trtkit.contract import contract
+from trtkit.docker_runner import Limits
+from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
+from trtkit.events import BuildRecord, parse_event
+from trtkit.modelfile import HDF5_SIGNATURE, ModelRef
+from trtkit.plan import BuildPlan
+from trtkit.session import exit_error
+from trtkit.staging import foreign_entries, refuse_protected, safe_name
+from trtkit.transfer import artifact_rule, plain_files, receive
 
 ALLOWED = contract.allowed_artifacts("tftrt", bench=False)
 
@@ -120,7 +120,8 @@ def exit_of(code, record=None, expired=None, oom=False):
 
 
 def test_exit_errors():
-    assert isinstance(exit_of(137, expired="export"), StepTimedOut) and "step export" in exit_of(0, expired="export").message
+    assert isinstance(exit_of(137, expired="export"), StepTimedOut)
+    assert "step export" in exit_of(0, expired="export").message
     assert isinstance(exit_of(3, oom=True), OutOfMemory) and "3.0 GiB" in exit_of(3, oom=True).message
     assert isinstance(exit_of(0), StepFailed) and "no final event" in exit_of(0).message
     assert exit_of(0, BuildRecord(finished=True)) is None
@@ -189,7 +190,47 @@ def test_absurd_input_is_a_usage_error(trtkit, h5, args, says):
 
 
 def test_a_digest_is_a_valid_pinned_reference():
-    from toolkit.options import image_reference
+    from trtkit.options import image_reference
     digest = "sha256:" + "0123456789abcdef" * 4
     assert image_reference("nvcr.io/nvidia/tensorrt", digest) == f"nvcr.io/nvidia/tensorrt@{digest}"
     assert image_reference(f"localhost:5000/a/b@{digest}", None) == f"localhost:5000/a/b@{digest}"
+
+
+def test_the_host_writes_exactly_the_plan_the_contract_reads(tmp_path):
+    plan = BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", sample_data=Path("/s.npy"))
+    written = plan.container_plan("engine")
+    assert tuple(written) == contract.PLAN_KEYS
+    (tmp_path / "plan.json").write_text(json.dumps(written))
+    assert contract.read_plan(str(tmp_path / "plan.json"))["sample_data"] == f"{contract.DATA_DIR}/sample.npy"
+    (tmp_path / "plan.json").write_text(json.dumps(dict(written, surprise=1)))
+    with pytest.raises(contract.PlanMismatch, match="unknown \\['surprise'\\]"):
+        contract.read_plan(str(tmp_path / "plan.json"))
+
+
+@pytest.mark.parametrize("target, bench, stages, outputs", [
+    ("onnx", None, ["keras_stage", "onnx_stage"], ("model.onnx",)),
+    ("frozen", None, ["keras_stage"], ("model.pb",)),
+    ("frozen", {"batches": [1]}, ["keras_stage", "onnx_stage", "bench"], ("model.pb", "model.onnx")),
+    ("engine", None, ["keras_stage", "onnx_stage", "engine"], ("model.onnx",)),
+    ("tftrt", None, ["keras_stage", "onnx_stage", "tftrt"], ("model.pb", "model.onnx")),
+])
+def test_one_table_says_which_steps_run(target, bench, stages, outputs):
+    plan = {"target": target, "mode": "build", "bench": bench}
+    assert contract.stages(plan) == stages and contract.keras_outputs(plan) == outputs
+    assert contract.stages(dict(plan, mode="inspect")) == ["keras_stage"]
+
+
+@pytest.mark.parametrize("flag, shown", [("--quiet", set()), (None, {"step"}), ("--verbose", {"step", "log"})])
+def test_verbosity_decides_what_of_the_container_is_shown(capsys, flag, shown):
+    from trtkit import console
+    from trtkit.events import EventStream
+    console.set_verbosity(flag == "--verbose", flag == "--quiet")
+    try:
+        stream = EventStream(BuildRecord())
+        stream('::trtkit::{"event": "step_start", "step": "export"}')
+        stream("a line the container printed")
+    finally:
+        console.set_verbosity(False, False)
+    stderr = capsys.readouterr().err
+    assert ("▶ export" in stderr) == ("step" in shown)
+    assert ("a line the container printed" in stderr) == ("log" in shown)

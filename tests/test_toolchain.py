@@ -5,7 +5,6 @@ import tarfile
 
 import docker
 import pytest
-
 from fresh_base import make_fresh_base, remove_fresh_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
@@ -34,7 +33,8 @@ def setup_runs(docker_client, image: str) -> list[str]:
 
 def test_second_build_reuses_the_toolchain(trtkit, models, tmp_path, docker_client, fresh_base):
     repository, tag = fresh_base
-    args = ["build", models / "keras3_mlp.keras", "--image", repository, "--tag", tag, "--gpus", "none", "--json"]
+    args = ["--verbose", "build", models / "keras3_mlp.keras", "--image", repository, "--tag", tag, "--gpus", "none",
+            "--json"]
 
     first = trtkit(*args, "--out", tmp_path / "first")
     assert first.returncode == 0, first.stderr[-2000:]

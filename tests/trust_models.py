@@ -20,9 +20,9 @@ def shout(x):
 
 
 def make_models(out):
+    import keras
     import tensorflow as tf
     import tf_keras
-    import keras
     from make_models import cnn_bn, origin_lstm
 
     L = tf_keras.layers

@@ -1,3 +1,3 @@
-from toolkit.cli import main
+from .cli import main
 
 main()

@@ -3,8 +3,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from toolkit import __version__
-from toolkit.commands import bench, build, doctor, inspect
+from . import __version__
+from .commands import bench, build, doctor, inspect
+from .console import set_verbosity
 
 app = typer.Typer(
     name="trtkit", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False,
@@ -23,9 +24,14 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                          help="Show the version and exit.")] = None) -> None:
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Show the version and exit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show every container log line.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors and results.")] = False,
+) -> None:
     """trtkit: Keras -> ONNX / frozen graph / TensorRT engine, verified, in pinned containers."""
+    set_verbosity(verbose, quiet)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 Text that came out of a container is never markup: it goes through plain()
 (terminal escapes and control characters removed) into a rich Text.
+How much is shown: --quiet (errors and results), the default (progress:
+steps, verification, the target), --verbose (also every container log line).
 """
 import functools
 import json
@@ -13,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from toolkit.errors import Interrupted, TrtkitError
+from .errors import Interrupted, TrtkitError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -22,6 +24,13 @@ out = Console(highlight=False, soft_wrap=True)
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+QUIET, PROGRESS, VERBOSE = 0, 1, 2
+verbosity = PROGRESS
+
+
+def set_verbosity(verbose: bool, quiet: bool) -> None:
+    global verbosity
+    verbosity = VERBOSE if verbose else QUIET if quiet else PROGRESS
 
 
 def plain(text) -> str:
@@ -29,9 +38,10 @@ def plain(text) -> str:
     return _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
 
 
-def show(text, style: str = "") -> None:
-    """Print untrusted text on stderr as text, never as markup."""
-    err.print(Text(plain(text), style=style))
+def show(text, style: str = "", mark: tuple[str, str] | None = None, level: int = PROGRESS) -> None:
+    """Print untrusted text on stderr as text, never as markup; after a (symbol, style) mark if given."""
+    if verbosity >= level:
+        err.print(Text.assemble(mark or "", " " if mark else "", (plain(text), style)))
 
 
 def warn(message: str) -> None:

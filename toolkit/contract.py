@@ -1,11 +1,11 @@
 """The host's view of scripts/trtkit_steps/contract.py: the very file the containers run.
 
 Loaded by path, so the contract is written once and ships once (in the wheel
-with the other scripts); `from toolkit.contract import contract` gives the module.
+with the other scripts); `from .contract import contract` gives the module.
 """
 import importlib.util
 
-from toolkit.resources import scripts_dir
+from .resources import scripts_dir
 
 
 def _load():

@@ -22,13 +22,20 @@ import docker.errors
 import docker.types
 import requests
 import urllib3.exceptions
+from docker.models.containers import Container
 from docker.utils import parse_repository_tag
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
-from toolkit.console import err, warn
-from toolkit.contract import contract
-from toolkit.errors import (DockerUnavailable, GpuUnavailable, ImageNotFound, RegistryUnavailable,
-                            ToolchainBuildFailed, TrtkitError)
+from .console import err, show, warn
+from .contract import contract
+from .errors import (
+    DockerUnavailable,
+    GpuUnavailable,
+    ImageNotFound,
+    RegistryUnavailable,
+    ToolchainBuildFailed,
+    TrtkitError,
+)
 
 LABEL = "org.trtkit"
 RUN_LABEL, PID_LABEL, START_LABEL, HOST_LABEL = (f"{LABEL}.{k}" for k in ("run", "pid", "pid-start", "host"))
@@ -65,7 +72,7 @@ def classify_pull_error(reference: str, message: str) -> TrtkitError:
     return RegistryUnavailable(f"cannot pull {reference}: {first_line(message)}")
 
 
-def first_line(text: str, limit: int = 300) -> str:
+def first_line(text: object, limit: int = 300) -> str:
     """The first non-empty line of an error message, shortened; never fails on empty text."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")[:limit]
 
@@ -113,8 +120,9 @@ class DockerRunner:
             client = docker.from_env()
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise DockerUnavailable(f"cannot reach the Docker daemon at {host}: {first_line(e, 200)}",
-                                    hint="start it (`sudo systemctl start docker`, or `dockerd &`) or set DOCKER_HOST") from None
+            raise DockerUnavailable(
+                f"cannot reach the Docker daemon at {host}: {first_line(e, 200)}",
+                hint="start it (`sudo systemctl start docker`, or `dockerd &`) or set DOCKER_HOST") from None
         return cls(client)
 
     def gpu_runtime(self) -> bool:
@@ -138,7 +146,7 @@ class DockerRunner:
         repository, tag = parse_repository_tag(reference)
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
         with Progress(*columns, console=err, transient=True) as progress:
-            layers = {}
+            layers: dict[str, TaskID] = {}
             try:
                 for event in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
                     if "error" in event:
@@ -146,7 +154,7 @@ class DockerRunner:
                     _show_pull_event(progress, layers, event)
             except docker.errors.APIError as e:
                 raise classify_pull_error(reference, str(e.explanation or e)) from None
-        err.print(f"pulled {reference}")
+        show(f"pulled {reference}")
 
     def build_image(self, context: bytes, tag: str, buildargs: dict, labels: dict,
                     on_line: Callable[[str], None]):
@@ -191,14 +199,19 @@ class Box:
             log_config=docker.types.LogConfig(type="json-file",
                                               config={"max-size": str(limits.log_bytes), "max-file": "1"}),
             device_requests=gpus or None, detach=True)
-        self.container = None
+        self._container: Container | None = None
         self.expired: str | None = None       # the step a deadline killed
         self._timer: threading.Timer | None = None
+
+    @property
+    def container(self) -> Container:
+        assert self._container is not None, "a Box is used as a context manager"
+        return self._container
 
     def __enter__(self) -> "Box":
         try:
             with _daemon_errors():
-                self.container = self.runner.client.containers.create(**self.spec)
+                self._container = self.runner.client.containers.create(**self.spec)
         except BaseException:
             self.__exit__()      # a signal may land after the daemon made it: find it by its label
             raise

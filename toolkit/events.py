@@ -9,39 +9,88 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypedDict, cast
 
-from toolkit.console import err, plain, show
-from toolkit.contract import contract
+from .console import VERBOSE, plain, show
+from .contract import contract
 
 MAX_SHOWN = 4000    # characters of one log line on the terminal (events may be longer)
 
 
+# The events' payloads, as contract.check_event guarantees them (extra keys may come along).
+class IoName(TypedDict):
+    name: str
+    keras_tensor: str
+    frozen: str
+    imported: str
+
+
+class Names(TypedDict):
+    inputs: list[IoName]        # also shape and dtype
+    outputs: list[IoName]
+    params: int
+
+
+class StepTime(TypedDict):
+    step: str
+    seconds: float
+    ok: bool
+
+
+class Verification(TypedDict):
+    artifact: str
+    outputs: dict[str, dict[str, float]]
+    max_abs_err: float
+    atol: float | None
+    passed: bool
+
+
+class BenchRow(TypedDict, total=False):
+    batch: int
+    framework: str
+    mode: str
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput_per_s: float | None
+    speedup_vs_predict: float | None
+    max_abs_err: float | None
+    error: str                  # instead of the timings, when the framework failed at that batch
+
+
+class BenchResult(TypedDict):
+    device: str
+    rows: list[BenchRow]
+
+
 @dataclass
 class BuildRecord:
-    versions: dict = field(default_factory=dict)
-    names: dict | None = None
-    steps: list = field(default_factory=list)
-    verification: list = field(default_factory=list)
-    artifacts: list = field(default_factory=list)
-    engine: dict | None = None
-    bench: dict | None = None
-    error: dict | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    names: Names | None = None
+    steps: list[StepTime] = field(default_factory=list)
+    verification: list[Verification] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    engine: dict[str, Any] | None = None
+    bench: BenchResult | None = None
+    error: dict[str, Any] | None = None
     finished: bool = False      # the pipeline's final event arrived
-    log_tail: deque = field(default_factory=lambda: deque(maxlen=30))
+    log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
 
     def apply(self, event: dict) -> None:
         kind = event.pop("event")
         if kind == "versions":
             self.versions.update({k: v for k, v in event.items() if isinstance(v, str)})
         elif kind == "names":
-            self.names = event
+            self.names = cast(Names, event)
         elif kind == "step_end":
-            self.steps.append(event)
+            self.steps.append(cast(StepTime, event))
         elif kind == "verified":
-            self.verification.append(event)
+            self.verification.append(cast(Verification, event))
         elif kind == "artifact":
             self.artifacts.append(event)
-        elif kind in ("engine", "bench", "error"):
+        elif kind == "bench":
+            self.bench = cast(BenchResult, event)
+        elif kind in ("engine", "error"):
             setattr(self, kind, event)
         elif kind == contract.FINAL_EVENT:
             self.finished = True
@@ -72,7 +121,7 @@ class EventStream:
         if event is None:
             line = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + " [cut]"
             self.record.log_tail.append(plain(line))
-            show(f"  {line}", style="dim")
+            show(f"  {line}", style="dim", level=VERBOSE)
             return
         self._show(event)
         if event["event"] == "step_start" and self.on_step:
@@ -84,9 +133,12 @@ class EventStream:
         if kind == "step_start":
             show(f"▶ {event['step']}", style="bold cyan")
         elif kind == "step_end":
-            err.print("[green]✓[/]" if event["ok"] else "[red]✗[/]", end=" ", markup=True)
-            show(f"{event['step']} ({event['seconds']:.2f} s)")
+            show(f"{event['step']} ({event['seconds']:.2f} s)", mark=_mark(event["ok"]))
         elif kind == "verified":
-            err.print("[green]✓[/]" if event["passed"] else "[red]✗[/]", end=" ", markup=True)
             atol = "report only" if event["atol"] is None else f"atol {event['atol']:.0e}"
-            show(f"{event['artifact']} vs Keras: max abs error {event['max_abs_err']:.3g} ({atol})")
+            show(f"{event['artifact']} vs Keras: max abs error {event['max_abs_err']:.3g} ({atol})",
+                 mark=_mark(event["passed"]))
+
+
+def _mark(ok: bool) -> tuple[str, str]:
+    return ("✓", "green") if ok else ("✗", "red")

@@ -4,11 +4,12 @@ import json
 import time
 from pathlib import Path
 
-from toolkit import __version__
-from toolkit.events import BuildRecord
-from toolkit.modelfile import sha256_of, size_of
-from toolkit.plan import BuildPlan, TargetChoice
-from toolkit.toolchain import Toolchain
+from . import __version__
+from .events import BuildRecord
+from .modelfile import sha256_of, size_of
+from .plan import BuildPlan
+from .targets import TargetChoice
+from .toolchain import Toolchain
 
 MANIFEST_NAME = "trtkit.json"
 
@@ -19,7 +20,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "trtkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": plan.model.sha256,
-                  "params": (record.names or {}).get("params")},
+                  "params": record.names["params"] if record.names else None},
         "image": {"reference": plan.image, "id": toolchain.base_id, "repo_digests": toolchain.base_digests,
                   "toolchain": toolchain.tag, "toolchain_id": toolchain.image_id},
         "options": plan.options(),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from toolkit.errors import InvalidModel, ModelNotFound
+from .errors import InvalidModel, ModelNotFound
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after an optional user block
@@ -43,7 +43,8 @@ def resolve_model(path: Path) -> ModelRef:
     kind = _sniff(path)
     expected = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}.get(path.suffix.lower())
     if kind is None or (expected and kind != expected):
-        raise InvalidModel(f"{path} is not a Keras model (expected an HDF5 .h5, a .keras archive or a SavedModel folder)")
+        raise InvalidModel(f"{path} is not a Keras model "
+                           "(expected an HDF5 .h5, a .keras archive or a SavedModel folder)")
     return ModelRef(path, kind)
 
 

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from toolkit.plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
+from .contract import contract
+from .plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
 
 MAX_DIM = 2**31 - 1             # TensorRT dimensions are int32
 MAX_ELEMENTS = 2**40            # per input tensor: far above any real batch, far below int64 overflow
@@ -24,8 +25,8 @@ Image = Annotated[str, typer.Option("--image", help="Container repository (or RE
 Gpus = Annotated[str, typer.Option("--gpus", help="auto (GPUs when the engine has the NVIDIA runtime), all, none, or indices like 0,1.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (logs go to stderr).")]
 Batches = Annotated[str, typer.Option("--batch", help="Batch sizes to time, comma-separated.")]
-Iterations = Annotated[int, typer.Option("--iterations", min=1, max=100_000, help="Timed runs per batch size.")]
-Warmup = Annotated[int, typer.Option("--warmup", min=0, max=10_000, help="Untimed runs first.")]
+Iterations = Annotated[int, typer.Option("--iterations", help="Timed runs per batch size.")]
+Warmup = Annotated[int, typer.Option("--warmup", help="Untimed runs first.")]
 Shapes = Annotated[Optional[list[str]], typer.Option("--shapes", help="NAME:MIN/OPT/MAX batch sizes or full shapes (64x11x192); repeat per input.")]
 Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the random sample inputs.")]
 TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load models that carry code (Lambda layers, custom "
@@ -34,8 +35,9 @@ Memory = Annotated[Optional[str], typer.Option("--memory", help="Memory limit of
                                                "Default: 3/4 of the Docker host's memory.")]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds a single step may take before the build stops.")]
 
-DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "batches": "1,64,1024", "iterations": 50, "warmup": 5,
-            "timeout": DEFAULT_TIMEOUT_S}
+DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "timeout": DEFAULT_TIMEOUT_S,
+            "batches": ",".join(map(str, contract.BENCH_DEFAULTS["batches"])),
+            "iterations": contract.BENCH_DEFAULTS["iterations"], "warmup": contract.BENCH_DEFAULTS["warmup"]}
 
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _SIZE = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*([KMGT]?)i?B?", re.IGNORECASE)
@@ -62,7 +64,10 @@ def parse_batches(text: str) -> list[int]:
 
 
 def bench_settings(batches: str, iterations: int, warmup: int) -> dict:
-    return {"batches": parse_batches(batches), "iterations": iterations, "warmup": warmup}
+    try:
+        return contract.bench_settings({"batches": parse_batches(batches), "iterations": iterations, "warmup": warmup})
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def parse_gpus(text: str) -> GpuRequest:

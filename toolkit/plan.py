@@ -1,16 +1,14 @@
 """BuildPlan: the validated options of one build, and the plan.json the container receives.
 
-Pure logic (no Docker): the plan, and the choice of target from the probe of
-the image's stack. Parsing of the command line lives in options.py; what the
-container sees, and where, is in the contract (scripts/trtkit_steps/contract.py).
+Pure logic (no Docker). Parsing of the command line lives in options.py, the
+choice of target in targets.py; what the container sees, and where, is in the
+contract (scripts/trtkit_steps/contract.py).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit.contract import contract
-from toolkit.errors import GpuUnavailable, TargetUnsupported
-from toolkit.modelfile import ModelRef
-from toolkit.tags import TFTRT_IMAGES
+from .contract import contract
+from .modelfile import ModelRef
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tensorrt"
 DEFAULT_TIMEOUT_S = 3600.0      # per step: TensorRT builds of large models and INT8 calibration take minutes
@@ -22,39 +20,6 @@ class GpuRequest:
     ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class TargetChoice:
-    target: str
-    reason: str
-
-
-def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, toolchain: dict) -> TargetChoice:
-    """Which artifact to build; fails early when the tag's stack cannot build it."""
-    has_gpu = gpus.mode != "none" and (gpu_runtime or gpus.mode != "auto")
-    tensorrt = toolchain.get("tensorrt") or (toolchain.get("trtexec") or {}).get("version")
-    if requested == "tftrt" and not toolchain.get("tftrt"):
-        raise TargetUnsupported(
-            f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
-            f"TF 2.18 dropped it): use --target engine, or an image that has it: {TFTRT_IMAGES}")
-    if requested == "engine" and not tensorrt:
-        raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): "
-                                "use --target onnx, or an nvcr.io/nvidia/tensorrt tag")
-    if requested in ("engine", "tftrt") and not has_gpu:
-        raise GpuUnavailable(f"--target {requested} needs a GPU, but {_why_no_gpu(gpus)}",
-                             hint="use --target onnx or frozen, or a host with the NVIDIA Container Toolkit")
-    if requested:
-        return TargetChoice(requested, "requested with --target")
-    if not has_gpu:
-        return TargetChoice("onnx", f"default: {_why_no_gpu(gpus)}, so no TensorRT engine can be built here")
-    if not tensorrt:
-        return TargetChoice("onnx", "default: the image has no TensorRT")
-    return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
-
-
-def _why_no_gpu(gpus: GpuRequest) -> str:
-    return "--gpus none was given" if gpus.mode == "none" else "this Docker engine has no NVIDIA runtime"
-
-
 @dataclass
 class BuildPlan:
     model: ModelRef
@@ -64,7 +29,7 @@ class BuildPlan:
     tf32: bool = False
     shapes: dict = field(default_factory=dict)
     gpus: GpuRequest = GpuRequest("auto")
-    out_dir: Path | None = None
+    out_dir: Path | None = None        # None: ./trtkit-out/<model name>
     force: bool = False
     sample_data: Path | None = None
     calib_data: Path | None = None
@@ -102,7 +67,7 @@ class BuildPlan:
             "bench": self.bench,
             "seed": self.seed,
             "cache_dir": f"{contract.WORK}/{contract.CACHE}",
-            "tactic_sources": None,   # TensorRT's default; the GPU kit disables CUBLAS, CUBLAS_LT, CUDNN
+            "disabled_tactic_sources": None,   # None: TensorRT's default tactic sources
         }
 
     def options(self) -> dict:

@@ -8,15 +8,21 @@ HTML, and shown in the terminal as rich Text, never as markup.
 import html
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.console import out, plain
-from toolkit.contract import contract
+from .console import out, plain
+from .contract import contract
+from .events import BenchResult
 
 REPORT_FILES = ("report.md", "report.html")
-Section = tuple[str, list[str], list[list]]   # title, headers, rows
+class Section(NamedTuple):
+    id: str             # what code refers to; the title is for people
+    title: str
+    headers: list[str]
+    rows: list[list]
 # What could make a link, an image, raw HTML, an entity or a new cell (emphasis is harmless: names keep their '_').
 _MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]<>!|&])")
 
@@ -40,7 +46,7 @@ def _chart(m: dict) -> str | None:
 
 def sections(m: dict) -> list[Section]:
     result = [
-        ("Build", ["", ""], [
+        Section("build", "Build", ["", ""], [
             ["model", f"{m['model']['path']} ({m['model']['format']}, {m['model']['params']} parameters)"],
             ["model sha256", m["model"]["sha256"]],
             ["image", f"{m['image']['reference']} ({m['image']['id'][:19]})"],
@@ -49,19 +55,22 @@ def sections(m: dict) -> list[Section]:
             ["total time", f"{m['total_seconds']:.1f} s"],
             ["trtkit", f"{m['trtkit_version']}, {m['created']}"],
         ]),
-        ("Versions in the container", ["package", "version"], sorted([k, v] for k, v in m["versions"].items())),
+        Section("versions", "Versions in the container", ["package", "version"],
+                sorted([k, v] for k, v in m["versions"].items())),
     ]
     if m.get("names"):
         result.append(names_section(m["names"]))
-    result.append(("Steps", ["step", "seconds", "ok"], [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
+    result.append(Section("steps", "Steps", ["step", "seconds", "ok"],
+                          [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
     if m["verification"]:
-        result.append(("Verification against Keras", ["artifact", "max abs error", "tolerance", "passed"],
+        result.append(Section("verification", "Verification against Keras",
+                              ["artifact", "max abs error", "tolerance", "passed"],
                        [[v["artifact"], v["max_abs_err"], v["atol"] if v["atol"] is not None else "report only",
                          v["passed"]] for v in m["verification"]]))
-    result.append(("Artifacts", ["file", "kind", "bytes", "sha256"],
+    result.append(Section("artifacts", "Artifacts", ["file", "kind", "bytes", "sha256"],
                    [[a["name"], a["kind"], a["bytes"], a["sha256"]] for a in m["artifacts"]]))
     if m.get("engine"):
-        result.append(("TensorRT engine", ["", ""], sorted([k, v] for k, v in m["engine"].items())))
+        result.append(Section("engine", "TensorRT engine", ["", ""], sorted([k, v] for k, v in m["engine"].items())))
     if m.get("bench"):
         result.append(bench_section(m["bench"]))
     return result
@@ -72,41 +81,42 @@ def names_section(names: dict, title: str = "Node names") -> Section:
     rows = ([["input", i["name"], i["keras_tensor"], i["frozen"], i["imported"], i["shape"], i["dtype"]]
              for i in names["inputs"]] +
             [["output", o["name"], o["keras_tensor"], o["frozen"], o["imported"], "", ""] for o in names["outputs"]])
-    return (title, headers, rows)
+    return Section("names", title, headers, rows)
 
 
-def bench_section(bench: dict) -> Section:
+def bench_section(bench: BenchResult) -> Section:
     headers = ["batch", "framework", "mode", "median ms", "p90 ms", "p99 ms", "per second", "× predict", "max abs err"]
     rows = [[r["batch"], r["framework"], r["mode"]] +
             ([r.get("error"), "", "", "", "", ""] if r.get("error") else
              [r["median_ms"], r["p90_ms"], r["p99_ms"], r["throughput_per_s"], r.get("speedup_vs_predict"),
               r.get("max_abs_err")])
             for r in bench["rows"]]
-    return (f"Benchmark ({bench['device']})", headers, rows)
+    return Section("bench", f"Benchmark ({bench['device']})", headers, rows)
 
 
 def markdown(m: dict) -> str:
     lines = [f"# trtkit build report: {_markdown(Path(m['model']['path']).name)}", ""]
-    for title, headers, rows in sections(m):
+    for section_id, title, headers, rows in sections(m):
         lines += [f"## {_markdown(title)}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(_markdown(v) for v in row) + " |" for row in rows]
         lines.append("")
-        if title.startswith("Benchmark") and _chart(m):
+        if section_id == "bench" and _chart(m):
             lines += [f"![latency per batch size]({_chart(m)})", ""]
     return "\n".join(lines)
 
 
 def html_report(m: dict) -> str:
-    parts = [f"<!doctype html><meta charset='utf-8'><title>trtkit: {html.escape(Path(m['model']['path']).name)}</title>",
+    name = html.escape(Path(m["model"]["path"]).name)
+    parts = [f"<!doctype html><meta charset='utf-8'><title>trtkit: {name}</title>",
              "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}code{font-size:90%}</style>",
-             f"<h1>trtkit build report: {html.escape(Path(m['model']['path']).name)}</h1>"]
-    for title, headers, rows in sections(m):
+             f"<h1>trtkit build report: {name}</h1>"]
+    for section_id, title, headers, rows in sections(m):
         parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" +
                      "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
         parts.append("</table>")
-        if title.startswith("Benchmark") and _chart(m):
+        if section_id == "bench" and _chart(m):
             parts.append(f"<p><img src='{_chart(m)}' alt='latency per batch size'></p>")
     return "\n".join(parts) + "\n"
 
@@ -117,7 +127,7 @@ def write_all(m: dict, folder: Path) -> None:
 
 
 def print_table(section: Section) -> None:
-    title, headers, rows = section
+    _, title, headers, rows = section
     table = Table(title=Text(plain(title)), title_justify="left", show_header=any(headers))
     for header in headers:
         table.add_column(header, overflow="fold")   # names must show whole, even in narrow terminals
@@ -128,9 +138,8 @@ def print_table(section: Section) -> None:
 
 def print_summary(m: dict, out_dir: Path) -> None:
     """The end of `trtkit build`: artifacts, names, errors, step times."""
-    shown = {"Node names", "Steps", "Verification against Keras", "Artifacts"}
     for section in sections(m):
-        if section[0] in shown or section[0].startswith("Benchmark"):
+        if section.id in ("names", "steps", "verification", "artifacts", "bench"):
             print_table(section)
     out.print(Text.assemble(("done", "bold green"), f": {out_dir} (target {m['target']['chosen']}: "
                             f"{m['target']['reason']})"))

@@ -7,20 +7,22 @@ The commands only parse options and render what these return.
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit import manifest as manifest_module
-from toolkit import report
-from toolkit.console import err, show
-from toolkit.contract import contract
-from toolkit.docker_runner import Box, DockerRunner, Limits, device_requests
-from toolkit.errors import InvalidModel, OutOfMemory, StepFailed, StepTimedOut, STEP_EXIT_CODES, VerificationFailed
-from toolkit.events import BuildRecord, EventStream
-from toolkit.plan import BuildPlan, choose_target
-from toolkit.staging import Staging, protected_paths, safe_name
-from toolkit.toolchain import Toolchain, cache_dir, ensure_toolchain
-from toolkit.transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
+from . import manifest as manifest_module
+from . import report
+from .console import show
+from .contract import contract
+from .docker_runner import Box, DockerRunner, Limits, device_requests
+from .errors import STEP_EXIT_CODES, InvalidModel, OutOfMemory, StepFailed, StepTimedOut, VerificationFailed
+from .events import BenchResult, BuildRecord, EventStream
+from .plan import BuildPlan
+from .staging import Staging, protected_paths, safe_name
+from .targets import choose_target
+from .toolchain import Toolchain, cache_dir, ensure_toolchain
+from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
 
 CONTAINER_ENV = {
     "HOME": "/tmp",                 # the container's uid has no home; /tmp is its tmpfs
@@ -55,7 +57,8 @@ class BuildOutcome:
 
 def build(plan: BuildPlan) -> BuildOutcome:
     started = time.time()
-    with Staging(plan.out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
+    out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
+    with Staging(out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
         session = open_session(plan)
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
@@ -70,7 +73,7 @@ def inspect(plan: BuildPlan) -> BuildRecord:
     return run_pipeline(open_session(plan), plan, "onnx", "inspect")
 
 
-def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> dict:
+def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
     """`trtkit bench OUT`: the artifacts OUT/trtkit.json lists, sent in under the same rules as they came out."""
     target = manifest.get("target", {}).get("chosen")
     if target not in contract.TARGETS:
@@ -79,7 +82,7 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> dict:
     extra = []
     for artifact in manifest.get("artifacts") or []:
         name = artifact.get("name") if isinstance(artifact, dict) else None
-        if name not in allowed:
+        if not isinstance(name, str) or name not in allowed:
             raise InvalidModel(f"{out_dir / 'trtkit.json'} lists {name!r}, which is not an artifact of a "
                                f"{target} build")
         if name == contract.CHART:
@@ -88,6 +91,8 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> dict:
         extra.append((f"work/{contract.ARTIFACTS}/{name}", out_dir / name))
     names = json.dumps(manifest["names"]).encode()
     record = run_pipeline(open_session(plan), plan, target, "bench", extra=extra, io_json=names)
+    if record.bench is None:
+        raise StepFailed("the bench finished without its results")
     return record.bench
 
 
@@ -100,7 +105,7 @@ def _check_plain(path: Path, folder: bool) -> None:
 
 
 def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, staging: Staging | None = None,
-                 extra: list = (), io_json: bytes | None = None) -> BuildRecord:
+                 extra: Sequence[tuple[str, Path]] = (), io_json: bytes | None = None) -> BuildRecord:
     """One boxed container runs scripts/pipeline.py; events fill the record, artifacts land in staging."""
     inputs = _inputs(plan, target, mode, extra, io_json)
     command = ["python3", f"{contract.SCRIPTS}/pipeline.py", f"{contract.WORK}/{contract.PLAN}"]

@@ -17,9 +17,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from toolkit.errors import OutputNotWritable
-from toolkit.manifest import MANIFEST_NAME
-from toolkit.report import REPORT_FILES
+from .errors import OutputNotWritable
+from .manifest import MANIFEST_NAME
+from .report import REPORT_FILES
 
 
 def safe_name(name: str) -> str:

@@ -14,13 +14,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit import __version__
-from toolkit.console import err
-from toolkit.contract import contract
-from toolkit.docker_runner import LABEL, DockerRunner, Limits
-from toolkit.errors import ToolchainBuildFailed
-from toolkit.resources import scripts_dir, toolchain_dir
-from toolkit.transfer import Inputs
+from . import __version__
+from .console import show
+from .contract import contract
+from .docker_runner import LABEL, DockerRunner, Limits
+from .errors import ToolchainBuildFailed
+from .resources import scripts_dir, toolchain_dir
+from .transfer import Inputs
 
 REPOSITORY = "trtkit/toolchain"
 
@@ -66,7 +66,7 @@ def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, 
     if existing:
         image = existing[0]
     else:
-        err.print(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
+        show(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
         image = runner.build_image(context, tag, buildargs={"BASE_IMAGE": base_reference},
                                    labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
                                            "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
@@ -81,7 +81,7 @@ def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     cached = cache_dir() / "probes" / f"{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    lines = []
+    lines: list[str] = []
     inputs = Inputs(cache_dir())
     inputs.scripts()
     environment = {"PYTHONPATH": contract.SCRIPTS, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}

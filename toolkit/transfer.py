@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
-from toolkit.contract import contract
-from toolkit.errors import StepFailed
-from toolkit.resources import scripts_dir
+from .contract import contract
+from .errors import StepFailed
+from .resources import scripts_dir
 
 WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
 
@@ -26,7 +26,7 @@ class Inputs:
     """A tar being assembled for contract.ROOT; spooled to disk past 64 MiB (models can be large)."""
 
     def __init__(self, spool_dir: Path):
-        self.file = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=spool_dir)
+        self.file = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=str(spool_dir))
         self.tar = tarfile.open(fileobj=self.file, mode="w")
 
     def scripts(self) -> None:
@@ -122,9 +122,9 @@ def _relative(name: str) -> PurePosixPath | None:
 
 def _write(target: Path, source, replace: bool) -> None:
     if replace:     # a cache entry: whole or not at all
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
-            _copy(source, f)
-        os.replace(f.name, target)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as temporary:
+            _copy(source, temporary)
+        os.replace(temporary.name, target)
         return
     try:
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

@@ -13,9 +13,12 @@ docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -w /repo trt
 for model in origin_lstm cnn_bn; do
   work=$RUN/$model
   mkdir -p "$work/artifacts"
-  echo "{\"model\": \"/m/$model.h5\", \"model_format\": \"h5\", \"target\": \"onnx\", \"mode\": \"build\", \"opset\": 17, \"seed\": 0, \"sample_batch\": 64}" > "$work/plan.json"
+  # The plan as trtkit writes it (the contract rejects any other), for the model mounted at /trtkit/model.
+  .venv/bin/python -c "import json, sys; from pathlib import Path; from trtkit.modelfile import ModelRef; \
+from trtkit.plan import BuildPlan; print(json.dumps(BuildPlan(model=ModelRef(Path(sys.argv[1]), 'h5'), \
+image='x:y').container_plan('onnx')))" "$MODELS/$model.h5" > "$work/plan.json"
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp --network none \
-    -v "$PWD/scripts:/trtkit/scripts:ro" -v "$PWD/$MODELS:/m:ro" -v "$PWD/$work:/trtkit/work" \
+    -v "$PWD/scripts:/trtkit/scripts:ro" -v "$PWD/$MODELS:/trtkit/model:ro" -v "$PWD/$work:/trtkit/work" \
     trtkit/standin:19.07-py3 python3 /trtkit/scripts/pipeline.py /trtkit/work/plan.json | grep '::trtkit::{"artifact\|verified' || true
 done
 # Keras references at the bench batch sizes, and INT8 calibration data for the CNN.

@@ -12,7 +12,7 @@ TMP=/tmp/gpu-proof
 rm -rf "$TMP"; mkdir -p "$TMP/cache" "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$OUT/gpu.txt"
 # The kit's cuBLAS/cuBLASLt/cuDNN are stubs: those tactic sources must stay off.
-BASE='{"tactic_sources": ["CUBLAS", "CUBLAS_LT", "CUDNN"], "cache_dir": "'$TMP/cache'"}'
+BASE='{"disabled_tactic_sources": ["CUBLAS", "CUBLAS_LT", "CUDNN"], "cache_dir": "'$TMP/cache'"}'
 
 step() {  # step CASE MODEL STAGE PLAN_JSON: copy MODEL's work folder (or reuse CASE's), set the plan, run STAGE
   local case=$1 model=$2 stage=$3 settings=$4 work=$TMP/$1

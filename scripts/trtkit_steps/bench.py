@@ -27,13 +27,23 @@ import numpy as np
 
 from trtkit_steps import contract
 from trtkit_steps.chart import draw_latency_chart
-from trtkit_steps.common import (StepError, compare, emit, latency_stats, load_arrays, log,
-                                 read_json, run_main, save_arrays, step, timed)
+from trtkit_steps.common import (
+    StepError,
+    compare,
+    emit,
+    latency_stats,
+    load_arrays,
+    log,
+    read_json,
+    run_main,
+    save_arrays,
+    step,
+    timed,
+)
 from trtkit_steps.keras_stage import concrete_shapes
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
 REFERENCE = "keras-call"  # runs first on each batch: it writes the inputs and the reference
 BASELINE = "keras-predict"  # speedups are against its median
 END_TO_END = "end-to-end"  # host arrays in, host arrays out
@@ -51,42 +61,12 @@ _IoSpecs = collections.namedtuple("_IoSpecs", "inputs")
 
 # --- settings ---------------------------------------------------------------
 
-def _whole_number(value, what, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise StepError("%s must be a whole number, not %r" % (what, value))
-    try:
-        number = int(value)
-    except ValueError:
-        raise StepError("%s must be a whole number, not %r" % (what, value))
-    if number < minimum:
-        raise StepError("%s must be at least %d, not %d" % (what, minimum, number))
-    return number
-
-
-def parse_batches(value):
-    """Batch sizes from a list or a '1,64,1024' string; repeats are dropped, order kept."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
-        raise StepError("bench batches must be a non-empty list of batch sizes, not %r" % (value,))
-    batches = []
-    for item in items:
-        batch = _whole_number(item, "a bench batch size", 1)
-        if batch not in batches:
-            batches.append(batch)
-    return batches
-
-
 def bench_settings(bench):
-    """The plan's "bench" value with defaults filled in; true means all defaults."""
-    if bench is True:
-        bench = {}
-    if not isinstance(bench, dict):
-        raise StepError("the plan's bench must be an object or true, not %r" % (bench,))
-    return {
-        "batches": parse_batches(bench.get("batches", DEFAULTS["batches"])),
-        "iterations": _whole_number(bench.get("iterations", DEFAULTS["iterations"]), "bench iterations", 1),
-        "warmup": _whole_number(bench.get("warmup", DEFAULTS["warmup"]), "bench warmup", 0),
-    }
+    """The plan's bench settings (contract.bench_settings), as a step error when malformed."""
+    try:
+        return contract.bench_settings(bench)
+    except ValueError as e:
+        raise StepError(str(e)) from None
 
 
 def available_frameworks(work):
@@ -243,7 +223,7 @@ def _ort_targets(work, inputs):
 
 
 def _tensorrt_targets(work, inputs):
-    from trtkit_steps.engine import EngineRunner
+    from trtkit_steps.trt.runner import EngineRunner
     runner = EngineRunner(os.path.join(work, contract.ARTIFACTS, "model.plan"))
     if runner.device_name:
         emit("bench_device", device="gpu: %s" % runner.device_name)
@@ -292,7 +272,7 @@ def run_worker(framework, plan_path, batch):
     """Emit one bench_row per mode; failures become error rows, never a traceback."""
     plan = read_json(plan_path)
     work = os.path.dirname(os.path.abspath(plan_path))
-    settings = bench_settings(plan.get("bench"))
+    settings = bench_settings(plan["bench"])
     inputs_path, reference_path = temp_paths(work, batch)
     try:
         targets = _targets(framework, plan, work, batch, inputs_path)
@@ -367,7 +347,8 @@ def bench_batch(plan_path, work, batch, frameworks):
     _remove_temp_files(paths)  # stale files from a killed run must not pass for this run's
     rows, gpu = [], None
     try:
-        write_batch_inputs(read_json(plan_path), read_json(os.path.join(work, contract.IO))["inputs"], batch, paths, work)
+        io_inputs = read_json(os.path.join(work, contract.IO))["inputs"]
+        write_batch_inputs(contract.read_plan(plan_path), io_inputs, batch, paths, work)
         for framework in frameworks:
             found, named = spawn_worker(plan_path, framework, batch)
             rows += found
@@ -382,7 +363,7 @@ def run_bench(plan_path):
     work = os.path.dirname(plan_path)
     with step("bench"):
         plan = read_json(plan_path)
-        settings = bench_settings(plan.get("bench"))
+        settings = bench_settings(plan["bench"])
         io_path = os.path.join(work, contract.IO)
         if not os.path.exists(io_path):
             raise StepError("%s is missing: the keras stage must run before the bench" % io_path)
@@ -390,7 +371,7 @@ def run_bench(plan_path):
         frameworks = available_frameworks(work)
         rows, skipped, device = [], [], "cpu: %s" % cpu_name()
         for batch in settings["batches"]:
-            reason = memory_skip_reason(input_bytes(io_inputs, plan.get("shapes", {}), batch), mem_available_bytes())
+            reason = memory_skip_reason(input_bytes(io_inputs, plan["shapes"], batch), mem_available_bytes())
             if reason:
                 log("bench: skipping batch %d: %s" % (batch, reason))
                 skipped.append({"batch": batch, "reason": reason})
@@ -410,7 +391,7 @@ def main(argv):
     if argv and argv[0] == "--worker":
         if len(argv) != 4:
             raise StepError("usage: bench --worker FRAMEWORK PLAN.json BATCH")
-        run_worker(argv[1], argv[2], _whole_number(argv[3], "the worker's batch size", 1))
+        run_worker(argv[1], argv[2], int(argv[3]))
     else:
         run_bench(argv[0])
 

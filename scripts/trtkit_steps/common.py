@@ -81,13 +81,26 @@ def read_json(path):
         return json.load(f)
 
 
-def write_json(path, data):
-    """Write JSON atomically, so a killed step never leaves half a file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+def write_atomic(path, data):
+    """Write bytes through a per-process temporary file: a killed step, or a second one
+    writing the same cache file, never leaves half a file."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
+
+
+def write_json(path, data):
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def nonempty(path):
+    return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 def save_arrays(path, arrays):

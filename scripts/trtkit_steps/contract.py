@@ -9,6 +9,7 @@ plan.json, cache entries) and reads back, with get_archive, only what this
 contract names: the target's artifacts, failure evidence, cache files. The
 container is not trusted: a Keras model can run its own code when it loads.
 """
+import json
 import re
 
 # --- the container's file layout ---------------------------------------------
@@ -54,12 +55,87 @@ EXIT_UNTRUSTED_MODEL = 7
 
 TARGETS = tuple(TARGET_ARTIFACTS)
 PRECISIONS = ("fp32", "fp16", "int8")
+MODES = ("build", "inspect", "bench")
 
 
 def allowed_artifacts(target, bench):
     """Names the host accepts from a build of this target."""
     required, optional = TARGET_ARTIFACTS[target]
     return tuple(required) + tuple(name for name in optional if bench or name != CHART)
+
+
+# --- plan.json: written by the host (BuildPlan.container_plan), read by every stage --
+PLAN_KEYS = ("model", "model_format", "trust_model", "target", "mode", "precision", "tf32", "shapes", "sample_data",
+             "calib_data", "atol", "workspace", "opset", "bench", "seed", "cache_dir", "disabled_tactic_sources")
+
+
+class PlanMismatch(ValueError):
+    """plan.json was written by a host that does not share this contract."""
+
+
+def read_plan(path):
+    """plan.json, strictly: a missing or unknown key means the two sides disagree, and is an error."""
+    with open(path) as f:
+        plan = json.load(f)
+    missing = sorted(set(PLAN_KEYS) - set(plan))
+    unknown = sorted(set(plan) - set(PLAN_KEYS))
+    if missing or unknown or plan["target"] not in TARGETS or plan["mode"] not in MODES:
+        raise PlanMismatch("plan.json does not match this trtkit's contract (missing %s, unknown %s, target %r, "
+                         "mode %r)" % (missing, unknown, plan.get("target"), plan.get("mode")))
+    return plan
+
+
+# --- which steps run: the one table ----------------------------------------------
+# target -> (what the keras stage makes, the stages that run after it)
+TARGET_STEPS = {
+    "onnx": (("model.onnx",), ("onnx_stage",)),
+    "frozen": (("model.pb",), ()),
+    "engine": (("model.onnx",), ("onnx_stage", "engine")),
+    "tftrt": (("model.pb", "model.onnx"), ("onnx_stage", "tftrt")),
+}
+
+
+def keras_outputs(plan):
+    """What the keras stage exports; a bench also needs the ONNX model (ONNX Runtime is timed)."""
+    made = TARGET_STEPS[plan["target"]][0]
+    return made + ("model.onnx",) if plan["bench"] and "model.onnx" not in made else made
+
+
+def stages(plan):
+    """The stage modules a plan runs, in order (each is scripts/trtkit_steps/<name>.py)."""
+    if plan["mode"] == "inspect":
+        return ["keras_stage"]
+    if plan["mode"] == "bench":
+        return ["bench"]
+    later = list(TARGET_STEPS[plan["target"]][1])
+    if plan["bench"]:
+        later = (["onnx_stage"] if "onnx_stage" not in later else []) + later + ["bench"]
+    return ["keras_stage"] + later
+
+
+# --- bench settings: defaults and bounds for both sides ----------------------------
+BENCH_DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
+BENCH_BOUNDS = {"batch": (1, 2**31 - 1), "iterations": (1, 100000), "warmup": (0, 10000)}
+
+
+def bench_settings(bench):
+    """The plan's bench value with defaults filled in (true: all defaults); ValueError names what is wrong."""
+    if bench is True:
+        bench = {}
+    if not isinstance(bench, dict):
+        raise ValueError("bench settings must be an object, not %r" % (bench,))
+    settings = dict(BENCH_DEFAULTS, **bench)
+    batches = settings["batches"]
+    if not isinstance(batches, list) or not batches:
+        raise ValueError("bench batches must be a non-empty list, not %r" % (batches,))
+    for what, values in (("batch", batches), ("iterations", [settings["iterations"]]),
+                         ("warmup", [settings["warmup"]])):
+        low, high = BENCH_BOUNDS[what]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError("bench %s must be a whole number from %d to %d, not %r" % (what, low, high, value))
+    settings["batches"] = sorted(set(batches), key=batches.index)    # repeats dropped, order kept
+    return settings
 
 
 # --- event shapes ----------------------------------------------------------------
@@ -98,7 +174,7 @@ def _rows(value):
 _NAME_KEYS = ("name", "keras_tensor", "frozen", "imported")
 EVENT_FIELDS = {
     "versions": {},
-    "names": {"inputs": _io_list(_NAME_KEYS + ("dtype",)), "outputs": _io_list(_NAME_KEYS)},
+    "names": {"inputs": _io_list(_NAME_KEYS + ("dtype",)), "outputs": _io_list(_NAME_KEYS), "params": _number},
     "step_start": {"step": _text},
     "step_end": {"step": _text, "seconds": _number, "ok": _flag},
     "verified": {"artifact": _text, "outputs": _mapping, "max_abs_err": _number, "atol": _optional_number,

@@ -12,11 +12,25 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (EXPORT_ATOL, InvalidModel, StepError, UntrustedModel, compare, emit, gate, read_json,
-                                 run_main, save_arrays, step, tolerance, write_json)
+from trtkit_steps.common import (
+    EXPORT_ATOL,
+    InvalidModel,
+    StepError,
+    UntrustedModel,
+    compare,
+    emit,
+    gate,
+    run_main,
+    save_arrays,
+    step,
+    tolerance,
+    write_atomic,
+    write_json,
+)
 from trtkit_steps.model_trust import untrusted_reasons
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
 
 
 def _tf():
@@ -139,7 +153,7 @@ def load_model(plan):
         raise
     except (OSError, IOError, ValueError, KeyError, TypeError, tf.errors.OpError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidModel("%s is not a loadable %s model: %s" % (os.path.basename(path), kind, first[:300]))
+        raise InvalidModel("%s is not a loadable %s model: %s" % (os.path.basename(path), kind, first[:300])) from None
 
 
 def concrete_shapes(model, shapes, batch):
@@ -161,7 +175,7 @@ def concrete_shapes(model, shapes, batch):
 def sample_inputs(model, plan):
     """--sample-data when given, else seeded random data of the right shape and dtype."""
     names = [s["name"] for s in model.inputs]
-    path = plan.get("sample_data")
+    path = plan["sample_data"]
     if path:
         data = np.load(path)
         arrays = {names[0]: data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
@@ -169,8 +183,8 @@ def sample_inputs(model, plan):
         if missing:
             raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
         return {s["name"]: np.asarray(arrays[s["name"]], dtype=s["dtype"]) for s in model.inputs}
-    rng = np.random.RandomState(plan.get("seed", 0))
-    shapes = concrete_shapes(model, plan.get("shapes", {}), plan.get("sample_batch", 8))
+    rng = np.random.RandomState(plan["seed"])
+    shapes = concrete_shapes(model, plan["shapes"], plan.get("sample_batch", SAMPLE_BATCH))
     out = {}
     for s in model.inputs:
         if np.issubdtype(np.dtype(s["dtype"]), np.integer):
@@ -202,7 +216,8 @@ def freeze(model):
     out_names = [t.name for t in frozen.outputs]
     placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
     if len(placeholders) != len(model.inputs):
-        raise StepError("frozen graph has placeholders %s for inputs %s" % (placeholders, [s["name"] for s in model.inputs]))
+        raise StepError("frozen graph has placeholders %s for inputs %s"
+                        % (placeholders, [s["name"] for s in model.inputs]))
     return graph_def, in_names, out_names
 
 
@@ -217,11 +232,8 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path):
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises its own ValidationError type per version
-        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % str(e).splitlines()[0])
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(proto.SerializeToString())
-    os.replace(tmp, path)
+        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % str(e).splitlines()[0]) from None
+    write_atomic(path, proto.SerializeToString())
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -248,15 +260,8 @@ def run_frozen(graph_def, in_names, out_names, model, inputs):
     return {o["name"]: v for o, v in zip(model.outputs, values)}
 
 
-def write_graph(graph_def, path):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(graph_def.SerializeToString())
-    os.replace(tmp, path)
-
-
 def main(argv):
-    plan = read_json(argv[0])
+    plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     artifacts = os.path.join(work, contract.ARTIFACTS)
     tf = _tf()
@@ -264,13 +269,14 @@ def main(argv):
 
     with step("inspect"):
         model = load_model(plan)
+        emit("versions", keras=model.keras_version)
+    with step("freeze"):       # the frozen graph names the tensors, and both exports start from it
         graph_def, in_names, out_names = freeze(model)
         names = {
             "inputs": [dict(s, frozen=f, imported="import/" + f) for s, f in zip(model.inputs, in_names)],
             "outputs": [dict(o, frozen=f, imported="import/" + f) for o, f in zip(model.outputs, out_names)],
             "params": model.params,
         }
-        emit("versions", keras=model.keras_version)
         emit("names", **names)
     if plan["mode"] == "inspect":
         return
@@ -282,19 +288,17 @@ def main(argv):
         save_arrays(os.path.join(work, "reference.npz"), expected)
         write_json(os.path.join(work, contract.IO), names)
 
-    with step("freeze"):
-        if plan["target"] in ("frozen", "tftrt"):
-            write_graph(graph_def, os.path.join(artifacts, "model.pb"))
-            emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
-    if plan["target"] == "frozen":
+    outputs = contract.keras_outputs(plan)
+    if "model.pb" in outputs:
         with step("verify-frozen"):
+            write_atomic(os.path.join(artifacts, "model.pb"), graph_def.SerializeToString())
+            emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
             actual = run_frozen(graph_def, in_names, out_names, model, inputs)
-            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, contract.EVIDENCE),
-                 inputs, expected, actual)
-
-    if plan["target"] != "frozen" or plan.get("bench"):
+            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL),
+                 os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+    if "model.onnx" in outputs:
         with step("export"):
-            info = export_onnx(graph_def, in_names, out_names, model, plan.get("opset", 17),
+            info = export_onnx(graph_def, in_names, out_names, model, plan["opset"],
                                os.path.join(artifacts, "model.onnx"))
             emit("versions", onnx=info.pop("onnx"), tf2onnx=info.pop("tf2onnx"))
             emit("artifact", name="model.onnx", kind="onnx", **info)

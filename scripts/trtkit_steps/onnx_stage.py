@@ -11,8 +11,17 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (EXPORT_ATOL, StepError, compare, emit, gate, load_arrays, read_json, run_main, step,
-                                 tolerance)
+from trtkit_steps.common import (
+    EXPORT_ATOL,
+    StepError,
+    compare,
+    emit,
+    gate,
+    load_arrays,
+    run_main,
+    step,
+    tolerance,
+)
 
 
 def ort_session(path):
@@ -20,7 +29,7 @@ def ort_session(path):
     try:
         return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types per version
-        raise StepError("ONNX Runtime cannot load %s: %s" % (os.path.basename(path), str(e).splitlines()[0]))
+        raise StepError("ONNX Runtime cannot load %s: %s" % (os.path.basename(path), str(e).splitlines()[0])) from None
 
 
 def run_session(session, inputs):
@@ -31,7 +40,7 @@ def run_session(session, inputs):
 
 def main(argv):
     import onnxruntime
-    plan = read_json(argv[0])
+    plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     emit("versions", onnxruntime=onnxruntime.__version__)
     with step("verify-onnx"):
@@ -39,8 +48,8 @@ def main(argv):
         inputs = load_arrays(os.path.join(work, "inputs.npz"))
         expected = load_arrays(os.path.join(work, "reference.npz"))
         actual = run_session(session, inputs)
-        gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL), os.path.join(work, contract.EVIDENCE),
-             inputs, expected, actual)
+        gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL),
+             os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
 
 
 if __name__ == "__main__":

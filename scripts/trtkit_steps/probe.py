@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from trtkit_steps.engine import find_trtexec, trtexec_version
+from trtkit_steps.trt.trtexec import find_trtexec, trtexec_version
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

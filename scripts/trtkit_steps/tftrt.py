@@ -1,4 +1,4 @@
-"""TF-TRT, the origin post's route, where the stack's TensorFlow has TensorRT (TF 2.x up to 2.17).
+"""TF-TRT (TrtGraphConverterV2), where the stack's TensorFlow has TensorRT (TF 2.x up to 2.17).
 
     python3 -m trtkit_steps.tftrt PLAN.json
 
@@ -14,10 +14,9 @@ import os
 import shutil
 
 from trtkit_steps import contract
-from trtkit_steps.common import (Unsupported, compare, emit, gate, load_arrays, read_json, run_main, step,
-                                 tolerance)
-from trtkit_steps.engine import default_atol
+from trtkit_steps.common import Unsupported, compare, emit, gate, load_arrays, run_main, step, tolerance
 from trtkit_steps.keras_stage import load_model
+from trtkit_steps.trt.settings import default_atol
 
 PRECISION_MODES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
 
@@ -60,7 +59,7 @@ def run_converted(path, inputs):
 
 def main(argv):
     import tensorflow as tf
-    plan = read_json(argv[0])
+    plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     if tf.__version__.startswith("1."):
         raise Unsupported("TF-TRT with TensorFlow %s (TrtGraphConverter, TF 1.x) is not supported by trtkit's steps: "

@@ -1,7 +1,7 @@
 """The CUDA driver API through ctypes: GPU name, device memory, streams, event timing.
 
 TensorRT needs only raw device pointers and a stream handle, and the images
-this runs in (the GPU kit included) have neither pycuda nor cuda-python, so
+this runs in may have neither pycuda nor cuda-python, so
 libcuda.so.1 is called directly. Everything runs in the device's primary
 context, the one TensorRT's own CUDA runtime uses.
 """
@@ -52,7 +52,7 @@ def _load():
         lib = ctypes.CDLL("libcuda.so.1")
     except OSError:
         raise StepError("no GPU driver in the container (libcuda.so.1 is missing): "
-                        "run it with the NVIDIA runtime and a GPU")
+                        "run it with the NVIDIA runtime and a GPU") from None
     for name, argtypes in _SIGNATURES.items():
         getattr(lib, name).argtypes = argtypes
     return lib

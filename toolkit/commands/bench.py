@@ -2,13 +2,12 @@
 import json
 from pathlib import Path
 
-from toolkit import options, report, session
-from toolkit.console import print_json, user_errors
-from toolkit.errors import InvalidModel
-from toolkit.modelfile import resolve_model
-from toolkit.plan import BuildPlan
-from toolkit.manifest import MANIFEST_NAME
-from toolkit.staging import safe_name
+from .. import options, report, session
+from ..console import print_json, user_errors
+from ..errors import InvalidModel
+from ..manifest import MANIFEST_NAME
+from ..modelfile import resolve_model
+from ..plan import BuildPlan
 
 
 @user_errors
@@ -38,8 +37,7 @@ def bench(
         plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), **common)
         result = session.bench_build(plan, target, manifest)
     else:
-        model = resolve_model(target)
-        plan = BuildPlan(model=model, out_dir=Path("trtkit-out") / safe_name(model.name), **common)
+        plan = BuildPlan(model=resolve_model(target), **common)
         result = session.build(plan).manifest["bench"]
     if json_output:
         print_json(result)

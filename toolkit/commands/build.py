@@ -5,11 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from toolkit import options, report, session
-from toolkit.console import print_json, user_errors
-from toolkit.modelfile import resolve_model
-from toolkit.plan import BuildPlan
-from toolkit.staging import safe_name
+from .. import options, report, session
+from ..console import print_json, user_errors
+from ..modelfile import resolve_model
+from ..plan import BuildPlan
 
 
 class Target(str, Enum):
@@ -58,7 +57,7 @@ def build(
     plan = BuildPlan(
         model=model_ref, image=image_ref, target=target.value if target else None,
         precision=precision.value, tf32=tf32, shapes=options.parse_shapes(shapes or []),
-        gpus=options.parse_gpus(gpus), out_dir=out or Path("trtkit-out") / safe_name(model_ref.name), force=force,
+        gpus=options.parse_gpus(gpus), out_dir=out, force=force,
         sample_data=sample_data, calib_data=calib_data, atol=options.finite_number(atol, "--atol", 0.0, 1e6),
         workspace=options.parse_size(workspace, "workspace"), opset=opset,
         bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed,

@@ -6,9 +6,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.console import out, user_errors
-from toolkit.docker_runner import PID_LABEL, DockerRunner, owner_is_gone
-from toolkit.toolchain import REPOSITORY, cache_dir
+from ..console import out, user_errors
+from ..docker_runner import PID_LABEL, DockerRunner, owner_is_gone
+from ..toolchain import REPOSITORY, cache_dir
 
 MIN_FREE_GB = 20  # a TensorRT tag and its toolchain image take 10-15 GB
 

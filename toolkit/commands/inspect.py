@@ -1,8 +1,8 @@
-"""trtkit inspect: the node names the origin post had to guess, found in the container."""
-from toolkit import options, report, session
-from toolkit.console import print_json, user_errors
-from toolkit.modelfile import resolve_model
-from toolkit.plan import BuildPlan, GpuRequest
+"""trtkit inspect: a model's input and output names in every form (Keras, TF, frozen graph), found in the container."""
+from .. import options, report, session
+from ..console import print_json, user_errors
+from ..modelfile import resolve_model
+from ..plan import BuildPlan, GpuRequest
 
 
 @user_errors
@@ -20,7 +20,7 @@ def inspect(
     plan = BuildPlan(model=resolve_model(model), image=image_ref, gpus=GpuRequest("none"),
                      **options.box_settings(trust_model, memory, timeout))
     record = session.inspect(plan)
-    names = {**record.names, "model": str(plan.model.path), "versions": record.versions}
+    names = {**(record.names or {}), "model": str(plan.model.path), "versions": record.versions}
     if json_output:
         print_json(names)
         return

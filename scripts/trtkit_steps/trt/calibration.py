@@ -1,0 +1,76 @@
+"""INT8 calibration data and its cache. A cache saved for the same model, data and TensorRT
+version is reused instead of calibrating again."""
+import glob
+import hashlib
+import os
+
+import numpy as np
+
+from trtkit_steps.common import StepError, load_arrays, nonempty, read_bytes, write_atomic
+
+CALIBRATION_BATCH = 64
+
+
+class Calibration(object):
+    """INT8 calibration data and its cache. A cache saved under cache_dir for the
+    same model, data and TensorRT version is reused instead of calibrating again."""
+
+    def __init__(self, arrays, shared_cache):
+        self.arrays = arrays
+        self.rows = len(next(iter(arrays.values())))
+        self.shared_cache = shared_cache
+        self.reused = shared_cache is not None and nonempty(shared_cache)
+        self.cache = read_bytes(shared_cache) if self.reused else None  # TensorRT fills it when it calibrates
+
+    def save(self, artifact_path):
+        if not self.cache:
+            raise StepError("TensorRT wrote no INT8 calibration cache: calibration did not run")
+        write_atomic(artifact_path, self.cache)
+        if self.shared_cache and not self.reused:
+            write_atomic(self.shared_cache, self.cache)
+
+
+def load_calibration_data(path, io_inputs):
+    """{input: array} from a .npy (one input), an .npz, or a folder of them joined along the batch."""
+    if not path or not os.path.exists(path):
+        raise StepError(f"INT8 calibration data {path} does not exist")
+    files = sorted(glob.glob(os.path.join(path, "*.np[yz]"))) if os.path.isdir(path) else [path]
+    if not files:
+        raise StepError(f"no .npy or .npz files in the calibration folder {path}")
+    parts = [_calibration_file(f, io_inputs) for f in files]
+    arrays = {spec["name"]: np.concatenate([p[spec["name"]] for p in parts]).astype(spec["dtype"])
+              for spec in io_inputs}
+    rows = {name: len(a) for name, a in arrays.items()}
+    if len(set(rows.values())) != 1 or not min(rows.values()):
+        raise StepError(f"calibration data needs the same, non-zero number of samples per input, got {rows}")
+    return arrays
+
+
+def _calibration_file(path, io_inputs):
+    names = [spec["name"] for spec in io_inputs]
+    if path.endswith(".npy"):
+        if len(names) != 1:
+            raise StepError(f"{path} holds one array but the model has inputs {names}: "
+                            "use an .npz keyed by input name")
+        return {names[0]: np.load(path)}
+    arrays = load_arrays(path)
+    if len(names) == 1 and len(arrays) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise StepError(f"calibration file {path} lacks input(s) {missing} (it has {sorted(arrays)})")
+    return arrays
+
+
+def calibration_cache_name(onnx_path, trt_version, arrays):
+    """Scales hold for one model, one data set and one TensorRT version: all three key the file."""
+    digest = hashlib.sha256()
+    with open(onnx_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    digest.update(trt_version.encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{array.dtype.str}{array.shape}".encode())
+        digest.update(array.data)
+    return f"calibration-{digest.hexdigest()[:32]}.cache"

@@ -1,0 +1,64 @@
+"""Optimization profiles: MIN/OPT/MAX shapes per input, from io.json and --shapes."""
+import numpy as np
+
+from trtkit_steps.common import StepError
+
+MAX_BATCH = 100000
+OPT_BATCH = 1024
+MAX_BATCH_BYTES = 2 ** 30  # the default max batch keeps one input batch within 1 GiB
+
+
+def resolve_profiles(io_inputs, shapes):
+    """{input: {"min", "opt", "max"}} from --shapes, else batch 1 / min(1024, max) / max."""
+    names = [spec["name"] for spec in io_inputs]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise StepError(f"--shapes names {unknown} are not inputs of the model; its inputs are {names}")
+    return {spec["name"]: _input_profile(spec, shapes.get(spec["name"])) for spec in io_inputs}
+
+
+def _input_profile(spec, override):
+    if override:
+        if len(override) != 3:
+            raise StepError(f"--shapes for {spec['name']} needs MIN/OPT/MAX, got {override}")
+        profile = dict(zip(("min", "opt", "max"), [_full_shape(spec, value) for value in override]))
+    else:
+        profile = _default_profile(spec)
+    _check_profile(spec, profile)
+    return profile
+
+
+def _full_shape(spec, value):
+    """A --shapes entry: a batch size (the other dims from the model) or a whole shape."""
+    dims = [value] + list(spec["shape"][1:]) if isinstance(value, int) else list(value)
+    if any(d is None or d < 0 for d in dims):
+        raise StepError(f"input {spec['name']} has dimensions of unknown size {spec['shape']}: give whole shapes, "
+                        f"--shapes {spec['name']}:MIN/OPT/MAX with each like {_example_shape(spec)}")
+    return [int(d) for d in dims]
+
+
+def _example_shape(spec):
+    return "x".join("N" if d is None else str(d) for d in spec["shape"])
+
+
+def _default_profile(spec):
+    dims = list(spec["shape"])
+    sample = dims[1:]
+    if any(d is None or d < 0 for d in sample):
+        raise StepError(f"input {spec['name']} has dimensions of unknown size {dims}: "
+                        f"give --shapes {spec['name']}:MIN/OPT/MAX")
+    if dims[0] is not None:  # a fixed batch: the model takes only that shape
+        return {"min": dims, "opt": dims, "max": dims}
+    sample_bytes = np.dtype(spec["dtype"]).itemsize * int(np.prod(sample))
+    largest = max(1, min(MAX_BATCH, MAX_BATCH_BYTES // sample_bytes))
+    return {"min": [1] + sample, "opt": [min(OPT_BATCH, largest)] + sample, "max": [largest] + sample}
+
+
+def _check_profile(spec, profile):
+    low, opt, high = profile["min"], profile["opt"], profile["max"]
+    if not len(low) == len(opt) == len(high) == len(spec["shape"]):
+        raise StepError(f"--shapes for {spec['name']} must have {len(spec['shape'])} dimensions "
+                        f"like {_example_shape(spec)}, got {low} / {opt} / {high}")
+    if not all(0 < a <= b <= c for a, b, c in zip(low, opt, high)):
+        raise StepError(f"--shapes for {spec['name']} needs 0 < MIN <= OPT <= MAX in every dimension, "
+                        f"got {low} / {opt} / {high}")

@@ -1,0 +1,74 @@
+"""What to build: the plan's engine options, precision checks, tolerances, cache names, tactic sources."""
+import re
+
+from trtkit_steps.common import StepError, Unsupported
+
+DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": None}  # int8: report the error, gate nothing
+# --tf32 rounds FP32 matmul inputs to 10 mantissa bits: 1.1e-4 on the origin model (H200, TensorRT 8.6).
+TF32_ATOL = 1e-3
+
+
+class BuildSettings(object):
+    """The plan's engine options, defaults filled in."""
+
+    def __init__(self, plan, profiles):
+        self.precision = plan.get("precision") or "fp32"
+        self.tf32 = bool(plan.get("tf32"))
+        self.workspace = plan.get("workspace")
+        self.disabled_tactics = plan.get("disabled_tactic_sources")  # None: TensorRT's default sources
+        self.profiles = profiles
+
+
+class BuildJob(object):
+    """One build: its settings, files and caches (paths, or None)."""
+
+    def __init__(self, settings, onnx, engine, timing_cache=None, calibration=None):
+        self.settings = settings
+        self.onnx = onnx
+        self.engine = engine
+        self.timing_cache = timing_cache
+        self.calibration = calibration
+
+
+def check_precision(trt_major, precision):
+    if precision not in DEFAULT_ATOL:
+        raise StepError(f"unknown precision {precision!r}: use fp32, fp16 or int8")
+    if trt_major >= 11 and precision != "fp32":
+        raise Unsupported(f"TensorRT {trt_major} builds strongly typed networks: the precision comes from the "
+                          f"ONNX model's types, so --precision {precision} cannot apply; use --precision fp32")
+
+
+def timing_cache_name(trt_version, gpu_name, capability):
+    """Timing caches only hold for one TensorRT version and GPU model, so both name the file."""
+    gpu = re.sub(r"[^A-Za-z0-9.]+", "_", gpu_name).strip("_")
+    return f"timing-{trt_version}-{gpu}-sm{capability[0]}{capability[1]}.cache"
+
+
+def tactic_mask(enabled_mask, disabled_names, tactic_source):
+    """enabled_mask without the named tactic sources (e.g. CUBLAS, CUDNN)."""
+    mask = enabled_mask
+    for name in disabled_names:
+        source = tactic_source.__members__.get(name.upper())
+        if source is None:
+            raise StepError(f"unknown tactic source {name!r}; this TensorRT knows {sorted(tactic_source.__members__)}")
+        mask &= ~(1 << int(source))
+    return mask
+
+
+def default_atol(precision, tf32):
+    if precision == "fp32" and tf32:
+        return TF32_ATOL
+    return DEFAULT_ATOL[precision]
+
+
+def import_tensorrt():
+    """The tensorrt module when its Python API can build here (8.0 or newer), else None."""
+    try:
+        import tensorrt
+    except (ImportError, OSError):  # OSError: the package is there, its libraries are not
+        return None
+    return tensorrt if major_of(tensorrt.__version__) >= 8 else None
+
+
+def major_of(version):
+    return int(version.split(".")[0])

@@ -1,0 +1,166 @@
+"""Building and running engines with trtexec, for stacks without the Python API. Flags follow the
+TensorRT version: TensorRT 11's trtexec takes no precision flags (networks are strongly typed)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+from trtkit_steps.common import StepError, Unsupported, log, nonempty
+from trtkit_steps.trt.settings import check_precision
+
+TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
+
+
+def find_trtexec():
+    found = shutil.which("trtexec")
+    if found:
+        return found
+    for folder in TRTEXEC_DIRS:
+        path = os.path.join(folder, "trtexec")
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def parse_trtexec_version(text):
+    """(major, minor, patch) from trtexec's banner: '[TensorRT v8601]' (8.6.1),
+    '[TensorRT v101600]' (10.16.0) or '[TensorRT v11.1.0.106]'; None without one."""
+    match = re.search(r"TensorRT v(\d+(?:\.\d+)*)", text)
+    if not match:
+        return None
+    code = match.group(1)
+    if "." in code:
+        return tuple(int(part) for part in (code.split(".") + ["0", "0"])[:3])
+    if len(code) >= 6:  # TensorRT 10 on: major * 10000 + minor * 100 + patch
+        return int(code[:-4]), int(code[-4:-2]), int(code[-2:])
+    return int(code[:-3]), int(code[-3]), int(code[-2:])  # before: major * 1000 + minor * 100 + patch
+
+
+def trtexec_version(exe):
+    proc = subprocess.Popen([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    version = parse_trtexec_version(proc.communicate()[0])
+    if version is None:
+        raise StepError(f"cannot tell which TensorRT {exe} is: its --help shows no '[TensorRT vNNNN]' banner")
+    return version
+
+
+def _dims(shape):
+    return "x".join(str(d) for d in shape)
+
+
+def _shapes_arg(shapes):
+    return ",".join(f"{name}:{_dims(shape)}" for name, shape in sorted(shapes.items()))
+
+
+def trtexec_precision_flags(major, precision, tf32, calibration_cache):
+    check_precision(major, precision)
+    if major >= 11:  # strongly typed: no precision flags at all
+        return []
+    flags = [] if tf32 else ["--noTF32"]
+    if precision in ("fp16", "int8"):
+        flags.append("--fp16")
+    if precision == "int8":
+        flags += ["--int8", "--calib=" + calibration_cache]
+    return flags
+
+
+def trtexec_build_args(exe, version, job, engine, timing_cache=None, calibration_cache=None):
+    """trtexec's command line for job, saving to engine and updating the timing_cache file."""
+    settings = job.settings
+    args = [exe, "--onnx=" + job.onnx, "--saveEngine=" + engine]
+    for which in ("min", "opt", "max"):
+        args.append(f"--{which}Shapes=" + _shapes_arg({n: p[which] for n, p in settings.profiles.items()}))
+    args += trtexec_precision_flags(version[0], settings.precision, settings.tf32, calibration_cache)
+    if settings.workspace:
+        mib = max(1, settings.workspace >> 20)
+        # A bare number is MiB for every trtexec that has --memPoolSize (8.4 on).
+        args.append(f"--memPoolSize=workspace:{mib}" if version >= (8, 4) else f"--workspace={mib}")
+    if timing_cache:
+        args.append("--timingCacheFile=" + timing_cache)
+    if settings.disabled_tactics:
+        args.append("--tacticSources=" + ",".join("-" + name.upper() for name in settings.disabled_tactics))
+    args.append("--skipInference" if version >= (8, 6) else "--buildOnly")  # --buildOnly is gone in 10
+    return args
+
+
+def trtexec_run_args(exe, engine, shapes, input_files, output_json):
+    """One inference on raw input files; outputs go to a JSON file."""
+    return [exe, "--loadEngine=" + engine, "--shapes=" + _shapes_arg(shapes),
+            "--loadInputs=" + ",".join(f"{name}:{path}" for name, path in sorted(input_files.items())),
+            "--exportOutput=" + output_json, "--iterations=1", "--warmUp=0", "--duration=0"]
+
+
+def parse_exported_outputs(text):
+    """trtexec --exportOutput JSON -> {name: float64 array}. C++ streams print
+    nan and inf bare, and values with 6 significant digits."""
+    text = re.sub(r"(?<=[\s,\[])(-?)(nan|inf)(?=[\s,\]])",
+                  lambda m: m.group(1) + ("NaN" if m.group(2) == "nan" else "Infinity"), text)
+    outputs = {}
+    for entry in json.loads(text):
+        dims = [int(d) for d in entry["dimensions"].split("x") if d]
+        outputs[entry["name"]] = np.asarray(entry["values"], dtype=np.float64).reshape(dims)
+    return outputs
+
+
+def _run_trtexec(args):
+    """Run trtexec, echoing its log; StepError with its last error line when it fails."""
+    log("$ " + " ".join(args))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    errors, last = [], "no output"
+    for line in proc.stdout:
+        line = line.rstrip()
+        log(line)
+        last = line or last
+        if "[E]" in line:
+            errors.append(line)
+    if proc.wait() != 0:
+        raise StepError(f"trtexec failed with exit code {proc.returncode}: {(errors or [last])[-1]}")
+
+
+class Trtexec(object):
+    name = "trtexec"
+
+    def __init__(self, exe, version):
+        self.exe = exe
+        self.version_info = version
+        self.version = ".".join(str(part) for part in version)
+        self.major = version[0]
+
+    def build(self, job):
+        calibration_cache = None
+        if job.calibration:
+            if not job.calibration.reused:
+                raise Unsupported("INT8 calibration from data needs TensorRT's Python API, which this image lacks; "
+                                  "trtexec only reads a calibration cache, and cache_dir has none for this model, "
+                                  "data and TensorRT version")
+            calibration_cache = job.calibration.shared_cache
+        engine_tmp = job.engine + ".tmp"
+        cache_tmp = f"{job.timing_cache}.tmp{os.getpid()}" if job.timing_cache else None
+        if cache_tmp and nonempty(job.timing_cache):
+            shutil.copyfile(job.timing_cache, cache_tmp)  # trtexec rewrites the file in place
+        try:
+            _run_trtexec(trtexec_build_args(self.exe, self.version_info, job, engine_tmp, cache_tmp,
+                                            calibration_cache))
+            os.replace(engine_tmp, job.engine)
+            if cache_tmp:
+                os.replace(cache_tmp, job.timing_cache)
+        finally:
+            for leftover in (engine_tmp, cache_tmp):
+                if leftover and os.path.exists(leftover):
+                    os.remove(leftover)
+
+    def run(self, engine_path, inputs, scratch):
+        os.makedirs(scratch, exist_ok=True)
+        files = {}
+        for index, name in enumerate(sorted(inputs)):
+            files[name] = os.path.join(scratch, f"input{index}.bin")
+            np.ascontiguousarray(inputs[name]).tofile(files[name])
+        output_json = os.path.join(scratch, "outputs.json")
+        shapes = {name: array.shape for name, array in inputs.items()}
+        _run_trtexec(trtexec_run_args(self.exe, engine_path, shapes, files, output_json))
+        with open(output_json) as f:
+            return parse_exported_outputs(f.read())

@@ -1,0 +1,84 @@
+"""Which artifact a build makes: the known container tags, and the choice of target from the probe.
+
+The toolchain probe (scripts/trtkit_steps/probe.py) is what decides at build
+time; the tag table documents what to expect. Source: NVIDIA's TensorRT
+container release notes (https://docs.nvidia.com/deeplearning/tensorrt/container-release-notes/);
+`confirmed=False` marks a row inferred rather than read there.
+"""
+from dataclasses import dataclass
+
+from .errors import GpuUnavailable, TargetUnsupported
+from .plan import GpuRequest
+
+# The ONNX parsers before TensorRT 8 predate opset 13, the lowest opset trtkit exports.
+MIN_ENGINE_TENSORRT = 8
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    tag: str
+    tensorrt: str
+    cuda: str
+    python: str
+    ubuntu: str
+    confirmed: bool = True
+
+
+KNOWN_TAGS = [
+    TagInfo("19.07-py3", "5.1.5", "10.1", "3.6", "18.04", confirmed=False),
+    TagInfo("20.03-py3", "7.0.0", "10.2", "3.6", "18.04"),
+    TagInfo("22.01-py3", "8.2.2", "11.6", "3.8", "20.04"),
+    TagInfo("24.05-py3", "10.0.1", "12.4", "3.10", "22.04"),
+    TagInfo("25.01-py3", "10.8.0", "12.8", "3.12", "24.04", confirmed=False),
+]
+
+# TF-TRT needs a TensorFlow 2.x (<= 2.17) built with TensorRT. The TensorRT images have none:
+# python_setup.sh of 19.xx-20.xx tags brings TF 1.x, which the toolchain replaces with TF 2.6
+# (trtkit's steps need TF 2). NVIDIA's TensorFlow images carry TF-TRT.
+TFTRT_IMAGES = "nvcr.io/nvidia/tensorflow with a -tf2-py3 tag (TensorFlow <= 2.17)"
+
+
+def trtexec_has_precision_flags(tensorrt_version: str) -> bool:
+    """TensorRT 11's trtexec dropped --fp16/--int8/--best: networks are strongly typed."""
+    return int(tensorrt_version.split(".")[0]) < 11
+
+
+def known_tag(tag: str) -> TagInfo | None:
+    return next((t for t in KNOWN_TAGS if t.tag == tag), None)
+
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    target: str
+    reason: str
+
+
+def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, toolchain: dict) -> TargetChoice:
+    """Which artifact to build; fails early when the tag's stack cannot build it."""
+    has_gpu = gpus.mode != "none" and (gpu_runtime or gpus.mode != "auto")
+    tensorrt = toolchain.get("tensorrt") or (toolchain.get("trtexec") or {}).get("version")
+    if requested == "tftrt" and not toolchain.get("tftrt"):
+        raise TargetUnsupported(
+            f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
+            f"TF 2.18 dropped it): use --target engine, or an image that has it: {TFTRT_IMAGES}")
+    if requested == "engine" and not tensorrt:
+        raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): "
+                                "use --target onnx, or an nvcr.io/nvidia/tensorrt tag")
+    if requested in ("engine", "tftrt") and not has_gpu:
+        raise GpuUnavailable(f"--target {requested} needs a GPU, but {_why_no_gpu(gpus)}",
+                             hint="use --target onnx or frozen, or a host with the NVIDIA Container Toolkit")
+    if requested:
+        return TargetChoice(requested, "requested with --target")
+    if not has_gpu:
+        return TargetChoice("onnx", f"default: {_why_no_gpu(gpus)}, so no TensorRT engine can be built here")
+    if not tensorrt:
+        return TargetChoice("onnx", "default: the image has no TensorRT")
+    if int(tensorrt.split(".")[0]) < MIN_ENGINE_TENSORRT:
+        return TargetChoice("onnx", f"default: the image's TensorRT {tensorrt} is older than "
+                                    f"{MIN_ENGINE_TENSORRT}.0, whose ONNX parser reads trtkit's exports (opset 13+)")
+    return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
+
+
+def _why_no_gpu(gpus: GpuRequest) -> str:
+    return "--gpus none was given" if gpus.mode == "none" else "this Docker engine has no NVIDIA runtime"
