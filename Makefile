@@ -16,7 +16,7 @@ $(VENV)/.deps: pyproject.toml
 	$(VENV)/bin/pip install -q '.[test]'
 	touch $@
 
-$(TRTKIT): $(VENV)/.deps $(shell git ls-files toolkit scripts images/toolchain 2>/dev/null)
+$(TRTKIT): $(VENV)/.deps $(shell find toolkit scripts images/toolchain -type f -not -path '*/__pycache__/*')
 	$(VENV)/bin/pip install -q --force-reinstall --no-deps .
 	touch $(TRTKIT)
 

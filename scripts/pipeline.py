@@ -8,25 +8,18 @@ goes through this process, so the host sees whole lines, events included. The
 exit code is that of the first stage that fails.
 """
 import os
-import subprocess
 import sys
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPTS)
 
 from trtkit_steps import contract  # noqa: E402
-from trtkit_steps.common import emit  # noqa: E402
+from trtkit_steps.common import emit, run_relayed  # noqa: E402
 
 
 def run_stage(module, plan_path):
     env = dict(os.environ, PYTHONPATH=SCRIPTS, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "trtkit_steps." + module, plan_path],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            universal_newlines=True)
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-    return proc.wait()
+    return run_relayed([sys.executable, "-m", "trtkit_steps." + module, plan_path], lambda line: None, env)
 
 
 def main():

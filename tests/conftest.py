@@ -18,6 +18,19 @@ STANDIN_ARGS = ["--image", STANDIN[0], "--tag", STANDIN[1], "--gpus", "none"]
 MODELS = ["origin_lstm.h5", "cnn_bn.h5", "two_io.h5", "keras3_mlp.keras", "origin_savedmodel", "weights_only.h5"]
 
 
+def pytest_configure(config):
+    """The tests run the installed wheel (`import trtkit`): refuse to test a copy older than the tree."""
+    import trtkit
+    installed = Path(trtkit.__file__).parent
+    pairs = [(REPO / "toolkit", installed), (REPO / "scripts", installed / "_resources" / "scripts")]
+    stale = [str(path.relative_to(REPO)) for tree, copy in pairs for path in sorted(tree.rglob("*.py"))
+             if not (copy / path.relative_to(tree)).is_file()
+             or (copy / path.relative_to(tree)).read_bytes() != path.read_bytes()]
+    if stale:
+        pytest.exit(f"the installed trtkit differs from the tree ({', '.join(stale[:3])}): "
+                    "run `make .venv/bin/trtkit` (make test does it)", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     client = docker.from_env()

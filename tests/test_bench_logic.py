@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 from trtkit_steps import bench  # noqa: E402
 from trtkit_steps.chart import draw_latency_chart  # noqa: E402
-from trtkit_steps.common import StepError  # noqa: E402
+from trtkit_steps.common import StepError, first_line  # noqa: E402
 
 ORIGIN_INPUTS = [{"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}]
 
@@ -146,11 +146,12 @@ def test_worker_exit_code_and_last_line():
         timed_row("onnxruntime", 1.0)]
 
 
-def test_one_line_error():
-    assert bench.one_line(ValueError("first\n  second")) == "ValueError: first"
-    assert bench.one_line(MemoryError()) == "MemoryError"
-    assert bench.one_line(StepError("a SavedModel has no Keras predict()")) == "a SavedModel has no Keras predict()"
-    assert len(bench.one_line(RuntimeError("x" * 1000))) == 300
+def test_first_line_of_an_error():
+    assert first_line(ValueError("first\n  second")) == "ValueError: first"
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(MemoryError()) == "MemoryError"
+    assert first_line(StepError("a SavedModel has no Keras predict()")) == "a SavedModel has no Keras predict()"
+    assert len(first_line(RuntimeError("x" * 1000))) == 300
 
 
 def test_events_and_log_lines():

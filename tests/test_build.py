@@ -139,3 +139,16 @@ def test_build_with_bench_then_bench_the_output(trtkit, models, tmp_path):
                    "--batch", "4", "--iterations", "2", "--json")
     assert again.returncode == 0, again.stderr[-2000:]
     assert {r["framework"] for r in json.loads(again.stdout)["rows"]} == {"keras-call", "keras-predict", "onnxruntime"}
+
+
+@pytest.mark.parametrize("model, target, artifact", [("origin_lstm.h5", "onnx", "model.onnx"),
+                                                     ("two_io.h5", "onnx", "model.onnx"),
+                                                     ("origin_lstm.h5", "frozen", "model.pb")])
+def test_rebuilds_are_byte_identical(trtkit, models, tmp_path, model, target, artifact):
+    """The same model gives the same bytes (tf2onnx's generated names and protobuf map order vary by run)."""
+    contents = set()
+    for run in ("first", "second"):
+        result = trtkit("build", models / model, *STANDIN_ARGS, "--target", target, "--out", tmp_path / run)
+        assert result.returncode == 0, result.stderr[-2000:]
+        contents.add((tmp_path / run / artifact).read_bytes())
+    assert len(contents) == 1

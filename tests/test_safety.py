@@ -92,6 +92,22 @@ def test_a_concurrent_build_into_the_same_out_fails_clearly(trtkit, models, tmp_
     assert not out.exists()
 
 
+def test_two_builds_racing_into_one_out_never_mix(trtkit_env, models, tmp_path):
+    """Started together: one publishes, the other fails at once with the lock's message; never both, never a mix."""
+    out = tmp_path / "out"
+    racers = [subprocess.Popen([sys.executable, "-m", "trtkit", "build", str(models / model), *STANDIN_ARGS,
+                                "--out", str(out)], cwd=tmp_path, env=trtkit_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for model in ("keras3_mlp.keras", "two_io.h5")]
+    results = [(racer.wait(timeout=600), racer.stderr.read()) for racer in racers]
+    assert sorted(code for code, _ in results) == [0, 16], results
+    loser = next(stderr for code, stderr in results if code == 16)
+    assert f"is writing {out}" in loser and "Traceback" not in loser
+    manifest = json.loads((out / "trtkit.json").read_text())
+    winner = "keras3_mlp.keras" if results[0][0] == 0 else "two_io.h5"
+    assert manifest["model"]["path"].endswith(winner)
+    assert listing(tmp_path) == ["out", "out/model.onnx", "out/report.html", "out/report.md", "out/trtkit.json"]
+
+
 def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path):
     """A model named '..h5' in a folder with ':' and spaces builds into trtkit-out/model, nothing else."""
     odd = tmp_path / "my models:v2"

@@ -234,3 +234,8 @@ def test_verbosity_decides_what_of_the_container_is_shown(capsys, flag, shown):
     stderr = capsys.readouterr().err
     assert ("▶ export" in stderr) == ("step" in shown)
     assert ("a line the container printed" in stderr) == ("log" in shown)
+
+
+def test_a_stream_that_is_not_a_tar_is_one_error(tmp_path):
+    with pytest.raises(StepFailed, match="could not read the artifacts"):
+        receive(iter([b"not a tar at all" * 100]), tmp_path, artifact_rule(ALLOWED), 1 << 20, "artifacts")

@@ -112,7 +112,8 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, stag
     gpus = device_requests(plan.gpus, session.gpu_runtime)
     record = BuildRecord()
     with session.runner.box(session.toolchain.tag, command, session.limits, CONTAINER_ENV, gpus) as box:
-        box.put(inputs.finish())
+        with inputs.finish() as archive:
+            box.put(archive)
         box.deadline(plan.timeout, "start-up")
         code = box.run(EventStream(record, on_step=lambda step: box.deadline(plan.timeout, step)))
         box.disarm()

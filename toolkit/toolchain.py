@@ -86,7 +86,8 @@ def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     inputs.scripts()
     environment = {"PYTHONPATH": contract.SCRIPTS, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
     with runner.box(image_id, ["python3", "-m", "trtkit_steps.probe"], limits, environment, [], "probe") as box:
-        box.put(inputs.finish())
+        with inputs.finish() as archive:
+            box.put(archive)
         code = box.run(lines.append)
     result = next((json.loads(line) for line in lines if line.startswith("{")), None)
     if code != 0 or result is None:

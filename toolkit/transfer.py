@@ -96,6 +96,13 @@ def receive(stream: Iterator[bytes] | None, dest: Path, rule: Rule, limit: int, 
     """Copy the members `rule` takes from a get_archive stream into dest; their relative paths."""
     if stream is None:
         return []
+    try:
+        return _receive(stream, dest, rule, limit, what, replace)
+    except tarfile.TarError as e:
+        raise StepFailed(f"could not read the {what} the container returned: {e}") from None
+
+
+def _receive(stream: Iterator[bytes], dest: Path, rule: Rule, limit: int, what: str, replace: bool) -> list[str]:
     taken = []
     with tarfile.open(fileobj=io.BufferedReader(_Capped(stream, limit, what), 1 << 20), mode="r|") as tar:
         for member in tar:

@@ -19,7 +19,6 @@ import operator
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 
@@ -31,11 +30,13 @@ from trtkit_steps.common import (
     StepError,
     compare,
     emit,
+    first_line,
     latency_stats,
     load_arrays,
     log,
     read_json,
     run_main,
+    run_relayed,
     save_arrays,
     step,
     timed,
@@ -176,14 +177,6 @@ def complete_rows(rows, framework, batch, returncode, last_line):
     return rows + [error_row(framework, m, batch, worker_failure(returncode, last_line)) for m in missing]
 
 
-def one_line(error):
-    """The error's first line; a StepError is already worded for the user, others say their type."""
-    lines = [text.strip() for text in str(error).splitlines() if text.strip()]
-    if isinstance(error, StepError) and lines:
-        return lines[0][:300]
-    return ("%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__)[:300]
-
-
 def cpu_name(cpuinfo="/proc/cpuinfo"):
     try:
         with open(cpuinfo) as f:
@@ -279,14 +272,14 @@ def run_worker(framework, plan_path, batch):
         check = _reference_check(framework, reference_path)
     except Exception as e:  # any framework's failure is that framework's row, not the bench's
         for mode in modes_of(framework):
-            emit("bench_row", **error_row(framework, mode, batch, one_line(e)))
+            emit("bench_row", **error_row(framework, mode, batch, first_line(e)))
         return
     for mode, call, fetch in targets:
         try:
             times, max_abs_err, warmup = measure(call, fetch, check, settings["warmup"], settings["iterations"])
             row = timing_row(framework, mode, batch, times, max_abs_err, warmup)
         except Exception as e:
-            row = error_row(framework, mode, batch, one_line(e))
+            row = error_row(framework, mode, batch, first_line(e))
         emit("bench_row", **row)
 
 
@@ -306,23 +299,23 @@ def spawn_worker(plan_path, framework, batch):
     """Run one framework on one batch in its own process, relaying its output; (rows, GPU it named)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in [SCRIPTS, os.environ.get("PYTHONPATH")] if p))
-    proc = subprocess.Popen([sys.executable, "-m", "trtkit_steps.bench", "--worker", framework, plan_path, str(batch)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, universal_newlines=True)
-    rows, gpu, last_line = [], None, ""
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+    rows, seen = [], {"gpu": None, "last_line": ""}
+
+    def collect(line):
         event = parse_event(line)
         if event is None:
-            last_line = line.strip() or last_line
+            seen["last_line"] = line.strip() or seen["last_line"]
         elif event.get("event") == "error":  # a StepError the worker could not turn into rows
-            last_line = event.get("message") or last_line
+            seen["last_line"] = event.get("message") or seen["last_line"]
         elif event.get("event") == "bench_row":
             event.pop("event")
             rows.append(event)
         elif event.get("event") == "bench_device":
-            gpu = event["device"]
-    return complete_rows(rows, framework, batch, proc.wait(), last_line), gpu
+            seen["gpu"] = event["device"]
+
+    code = run_relayed([sys.executable, "-m", "trtkit_steps.bench", "--worker", framework, plan_path, str(batch)],
+                       collect, env)
+    return complete_rows(rows, framework, batch, code, seen["last_line"]), seen["gpu"]
 
 
 def _remove_temp_files(paths):

@@ -1,6 +1,7 @@
 """Shared plumbing of the in-container steps: events, errors, arrays, timing."""
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -43,6 +44,16 @@ def emit(event, **fields):
     sys.stdout.flush()
 
 
+def run_relayed(args, on_line, env=None):
+    """Run a command, echoing each line of its output (stderr included) as it comes; its exit code."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, universal_newlines=True)
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        on_line(line)
+    return proc.wait()
+
+
 def log(message):
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
@@ -64,6 +75,15 @@ class step(object):
         self.seconds = time.perf_counter() - self._t0
         emit("step_end", step=self.name, seconds=round(self.seconds, 3), ok=exc_type is None)
         return False
+
+
+def first_line(error):
+    """An error's first line; a StepError is already worded for the user, others say their type.
+    Never fails, even on an empty message."""
+    lines = [text.strip() for text in str(error).splitlines() if text.strip()]
+    if isinstance(error, StepError) and lines:
+        return lines[0][:300]
+    return ("%s: %s" % (type(error).__name__, lines[0]) if lines else type(error).__name__)[:300]
 
 
 def run_main(main):

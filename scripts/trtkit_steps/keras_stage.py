@@ -19,6 +19,7 @@ from trtkit_steps.common import (
     UntrustedModel,
     compare,
     emit,
+    first_line,
     gate,
     run_main,
     save_arrays,
@@ -28,6 +29,7 @@ from trtkit_steps.common import (
     write_json,
 )
 from trtkit_steps.model_trust import untrusted_reasons
+from trtkit_steps.onnx_names import canonicalize
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
@@ -152,8 +154,8 @@ def load_model(plan):
     except StepError:
         raise
     except (OSError, IOError, ValueError, KeyError, TypeError, tf.errors.OpError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidModel("%s is not a loadable %s model: %s" % (os.path.basename(path), kind, first[:300])) from None
+        raise InvalidModel("%s is not a loadable %s model: %s"
+                           % (os.path.basename(path), kind, first_line(e))) from None
 
 
 def concrete_shapes(model, shapes, batch):
@@ -229,11 +231,12 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path):
     renames = dict(zip(in_names, [s["name"] for s in model.inputs]))
     renames.update(zip(out_names, [o["name"] for o in model.outputs]))
     _rename_io(proto.graph, renames)
+    canonicalize(proto.graph)      # same model, same bytes: tf2onnx's generated names vary from run to run
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises its own ValidationError type per version
-        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % str(e).splitlines()[0]) from None
-    write_atomic(path, proto.SerializeToString())
+        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % first_line(e)) from None
+    write_atomic(path, proto.SerializeToString(deterministic=True))
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -291,7 +294,8 @@ def main(argv):
     outputs = contract.keras_outputs(plan)
     if "model.pb" in outputs:
         with step("verify-frozen"):
-            write_atomic(os.path.join(artifacts, "model.pb"), graph_def.SerializeToString())
+            # deterministic: node attributes are protobuf maps, written in hash order unless asked
+            write_atomic(os.path.join(artifacts, "model.pb"), graph_def.SerializeToString(deterministic=True))
             emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
             actual = run_frozen(graph_def, in_names, out_names, model, inputs)
             gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL),

@@ -16,6 +16,7 @@ from trtkit_steps.common import (
     StepError,
     compare,
     emit,
+    first_line,
     gate,
     load_arrays,
     run_main,
@@ -29,7 +30,7 @@ def ort_session(path):
     try:
         return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types per version
-        raise StepError("ONNX Runtime cannot load %s: %s" % (os.path.basename(path), str(e).splitlines()[0])) from None
+        raise StepError("ONNX Runtime cannot load %s: %s" % (os.path.basename(path), first_line(e))) from None
 
 
 def run_session(session, inputs):

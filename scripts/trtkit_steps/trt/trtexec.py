@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, log, nonempty
+from trtkit_steps.common import StepError, Unsupported, log, nonempty, run_relayed
 from trtkit_steps.trt.settings import check_precision
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
@@ -109,16 +109,17 @@ def parse_exported_outputs(text):
 def _run_trtexec(args):
     """Run trtexec, echoing its log; StepError with its last error line when it fails."""
     log("$ " + " ".join(args))
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    errors, last = [], "no output"
-    for line in proc.stdout:
+    errors, lines = [], ["no output"]
+
+    def remember(line):
         line = line.rstrip()
-        log(line)
-        last = line or last
+        lines[0] = line or lines[0]
         if "[E]" in line:
             errors.append(line)
-    if proc.wait() != 0:
-        raise StepError(f"trtexec failed with exit code {proc.returncode}: {(errors or [last])[-1]}")
+
+    code = run_relayed(args, remember)
+    if code != 0:
+        raise StepError(f"trtexec failed with exit code {code}: {(errors or lines)[-1]}")
 
 
 class Trtexec(object):
