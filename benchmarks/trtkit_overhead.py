@@ -118,6 +118,7 @@ def write_results(first, second, warm, manual, bench, args):
         "",
         f"**Ratio: {med_warm / med_manual:.2f}×.** trtkit adds {med_warm - med_manual:.2f} s a build. That time goes",
         "to the CLI's start, connecting to the engine, finding the toolchain image, checking the cached probe,",
+        "copying the scripts and the model in and the artifacts out through the Docker API (nothing is mounted),",
         "hashing the model and artifacts, and writing the manifest and reports.",
         "",
         "## The toolchain image is reused",
