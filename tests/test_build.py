@@ -1,6 +1,8 @@
 """trtkit build, end to end: real CLI, real engine, stand-in image (CPU toolchain)."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,7 +40,7 @@ def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
     name, kind = ARTIFACT[target]
     assert [a["name"] for a in manifest["artifacts"]] == [name]
     assert manifest["artifacts"][0]["kind"] == kind
-    assert sorted(os.listdir(out)) == sorted([name, "trtkit.json", "report.md", "report.html"])
+    assert sorted(os.listdir(out)) == sorted([name, "trtkit.json", "report.md", "report.html", "reproduce.sh"])
     assert json.loads((out / "trtkit.json").read_text())["artifacts"] == manifest["artifacts"]
     [check] = manifest["verification"]
     assert check["artifact"] == name and check["passed"] and check["max_abs_err"] <= 1e-5
@@ -97,7 +99,7 @@ def test_rebuild_replaces_previous_output_atomically(trtkit, models, tmp_path):
     assert trtkit("build", model, *STANDIN_ARGS, "--target", "frozen", "--out", out).returncode == 0
     assert (out / "model.pb").exists()
     assert trtkit("build", model, *STANDIN_ARGS, "--target", "onnx", "--out", out).returncode == 0
-    assert sorted(os.listdir(out)) == ["model.onnx", "report.html", "report.md", "trtkit.json"]
+    assert sorted(os.listdir(out)) == ["model.onnx", "report.html", "report.md", "reproduce.sh", "trtkit.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no staging folders left beside --out"
 
 
@@ -152,3 +154,27 @@ def test_rebuilds_are_byte_identical(trtkit, models, tmp_path, model, target, ar
         assert result.returncode == 0, result.stderr[-2000:]
         contents.add((tmp_path / run / artifact).read_bytes())
     assert len(contents) == 1
+
+
+def test_reproduce_sh_rebuilds_the_same_bytes_and_checks_the_image(trtkit, trtkit_env, models, tmp_path):
+    out = tmp_path / "out"
+    result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--shapes", "lstm_1_input:1/8/64",
+                    "--memory", "6g", "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    script = (out / "reproduce.sh").read_text()
+    image_id = json.loads(result.stdout)["image"]["id"]
+    assert f"expected={image_id}" in script and "--target onnx" in script and "--memory 6144M" in script
+    assert "--shapes lstm_1_input:1/8/64" in script and '"trust_model": false' in script
+    env = dict(trtkit_env, PATH=f"{os.path.dirname(sys.executable)}:{trtkit_env['PATH']}")
+    again = subprocess.run(["sh", str(out / "reproduce.sh"), str(tmp_path / "again")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "again" / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
+    # Another image under the same name is refused before anything runs.
+    tampered = script.replace(f"expected={image_id}", "expected=sha256:" + "0" * 64)
+    (tmp_path / "tampered.sh").write_text(tampered)
+    refused = subprocess.run(["sh", str(tmp_path / "tampered.sh"), str(tmp_path / "never")], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "not the image this build used" in refused.stderr
+    assert not (tmp_path / "never").exists()
+

@@ -62,7 +62,8 @@ def test_force_replaces_it_and_a_symlinked_out_is_followed(trtkit, models, tmp_p
     result = trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--out", tmp_path / "link", "--force")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "link").is_symlink() and (tmp_path / "link").resolve() == real
-    assert sorted(p.name for p in real.iterdir()) == ["model.onnx", "report.html", "report.md", "trtkit.json"]
+    assert sorted(p.name for p in real.iterdir()) == ["model.onnx", "report.html", "report.md", "reproduce.sh",
+                                                      "trtkit.json"]
 
 
 @pytest.mark.parametrize("where", ["model folder", "model itself", "cwd", "home", "cache", "root", "inside model"])
@@ -105,7 +106,8 @@ def test_two_builds_racing_into_one_out_never_mix(trtkit_env, models, tmp_path):
     manifest = json.loads((out / "trtkit.json").read_text())
     winner = "keras3_mlp.keras" if results[0][0] == 0 else "two_io.h5"
     assert manifest["model"]["path"].endswith(winner)
-    assert listing(tmp_path) == ["out", "out/model.onnx", "out/report.html", "out/report.md", "out/trtkit.json"]
+    assert listing(tmp_path) == ["out", "out/model.onnx", "out/report.html", "out/report.md", "out/reproduce.sh",
+                                 "out/trtkit.json"]
 
 
 def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path):
@@ -116,7 +118,7 @@ def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path)
     result = trtkit("build", odd / "..keras", *STANDIN_ARGS)
     assert result.returncode == 0, result.stderr[-2000:]
     assert listing(tmp_path / "trtkit-out") == ["model", "model/model.onnx", "model/report.html", "model/report.md",
-                                                "model/trtkit.json"]
+                                                "model/reproduce.sh", "model/trtkit.json"]
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_forged_events_escapes_and_markup_are_shown_as_text(trtkit, hostile, tmp
     assert [a["name"] for a in manifest["artifacts"]] == ["model.onnx"]
     assert "forged" not in [s["step"] for s in manifest["steps"]]
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["model.onnx", "out", "report.html", "report.md",
-                                                           "trtkit.json"]
+                                                           "reproduce.sh", "trtkit.json"]
     report = (out / "report.md").read_text()
     assert "<script>" not in report and r"\<script\>" in report and r"\[x\](http://e.invalid) \| cell" in report
     assert "<script>" not in (out / "report.html").read_text()

@@ -11,10 +11,10 @@ from trtkit.contract import contract
 from trtkit.docker_runner import Limits
 from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
 from trtkit.events import BuildRecord, parse_event
-from trtkit.modelfile import HDF5_SIGNATURE, ModelRef
+from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
 from trtkit.session import exit_error
-from trtkit.staging import foreign_entries, refuse_protected, safe_name
+from trtkit.staging import foreign_entries, refuse_protected
 from trtkit.transfer import artifact_rule, plain_files, receive
 
 ALLOWED = contract.allowed_artifacts("tftrt", bench=False)

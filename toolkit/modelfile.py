@@ -5,6 +5,7 @@ its name says. What only loading can tell (a truncated .h5, weights without a
 model) is found by the inspect step in the container.
 """
 import hashlib
+import re
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -75,3 +76,8 @@ def sha256_of(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """A folder name from a model's name: no separators, no leading dots, never empty, '.' or '..'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "model"

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import manifest as manifest_module
-from . import report
+from . import report, reproduce
 from .console import show
 from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
 from .errors import STEP_EXIT_CODES, InvalidModel, OutOfMemory, StepFailed, StepTimedOut, VerificationFailed
 from .events import BenchResult, BuildRecord, EventStream
+from .modelfile import safe_name
 from .plan import BuildPlan
-from .staging import Staging, protected_paths, safe_name
+from .staging import Staging, protected_paths
 from .targets import choose_target
 from .toolchain import Toolchain, cache_dir, ensure_toolchain
 from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
@@ -66,6 +67,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
         with staging.writing():
             manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started)
             report.write_all(manifest, staging.result)
+            reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
         return BuildOutcome(staging.publish(), manifest)
 
 

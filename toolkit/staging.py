@@ -11,7 +11,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -20,11 +19,7 @@ from pathlib import Path
 from .errors import OutputNotWritable
 from .manifest import MANIFEST_NAME
 from .report import REPORT_FILES
-
-
-def safe_name(name: str) -> str:
-    """A folder name from a model's name: no separators, no leading dots, never empty, '.' or '..'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "model"
+from .reproduce import SCRIPT_NAME
 
 
 def protected_paths(model: Path | None, cache: Path) -> dict[str, Path]:
@@ -46,7 +41,7 @@ def foreign_entries(out_dir: Path) -> list[str]:
     """What in an existing --out trtkit did not write: [] for a previous trtkit output."""
     try:
         manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
-        listed = {a["name"] for a in manifest["artifacts"]} | {MANIFEST_NAME, *REPORT_FILES}
+        listed = {a["name"] for a in manifest["artifacts"]} | {MANIFEST_NAME, SCRIPT_NAME, *REPORT_FILES}
     except (OSError, ValueError, TypeError, KeyError):
         listed = set()
     return sorted(p.name for p in out_dir.iterdir()

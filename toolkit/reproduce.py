@@ -1,0 +1,93 @@
+"""reproduce.sh beside every output: the same build again, with no default left implicit.
+
+It checks that the image is the very one this build used (by digest, else by id),
+runs `trtkit build` with every option spelled out into a new folder, and records,
+as comments, the container this amounts to: the image id, the hardening and the
+limits, where the files go in and what comes out, and the plan the steps read.
+"""
+import json
+import shlex
+from pathlib import Path
+
+from . import __version__
+from .contract import contract
+from .docker_runner import CONTAINER_USER, Limits
+from .modelfile import safe_name
+from .plan import BuildPlan
+from .toolchain import Toolchain
+
+SCRIPT_NAME = "reproduce.sh"
+
+
+def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
+    """The image by digest where the registry gave one; else the reference (the script checks its id)."""
+    if "@" in plan.image:
+        return plan.image
+    repository = plan.image.rsplit(":", 1)[0]
+    return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
+
+
+def command(plan: BuildPlan, target: str, image: str) -> list[str]:
+    """`trtkit build` with every option explicit (the out folder is the script's argument)."""
+    args = ["trtkit", "build", str(plan.model.path)]
+    if "@" in image:
+        args += ["--image", image]
+    else:
+        repository, tag = image.rsplit(":", 1)
+        args += ["--image", repository, "--tag", tag]
+    args += ["--target", target, "--precision", plan.precision, "--gpus", plan.options()["gpus"],
+             "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]
+    args += ["--tf32"] * plan.tf32 + ["--trust-model"] * plan.trust_model
+    for name, dims in plan.shapes.items():
+        args += ["--shapes", f"{name}:" + "/".join(map(_dims, dims))]
+    for flag, path in (("--sample-data", plan.sample_data), ("--calib-data", plan.calib_data)):
+        args += [flag, str(path.absolute())] if path else []
+    args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
+    for flag, size in (("--workspace", plan.workspace), ("--memory", plan.memory)):
+        args += [flag, f"{-(-size // (1 << 20))}M"] if size else []     # whole MiB, rounded up
+    if plan.bench:
+        args += ["--bench", "--batch", ",".join(map(str, plan.bench["batches"])),
+                 "--iterations", str(plan.bench["iterations"]), "--warmup", str(plan.bench["warmup"])]
+    return args
+
+
+def _dims(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limits: Limits) -> None:
+    image = pinned_image(plan, toolchain)
+    default_out = f"{safe_name(plan.model.name)}-reproduced"
+    lines = [
+        "#!/bin/sh",
+        f"# Re-create this build, written by trtkit {__version__}. Usage: sh reproduce.sh [OUT]",
+        "# (OUT must be a new folder, or an earlier output of this script; not this folder).",
+        "set -eu",
+        f"image={shlex.quote(image)}",
+        f"expected={shlex.quote(toolchain.base_id)}",
+        'actual=$(docker image inspect --format "{{.Id}}" "$image")',
+        '[ "$actual" = "$expected" ] || { echo "reproduce.sh: $image is $actual, not the image this build used '
+        '($expected)" >&2; exit 1; }',
+        f'trtkit --version | grep -qx {shlex.quote("trtkit " + __version__)} || '
+        f'echo "reproduce.sh: this build used trtkit {__version__}; results may differ" >&2',
+        " ".join(shlex.quote(a) for a in command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
+        "",
+        "# What it amounts to in Docker (trtkit mounts nothing; files go in and out through the API):",
+        f"#   docker create --user {CONTAINER_USER} --cap-drop ALL --security-opt no-new-privileges --read-only \\",
+        f"#     --tmpfs /tmp:size={limits.tmp_bytes},mode=1777 --network none --init --pids-limit {limits.pids} \\",
+        f"#     --memory {limits.memory_bytes} --memory-swap {limits.memory_bytes} "
+        f"--log-opt max-size={limits.log_bytes} \\",
+        f"#     --mount type=volume,dst={contract.ROOT} {toolchain.image_id} \\",
+        f"#     python3 {contract.SCRIPTS}/pipeline.py {contract.WORK}/{contract.PLAN}",
+        f"#   (toolchain {toolchain.tag}, derived from {plan.image} {toolchain.base_id})",
+        f"#   docker cp - CONTAINER:{contract.ROOT}   < a tar of scripts/ (trtkit's), "
+        f"model/{plan.model.path.name}, work/{contract.PLAN} (below)",
+        "#   docker start -a CONTAINER",
+        f"#   docker cp CONTAINER:{contract.WORK}/{contract.ARTIFACTS} .   "
+        f"(trtkit keeps only {', '.join(contract.allowed_artifacts(target, bool(plan.bench)))}, as regular files)",
+        "#   docker rm -v CONTAINER",
+        f"# {contract.PLAN}:",
+    ] + [f"#   {line}" for line in json.dumps(plan.container_plan(target), indent=2, sort_keys=True).splitlines()]
+    path = folder / SCRIPT_NAME
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o755)
