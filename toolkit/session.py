@@ -90,7 +90,7 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
         if name == contract.CHART:
             continue
         _check_plain(out_dir / name, name in contract.FOLDER_ARTIFACTS)
-        extra.append((f"work/{contract.ARTIFACTS}/{name}", out_dir / name))
+        extra.append((f"{contract.WORK}/{contract.ARTIFACTS}/{name}", out_dir / name))
     names = json.dumps(manifest["names"]).encode()
     record = run_pipeline(open_session(plan), plan, target, "bench", extra=extra, io_json=names)
     if record.bench is None:
@@ -134,20 +134,21 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, stag
 def _inputs(plan: BuildPlan, target: str, mode: str, extra, io_json: bytes | None) -> Inputs:
     inputs = Inputs(cache_dir())
     inputs.scripts()
-    inputs.folder("model")
-    inputs.path(f"model/{plan.model.path.name}", plan.model.path)
-    inputs.folder("data")
+    inputs.folder(contract.MODEL_DIR)
+    inputs.path(f"{contract.MODEL_DIR}/{plan.model.path.name}", plan.model.path)
+    inputs.folder(contract.DATA_DIR)
     for container_path, host_path in plan.data_files().values():
-        inputs.path(container_path[len(contract.ROOT) + 1:], host_path)
-    for folder in ("work", f"work/{contract.ARTIFACTS}", f"work/{contract.CACHE}"):
+        inputs.path(container_path, host_path)
+    work = contract.WORK
+    for folder in (work, f"{work}/{contract.ARTIFACTS}", f"{work}/{contract.CACHE}"):
         inputs.folder(folder, WRITABLE)
-    inputs.data(f"work/{contract.PLAN}", json.dumps(plan.container_plan(target, mode), indent=2).encode())
+    inputs.data(f"{work}/{contract.PLAN}", json.dumps(plan.container_plan(target, mode), indent=2).encode())
     if io_json is not None:
-        inputs.data(f"work/{contract.IO}", io_json)
-    for name, path in extra:
-        inputs.path(name, path)
+        inputs.data(f"{work}/{contract.IO}", io_json)
+    for container_path, host_path in extra:
+        inputs.path(container_path, host_path)
     for entry in _cache_entries(plan):
-        inputs.path(f"work/{contract.CACHE}/{entry.name}", entry)
+        inputs.path(f"{work}/{contract.CACHE}/{entry.name}", entry)
     return inputs
 
 

@@ -23,7 +23,10 @@ WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive 
 
 
 class Inputs:
-    """A tar being assembled for contract.ROOT; spooled to disk past 64 MiB (models can be large)."""
+    """A tar being assembled for contract.ROOT; spooled to disk past 64 MiB (models can be large).
+
+    Every method takes the path the file will have in the container (a contract path).
+    """
 
     def __init__(self, spool_dir: Path):
         self.file = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=str(spool_dir))
@@ -31,26 +34,33 @@ class Inputs:
 
     def scripts(self) -> None:
         """trtkit's in-container scripts, at contract.SCRIPTS."""
-        self.tar.add(str(scripts_dir()), arcname="scripts", filter=_read_only)
+        self.path(contract.SCRIPTS, scripts_dir())
 
-    def folder(self, name: str, mode: int = 0o555) -> None:
-        info = tarfile.TarInfo(name)
+    def folder(self, path: str, mode: int = 0o555) -> None:
+        info = tarfile.TarInfo(_member(path))
         info.type, info.mode = tarfile.DIRTYPE, mode
         self.tar.addfile(info)
 
-    def data(self, name: str, payload: bytes) -> None:
-        info = tarfile.TarInfo(name)
+    def data(self, path: str, payload: bytes) -> None:
+        info = tarfile.TarInfo(_member(path))
         info.size, info.mode = len(payload), 0o444
         self.tar.addfile(info, io.BytesIO(payload))
 
-    def path(self, name: str, source: Path) -> None:
+    def path(self, path: str, source: Path) -> None:
         """A host file or folder (recursively, links kept as links), read-only inside."""
-        self.tar.add(str(source), arcname=name, filter=_read_only)
+        self.tar.add(str(source), arcname=_member(path), filter=_read_only)
 
     def finish(self):
         self.tar.close()
         self.file.seek(0)
         return self.file
+
+
+def _member(path: str) -> str:
+    """A container path as a member of the tar put_archive unpacks at contract.ROOT."""
+    root = contract.ROOT + "/"
+    assert path.startswith(root), f"{path} is outside {contract.ROOT}"
+    return path[len(root):]
 
 
 def _read_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
