@@ -54,7 +54,7 @@ EXIT_UNSUPPORTED = 6
 EXIT_UNTRUSTED_MODEL = 7
 
 TARGETS = tuple(TARGET_ARTIFACTS)
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8")   # strict FP32 unless --tf32
 MODES = ("build", "inspect", "bench")
 
 

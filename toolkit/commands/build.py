@@ -7,21 +7,13 @@ import typer
 
 from .. import options, report, session
 from ..console import print_json, user_errors
+from ..contract import contract
 from ..modelfile import resolve_model
 from ..plan import BuildPlan
 
-
-class Target(str, Enum):
-    onnx = "onnx"
-    frozen = "frozen"
-    engine = "engine"
-    tftrt = "tftrt"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
+# The choices come from the contract, the one list both sides share.
+Target = Enum("Target", {name: name for name in contract.TARGETS}, type=str)  # type: ignore[misc]
+Precision = Enum("Precision", {name: name for name in contract.PRECISIONS}, type=str)  # type: ignore[misc]
 
 
 @user_errors
@@ -30,7 +22,7 @@ def build(
     tag: options.Tag = None,
     image: options.Image = options.DEFAULTS["image"],
     target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
-    precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision.fp32,
+    precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision("fp32"),
     tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
