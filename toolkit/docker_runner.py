@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import docker
 import docker.errors
@@ -125,12 +126,17 @@ class DockerRunner:
                 hint="start it (`sudo systemctl start docker`, or `dockerd &`) or set DOCKER_HOST") from None
         return cls(client)
 
+    @cached_property
+    def info(self) -> dict:
+        """The daemon's `docker info`, asked once per runner."""
+        return self.client.info()
+
     def gpu_runtime(self) -> bool:
         """Whether this engine can give containers GPUs (the NVIDIA runtime is registered)."""
-        return "nvidia" in (self.client.info().get("Runtimes") or {})
+        return "nvidia" in (self.info.get("Runtimes") or {})
 
     def memory_total(self) -> int:
-        return int(self.client.info().get("MemTotal") or 0)
+        return int(self.info.get("MemTotal") or 0)
 
     def image(self, reference: str):
         """The local image, pulled (with live progress) when missing."""

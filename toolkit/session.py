@@ -18,6 +18,7 @@ from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
 from .errors import STEP_EXIT_CODES, InvalidModel, OutOfMemory, StepFailed, StepTimedOut, VerificationFailed
 from .events import BenchResult, BuildRecord, EventStream
+from .manifest import MANIFEST_NAME
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
@@ -79,13 +80,13 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
     """`trtkit bench OUT`: the artifacts OUT/trtkit.json lists, sent in under the same rules as they came out."""
     target = manifest.get("target", {}).get("chosen")
     if target not in contract.TARGETS:
-        raise InvalidModel(f"{out_dir / 'trtkit.json'} names no target trtkit builds ({target!r})")
+        raise InvalidModel(f"{out_dir / MANIFEST_NAME} names no target trtkit builds ({target!r})")
     allowed = contract.allowed_artifacts(target, bench=True)
     extra = []
     for artifact in manifest.get("artifacts") or []:
         name = artifact.get("name") if isinstance(artifact, dict) else None
         if not isinstance(name, str) or name not in allowed:
-            raise InvalidModel(f"{out_dir / 'trtkit.json'} lists {name!r}, which is not an artifact of a "
+            raise InvalidModel(f"{out_dir / MANIFEST_NAME} lists {name!r}, which is not an artifact of a "
                                f"{target} build")
         if name == contract.CHART:
             continue
@@ -167,8 +168,9 @@ def _receive_cache(box: Box, plan: BuildPlan) -> None:
     folder = _model_cache(plan)
     folder.mkdir(parents=True, exist_ok=True)
     rule = plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), contract.MAX_CACHE_FILE_BYTES)
-    if not receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule,
-                   64 * contract.MAX_CACHE_FILE_BYTES, "cache files", replace=True) and not any(folder.iterdir()):
+    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule, 64 * contract.MAX_CACHE_FILE_BYTES,
+            "cache files", replace=True)
+    if not any(folder.iterdir()):
         folder.rmdir()
 
 
