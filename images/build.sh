@@ -16,20 +16,9 @@ CACHE=${TRTKIT_IMAGE_CACHE:-$HOME/.cache/trtkit/images}
 BASE=trtkit/base:bookworm
 CPU=trtkit/cpu:tf2.21-py3
 STANDIN=trtkit/standin:19.07-py3
-log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+. "$HERE/lib.sh"
 mkdir -p "$CACHE"
-
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  if [ ! -f "$CACHE/rootfs.complete" ]; then
-    log "debootstrap bookworm (about 45 s)"
-    rm -rf "$CACHE/rootfs"
-    debootstrap --variant=minbase --include=python3,python3-venv bookworm "$CACHE/rootfs" >"$CACHE/debootstrap.log" 2>&1 \
-      || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
-    touch "$CACHE/rootfs.complete"
-  fi
-  log "docker import $BASE"
-  tar -C "$CACHE/rootfs" -c . | docker import - "$BASE" >/dev/null
-fi
+base_image "$BASE" bookworm python3,python3-venv
 
 log "wheels for Python 3.11 (pip download, offline install later)"
 PIP_TARGET=(--only-binary=:all: --no-deps --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none
@@ -42,7 +31,7 @@ log "build context"
 CTX=$CACHE/context
 rm -rf "$CTX"; mkdir -p "$CTX"
 cp -r "$HERE/cpu/Dockerfile" "$HERE/cpu/requirements.lock" "$HERE/cpu/standin" "$CTX/"
-cp -al "$CACHE/wheels" "$CTX/wheels" 2>/dev/null || cp -r "$CACHE/wheels" "$CTX/wheels"
+context_copy "$CACHE/wheels" "$CTX/wheels"
 
 for target in cpu standin; do
   tag=$CPU; [ "$target" = standin ] && tag=$STANDIN

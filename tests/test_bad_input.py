@@ -23,9 +23,10 @@ def test_missing_model(trtkit, tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("empty.h5", b"", "is empty, not a model"),
-    ("notes.h5", b"this is text, not HDF5\n" * 10, "is not a Keras model"),
-    ("model.keras", b"PK but not a zip", "is not a Keras model"),
-    ("model.bin", b"\x00\x01\x02" * 100, "is not a Keras model"),
+    ("notes.h5", b"this is text, not HDF5\n" * 10, "is not a model trtkit reads"),
+    ("model.keras", b"PK but not a zip", "is not a model trtkit reads"),
+    ("model.bin", b"\x00\x01\x02" * 100, "is not a model trtkit reads"),
+    ("model.onnx", b"PK not protobuf", "is not an ONNX model"),
 ])
 def test_file_that_is_not_a_model(trtkit, tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)

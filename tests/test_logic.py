@@ -90,6 +90,18 @@ def test_requested_targets_are_checked_against_the_stack():
     assert choose_target("frozen", GpuRequest("none"), False, CPU_STACK).target == "frozen"
 
 
+def test_exported_models_have_their_own_targets():
+    second = choose_target(None, GpuRequest("all"), True, TRT_STACK, "trtkit-output")
+    assert second.target == "engine" and "earlier trtkit output" in second.reason
+    with pytest.raises(TargetUnsupported, match="needs the Keras model: from an earlier trtkit output"):
+        choose_target("onnx", GpuRequest("all"), True, TRT_STACK, "trtkit-output")
+    with pytest.raises(GpuUnavailable, match="--target engine needs a GPU"):
+        choose_target(None, GpuRequest("none"), True, TRT_STACK, "trtkit-output")
+    assert choose_target(None, GpuRequest("none"), False, CPU_STACK, "onnx").target == "onnx"
+    with pytest.raises(TargetUnsupported, match="from an onnx file trtkit builds onnx or engine"):
+        choose_target("frozen", GpuRequest("none"), False, CPU_STACK, "onnx")
+
+
 @pytest.mark.parametrize("message, error, text", [
     ("unauthorized: authentication required", RegistryUnavailable, "docker login nvcr.io"),
     ("manifest for nvcr.io/nvidia/tensorrt:99.99-py3 not found: manifest unknown", ImageNotFound, "unknown tag"),

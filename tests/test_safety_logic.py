@@ -215,9 +215,18 @@ def test_the_host_writes_exactly_the_plan_the_contract_reads(tmp_path):
     ("tftrt", None, ["keras_stage", "onnx_stage", "tftrt"], ("model.pb", "model.onnx")),
 ])
 def test_one_table_says_which_steps_run(target, bench, stages, outputs):
-    plan = {"target": target, "mode": "build", "bench": bench}
+    plan = {"target": target, "mode": "build", "bench": bench, "model_format": "h5"}
     assert contract.stages(plan) == stages and contract.keras_outputs(plan) == outputs
     assert contract.stages(dict(plan, mode="inspect")) == ["keras_stage"]
+
+
+@pytest.mark.parametrize("model_format, target, stages", [
+    ("onnx", "onnx", ["onnx_import"]),
+    ("onnx", "engine", ["onnx_import", "engine"]),
+    ("trtkit-output", "engine", ["engine"]),        # TensorRT and numpy alone: no TensorFlow in the image
+])
+def test_exported_models_skip_the_keras_stage(model_format, target, stages):
+    assert contract.stages({"target": target, "mode": "build", "bench": None, "model_format": model_format}) == stages
 
 
 @pytest.mark.parametrize("flag, shown", [("--quiet", set()), (None, {"step"}), ("--verbose", {"step", "log"})])

@@ -6,16 +6,16 @@ from pathlib import Path
 
 from . import __version__
 from .events import BuildRecord
+from .exported import MANIFEST_NAME
 from .modelfile import sha256_of, size_of
 from .plan import BuildPlan
 from .targets import TargetChoice
 from .toolchain import Toolchain
 
-MANIFEST_NAME = "trtkit.json"
-
 
 def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: BuildRecord, result_dir: Path,
-         started: float) -> dict:
+         started: float, earlier: dict | None = None) -> dict:
+    """The manifest; `earlier` links a two-stage build to the build whose output it continued."""
     manifest = {
         "trtkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -32,6 +32,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "artifacts": [_describe(result_dir / a["name"], a) for a in record.artifacts],
         "engine": record.engine,
         "bench": record.bench,
+        "earlier_build": earlier,
         "total_seconds": round(time.time() - started, 3),
     }
     (result_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from .contract import contract
 from .errors import InvalidModel, ModelNotFound
+from .exported import MANIFEST_NAME
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after an optional user block
@@ -20,7 +22,7 @@ HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after an optional user block
 @dataclass(frozen=True)
 class ModelRef:
     path: Path      # absolute
-    format: str     # "h5" | "keras" | "savedmodel"
+    format: str     # "h5" | "keras" | "savedmodel" | "onnx" | "trtkit-output" (contract's model formats)
 
     @property
     def name(self) -> str:
@@ -38,14 +40,21 @@ def resolve_model(path: Path) -> ModelRef:
     if path.is_dir():
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return ModelRef(path, "savedmodel")
-        raise InvalidModel(f"{path} is a folder without saved_model.pb, so not a SavedModel")
+        if (path / MANIFEST_NAME).is_file():
+            return ModelRef(path, contract.OUTPUT_FORMAT)
+        raise InvalidModel(f"{path} is a folder without saved_model.pb or {MANIFEST_NAME}, "
+                           "so neither a SavedModel nor a trtkit output")
     if path.stat().st_size == 0:
         raise InvalidModel(f"{path} is empty, not a model")
+    if path.suffix.lower() == ".onnx":
+        if not _looks_like_onnx(path):
+            raise InvalidModel(f"{path} is not an ONNX model (a ModelProto starts with its ir_version)")
+        return ModelRef(path, contract.ONNX_FORMAT)
     kind = _sniff(path)
     expected = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}.get(path.suffix.lower())
     if kind is None or (expected and kind != expected):
-        raise InvalidModel(f"{path} is not a Keras model "
-                           "(expected an HDF5 .h5, a .keras archive or a SavedModel folder)")
+        raise InvalidModel(f"{path} is not a model trtkit reads (expected an HDF5 .h5, a .keras archive, "
+                           "a SavedModel folder, an .onnx file or a trtkit output folder)")
     return ModelRef(path, kind)
 
 
@@ -58,6 +67,12 @@ def _sniff(path: Path) -> str | None:
         with zipfile.ZipFile(path) as z:
             return "keras" if "config.json" in z.namelist() else None
     return None
+
+
+def _looks_like_onnx(path: Path) -> bool:
+    """ONNX writers put ModelProto's field 1 (ir_version, a varint) first: tag byte 0x08."""
+    with path.open("rb") as f:
+        return f.read(1) == b"\x08"
 
 
 def size_of(path: Path) -> int:

@@ -16,7 +16,8 @@ from .plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
 MAX_DIM = 2**31 - 1             # TensorRT dimensions are int32
 MAX_ELEMENTS = 2**40            # per input tensor: far above any real batch, far below int64 overflow
 
-ModelArg = Annotated[Path, typer.Argument(help="Keras 2 .h5, Keras 3 .keras, or a SavedModel folder.",
+ModelArg = Annotated[Path, typer.Argument(help="Keras 2 .h5, Keras 3 .keras, a SavedModel folder, an .onnx file, "
+                                          "or the output folder of an earlier trtkit build (two-stage builds).",
                                           show_default=False)]
 Tag = Annotated[Optional[str], typer.Option("--tag", help="Container tag, e.g. 19.07-py3, or sha256:DIGEST. "
                                             "Required unless --image is pinned as REPO@sha256:DIGEST: no silent 'latest'.",

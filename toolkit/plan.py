@@ -51,7 +51,7 @@ class BuildPlan:
         """plan.json for scripts/pipeline.py; mode is build, inspect or bench (artifacts already there)."""
         data = {role: container_path for role, (container_path, _) in self.data_files().items()}
         return {
-            "model": f"{contract.MODEL_DIR}/{self.model.path.name}",
+            "model": contract.model_path(self.model.format, self.model.path.name),
             "model_format": self.model.format,
             "trust_model": self.trust_model,
             "target": target,

@@ -16,14 +16,22 @@ from . import report, reproduce
 from .console import show
 from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
-from .errors import STEP_EXIT_CODES, InvalidModel, OutOfMemory, StepFailed, StepTimedOut, VerificationFailed
+from .errors import (
+    STEP_EXIT_CODES,
+    InvalidModel,
+    OutOfMemory,
+    StepFailed,
+    StepTimedOut,
+    TargetUnsupported,
+    VerificationFailed,
+)
 from .events import BenchResult, BuildRecord, EventStream
-from .manifest import MANIFEST_NAME
+from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
 from .targets import choose_target
-from .toolchain import Toolchain, cache_dir, ensure_toolchain
+from .toolchain import Toolchain, cache_dir, ensure_toolchain, image_as_is
 from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
 
 CONTAINER_ENV = {
@@ -47,7 +55,10 @@ class Session:
 def open_session(plan: BuildPlan) -> Session:
     runner = DockerRunner.connect()
     limits = Limits(memory_bytes=plan.memory or runner.memory_total() * 3 // 4)
-    toolchain = ensure_toolchain(runner, plan.image, limits, on_line=EventStream(BuildRecord()))
+    if plan.model.format == contract.OUTPUT_FORMAT:   # only the engine is left: TensorRT and numpy suffice
+        toolchain = image_as_is(runner, plan.image, limits)
+    else:
+        toolchain = ensure_toolchain(runner, plan.image, limits, on_line=EventStream(BuildRecord()))
     return Session(runner, toolchain, runner.gpu_runtime(), limits)
 
 
@@ -59,20 +70,40 @@ class BuildOutcome:
 
 def build(plan: BuildPlan) -> BuildOutcome:
     started = time.time()
+    earlier = _earlier_build(plan)
     out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
     with Staging(out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
         session = open_session(plan)
-        choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe)
+        choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe,
+                               plan.model.format)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
-        record = run_pipeline(session, plan, choice.target, "build", staging)
+        extra = [(f"{contract.WORK}/{contract.ARTIFACTS}/{name}", path) for name, path in earlier.files.items()] \
+            if earlier else []
+        record = run_pipeline(session, plan, choice.target, "build", staging, extra,
+                              json.dumps(earlier.names).encode() if earlier else None)
+        if earlier:
+            record.names = earlier.names
         with staging.writing():
-            manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started)
+            manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started,
+                                            earlier.link() if earlier else None)
             report.write_all(manifest, staging.result)
             reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
         return BuildOutcome(staging.publish(), manifest)
 
 
+def _earlier_build(plan: BuildPlan) -> EarlierBuild | None:
+    """MODEL as an earlier trtkit output: checked before any container starts."""
+    if plan.model.format != contract.OUTPUT_FORMAT:
+        return None
+    if plan.sample_data or plan.bench:
+        raise TargetUnsupported(f"{'--sample-data' if plan.sample_data else '--bench'} needs the Keras model: "
+                                "an earlier output is verified against the reference it carries")
+    return read_earlier_build(plan.model.path)
+
+
 def inspect(plan: BuildPlan) -> BuildRecord:
+    if plan.model.format not in contract.KERAS_FORMATS:
+        raise TargetUnsupported(f"trtkit inspect reads Keras models; {plan.model.path} is already exported")
     return run_pipeline(open_session(plan), plan, "onnx", "inspect")
 
 
@@ -90,21 +121,13 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
                                f"{target} build")
         if name == contract.CHART:
             continue
-        _check_plain(out_dir / name, name in contract.FOLDER_ARTIFACTS)
+        check_plain(out_dir / name, name in contract.FOLDER_ARTIFACTS)
         extra.append((f"{contract.WORK}/{contract.ARTIFACTS}/{name}", out_dir / name))
     names = json.dumps(manifest["names"]).encode()
     record = run_pipeline(open_session(plan), plan, target, "bench", extra=extra, io_json=names)
     if record.bench is None:
         raise StepFailed("the bench finished without its results")
     return record.bench
-
-
-def _check_plain(path: Path, folder: bool) -> None:
-    """A regular file (or a folder holding only folders and regular files), never through a link."""
-    entries = [path] + (sorted(path.rglob("*")) if folder and path.is_dir() and not path.is_symlink() else [])
-    for entry in entries:
-        if entry.is_symlink() or not (entry.is_file() or (folder and entry.is_dir())):
-            raise InvalidModel(f"{entry} is not a regular file: trtkit bench sends only files it wrote")
 
 
 def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, staging: Staging | None = None,
@@ -136,7 +159,8 @@ def _inputs(plan: BuildPlan, target: str, mode: str, extra, io_json: bytes | Non
     inputs = Inputs(cache_dir())
     inputs.scripts()
     inputs.folder(contract.MODEL_DIR)
-    inputs.path(f"{contract.MODEL_DIR}/{plan.model.path.name}", plan.model.path)
+    if plan.model.format != contract.OUTPUT_FORMAT:     # an earlier output's files come as extra
+        inputs.path(contract.model_path(plan.model.format, plan.model.path.name), plan.model.path)
     inputs.folder(contract.DATA_DIR)
     for container_path, host_path in plan.data_files().values():
         inputs.path(container_path, host_path)

@@ -6,7 +6,9 @@ container release notes (https://docs.nvidia.com/deeplearning/tensorrt/container
 `confirmed=False` marks a row inferred rather than read there.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from .contract import contract
 from .errors import GpuUnavailable, TargetUnsupported
 from .plan import GpuRequest
 
@@ -48,16 +50,24 @@ def known_tag(tag: str) -> TagInfo | None:
 
 
 
-@dataclass(frozen=True)
-class TargetChoice:
+class TargetChoice(NamedTuple):
     target: str
     reason: str
 
 
-def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, toolchain: dict) -> TargetChoice:
+def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, toolchain: dict,
+                  model_format: str = "h5") -> TargetChoice:
     """Which artifact to build; fails early when the tag's stack cannot build it."""
     has_gpu = gpus.mode != "none" and (gpu_runtime or gpus.mode != "auto")
     tensorrt = toolchain.get("tensorrt") or (toolchain.get("trtexec") or {}).get("version")
+    exported = contract.EXPORTED_TARGETS.get(model_format)
+    if exported and requested and requested not in exported:
+        raise TargetUnsupported(f"--target {requested} needs the Keras model: from {_described(model_format)} "
+                                f"trtkit builds {' or '.join(exported)}")
+    only = exported[0] if exported and len(exported) == 1 else None
+    if only and not requested:
+        return choose_target(only, gpus, gpu_runtime, toolchain, model_format)._replace(
+            reason=f"default: the model is {_described(model_format)}, so its {only} is what is left to build")
     if requested == "tftrt" and not toolchain.get("tftrt"):
         raise TargetUnsupported(
             f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
@@ -66,8 +76,9 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
         raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): "
                                 "use --target onnx, or an nvcr.io/nvidia/tensorrt tag")
     if requested in ("engine", "tftrt") and not has_gpu:
-        raise GpuUnavailable(f"--target {requested} needs a GPU, but {_why_no_gpu(gpus)}",
-                             hint="use --target onnx or frozen, or a host with the NVIDIA Container Toolkit")
+        elsewhere = "a host with the NVIDIA Container Toolkit"
+        hint = f"build on {elsewhere}" if exported else f"use --target onnx or frozen, or {elsewhere}"
+        raise GpuUnavailable(f"--target {requested} needs a GPU, but {_why_no_gpu(gpus)}", hint=hint)
     if requested:
         return TargetChoice(requested, "requested with --target")
     if not has_gpu:
@@ -78,6 +89,10 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
         return TargetChoice("onnx", f"default: the image's TensorRT {tensorrt} is older than "
                                     f"{MIN_ENGINE_TENSORRT}.0, whose ONNX parser reads trtkit's exports (opset 13+)")
     return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
+
+
+def _described(model_format: str) -> str:
+    return "an earlier trtkit output" if model_format == contract.OUTPUT_FORMAT else f"an {model_format} file"
 
 
 def _why_no_gpu(gpus: GpuRequest) -> str:

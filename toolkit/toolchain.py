@@ -74,6 +74,12 @@ def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, 
     return Toolchain(tag, image.id, probe(runner, image.id, limits), base.id, base.attrs.get("RepoDigests", []))
 
 
+def image_as_is(runner: DockerRunner, reference: str, limits: Limits) -> Toolchain:
+    """The image itself, for steps that need only what a TensorRT image has (TensorRT, numpy): no setup."""
+    image = runner.image(reference)
+    return Toolchain(image.id, image.id, probe(runner, image.id, limits), image.id, image.attrs.get("RepoDigests", []))
+
+
 def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     """The stack's versions and abilities, probed once per image (and probe script)."""
     probe_script = scripts_dir() / "trtkit_steps" / "probe.py"

@@ -12,7 +12,6 @@ other workers compare with; the inputs are made here first, with numpy only
 bench_reference/b<BATCH>.npz is used as it is: that is how an engine is
 checked at batch 100000 on a GPU machine that has no TensorFlow.
 """
-import collections
 import functools
 import json
 import operator
@@ -41,7 +40,7 @@ from trtkit_steps.common import (
     step,
     timed,
 )
-from trtkit_steps.keras_stage import concrete_shapes
+from trtkit_steps.samples import concrete_shapes, sample_inputs
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,10 +54,6 @@ TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
 # a worker holds the inputs, the framework's copies and the activations (the
 # origin LSTM's predict on 100000 rows peaked at 12.4 GB RSS for 0.85 GB of inputs).
 MEMORY_SHARE = 16
-
-# concrete_shapes only reads .inputs, so io.json's specs stand in for a loaded model.
-_IoSpecs = collections.namedtuple("_IoSpecs", "inputs")
-
 
 # --- settings ---------------------------------------------------------------
 
@@ -95,7 +90,7 @@ def temp_paths(work, batch):
 
 def input_bytes(io_inputs, shapes, batch):
     """Bytes of one batch of inputs, from io.json's specs and the plan's --shapes."""
-    dims = concrete_shapes(_IoSpecs(io_inputs), shapes, batch)
+    dims = concrete_shapes(io_inputs, shapes, batch)
     # Python integers: numpy's int64 product overflows on absurd shapes and would pass the guard.
     return sum(functools.reduce(operator.mul, dims[s["name"]], 1) * np.dtype(s["dtype"]).itemsize for s in io_inputs)
 
@@ -327,8 +322,7 @@ def _remove_temp_files(paths):
 
 def write_batch_inputs(plan, io_inputs, batch, paths, work):
     """Seeded inputs of this batch (random even when --sample-data was given: its batch is fixed)."""
-    from trtkit_steps.keras_stage import sample_inputs
-    save_arrays(paths[0], sample_inputs(_IoSpecs(io_inputs), dict(plan, sample_batch=batch, sample_data=None)))
+    save_arrays(paths[0], sample_inputs(io_inputs, dict(plan, sample_batch=batch, sample_data=None)))
     given = os.path.join(work, "bench_reference", "b%d.npz" % batch)
     if os.path.exists(given):
         shutil.copy(given, paths[1])

@@ -141,6 +141,18 @@ def load_arrays(path):
         return {k: data[k] for k in data.files}
 
 
+def reference_paths(work):
+    """The sample inputs and the source model's outputs on them: artifacts, so later builds reuse them."""
+    artifacts = os.path.join(work, contract.ARTIFACTS)
+    return os.path.join(artifacts, contract.REFERENCE_INPUTS), os.path.join(artifacts, contract.REFERENCE_OUTPUTS)
+
+
+def load_reference(work):
+    """(inputs, expected outputs) of the reference every artifact is verified against."""
+    inputs_path, outputs_path = reference_paths(work)
+    return load_arrays(inputs_path), load_arrays(outputs_path)
+
+
 def compare(expected, actual):
     """Largest absolute and relative error of actual against expected, per output."""
     report = {}

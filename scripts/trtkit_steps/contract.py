@@ -23,17 +23,24 @@ IO = "io.json"              # node names, written by the keras stage (or by the 
 ARTIFACTS = "artifacts"
 EVIDENCE = "evidence"       # a failed verification's arrays
 CACHE = "cache"             # TensorRT timing and calibration caches of this model
+# The reference every artifact is verified against: sample inputs and the source model's outputs on them.
+# They are artifacts too, so a later build from this output (two-stage: export here, engine on a GPU host)
+# verifies against the same reference without TensorFlow.
+REFERENCE_INPUTS = "reference-inputs.npz"
+REFERENCE_OUTPUTS = "reference-outputs.npz"
 
 # --- what comes back ----------------------------------------------------------
 # target -> (artifacts it must produce, artifacts it may produce). Nothing else is accepted.
+_REFERENCE = (REFERENCE_INPUTS, REFERENCE_OUTPUTS)
 TARGET_ARTIFACTS = {
-    "onnx": (("model.onnx",), ("bench.png",)),
-    "frozen": (("model.pb",), ("model.onnx", "bench.png")),
-    "engine": (("model.onnx", "model.plan"), ("calibration.cache", "bench.png")),
-    "tftrt": (("model.pb", "model.onnx", "model.tftrt"), ("bench.png",)),
+    "onnx": (("model.onnx",) + _REFERENCE, ("bench.png",)),
+    "frozen": (("model.pb",) + _REFERENCE, ("model.onnx", "bench.png")),
+    "engine": (("model.onnx", "model.plan") + _REFERENCE, ("calibration.cache", "bench.png")),
+    "tftrt": (("model.pb", "model.onnx", "model.tftrt") + _REFERENCE, ("bench.png",)),
 }
 ARTIFACT_KINDS = {"model.onnx": "onnx", "model.pb": "frozen", "model.plan": "engine",
-                  "calibration.cache": "calibration-cache", "model.tftrt": "tftrt-savedmodel", "bench.png": "chart"}
+                  "calibration.cache": "calibration-cache", "model.tftrt": "tftrt-savedmodel", "bench.png": "chart",
+                  REFERENCE_INPUTS: "reference-inputs", REFERENCE_OUTPUTS: "reference-outputs"}
 FOLDER_ARTIFACTS = ("model.tftrt",)        # a SavedModel: regular files and folders only
 CHART = "bench.png"
 EVIDENCE_FILES = ("inputs.npz", "expected.npz", "actual.npz")
@@ -54,6 +61,20 @@ EXIT_UNSUPPORTED = 6
 EXIT_UNTRUSTED_MODEL = 7
 
 TARGETS = tuple(TARGET_ARTIFACTS)
+# Model formats. A Keras model goes through the keras stage. An ONNX file is checked and gets its
+# reference from ONNX Runtime (onnx_import). A trtkit output folder is already exported and carries its
+# reference and names, so only the engine is left to build: the container needs TensorRT and numpy alone.
+KERAS_FORMATS = ("h5", "keras", "savedmodel")
+ONNX_FORMAT = "onnx"
+OUTPUT_FORMAT = "trtkit-output"
+EXPORTED_TARGETS = {ONNX_FORMAT: ("onnx", "engine"), OUTPUT_FORMAT: ("engine",)}
+
+
+def model_path(model_format, file_name):
+    """Where MODEL is in the container: a trtkit output's model.onnx is already one of the artifacts."""
+    if model_format == OUTPUT_FORMAT:
+        return WORK + "/" + ARTIFACTS + "/model.onnx"
+    return MODEL_DIR + "/" + file_name
 PRECISIONS = ("fp32", "fp16", "int8")   # strict FP32 unless --tf32
 MODES = ("build", "inspect", "bench")
 
@@ -107,6 +128,10 @@ def stages(plan):
         return ["keras_stage"]
     if plan["mode"] == "bench":
         return ["bench"]
+    if plan["model_format"] == OUTPUT_FORMAT:
+        return ["engine"]
+    if plan["model_format"] == ONNX_FORMAT:
+        return ["onnx_import"] + (["engine"] if plan["target"] == "engine" else [])
     later = list(TARGET_STEPS[plan["target"]][1])
     if plan["bench"]:
         later = (["onnx_stage"] if "onnx_stage" not in later else []) + later + ["bench"]

@@ -18,7 +18,7 @@ from trtkit_steps.common import (
     compare,
     emit,
     gate,
-    load_arrays,
+    load_reference,
     nonempty,
     read_json,
     run_main,
@@ -72,8 +72,7 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
 
 
 def _verify(backend, work, engine_path, plan, settings):
-    inputs = load_arrays(os.path.join(work, "inputs.npz"))
-    expected = load_arrays(os.path.join(work, "reference.npz"))
+    inputs, expected = load_reference(work)
     actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
     gate("model.plan", compare(expected, actual), atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)

@@ -21,6 +21,7 @@ from trtkit_steps.common import (
     emit,
     first_line,
     gate,
+    reference_paths,
     run_main,
     save_arrays,
     step,
@@ -30,9 +31,9 @@ from trtkit_steps.common import (
 )
 from trtkit_steps.model_trust import untrusted_reasons
 from trtkit_steps.onnx_names import canonicalize
+from trtkit_steps.samples import sample_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
 
 
 def _tf():
@@ -158,44 +159,6 @@ def load_model(plan):
                            % (os.path.basename(path), kind, first_line(e))) from None
 
 
-def concrete_shapes(model, shapes, batch):
-    """Each input's shape for sample data: batch first, unknown dims from --shapes opt."""
-    result = {}
-    for spec in model.inputs:
-        dims = list(spec["shape"])
-        opt = (shapes.get(spec["name"]) or [None, None])[1]
-        if isinstance(opt, list):      # a full opt shape; a plain batch size leaves the dims alone
-            dims = list(opt)
-        dims[0] = batch
-        if any(d is None for d in dims):
-            raise StepError("input %s has a dimension of unknown size %s: give --shapes %s:MIN/OPT/MAX"
-                            % (spec["name"], spec["shape"], spec["name"]))
-        result[spec["name"]] = dims
-    return result
-
-
-def sample_inputs(model, plan):
-    """--sample-data when given, else seeded random data of the right shape and dtype."""
-    names = [s["name"] for s in model.inputs]
-    path = plan["sample_data"]
-    if path:
-        data = np.load(path)
-        arrays = {names[0]: data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
-        missing = sorted(set(names) - set(arrays))
-        if missing:
-            raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
-        return {s["name"]: np.asarray(arrays[s["name"]], dtype=s["dtype"]) for s in model.inputs}
-    rng = np.random.RandomState(plan["seed"])
-    shapes = concrete_shapes(model, plan["shapes"], plan.get("sample_batch", SAMPLE_BATCH))
-    out = {}
-    for s in model.inputs:
-        if np.issubdtype(np.dtype(s["dtype"]), np.integer):
-            out[s["name"]] = rng.randint(0, 10, size=shapes[s["name"]]).astype(s["dtype"])
-        else:
-            out[s["name"]] = rng.standard_normal(shapes[s["name"]]).astype(s["dtype"])
-    return out
-
-
 def reference_outputs(model, inputs):
     ys = model.call([inputs[s["name"]] for s in model.inputs])
     return {o["name"]: np.asarray(y) for o, y in zip(model.outputs, ys)}
@@ -285,10 +248,11 @@ def main(argv):
         return
 
     with step("reference"):
-        inputs = sample_inputs(model, plan)
+        inputs = sample_inputs(model.inputs, plan)
         expected = reference_outputs(model, inputs)
-        save_arrays(os.path.join(work, "inputs.npz"), inputs)
-        save_arrays(os.path.join(work, "reference.npz"), expected)
+        inputs_path, outputs_path = reference_paths(work)
+        save_arrays(inputs_path, inputs)
+        save_arrays(outputs_path, expected)
         write_json(os.path.join(work, contract.IO), names)
 
     outputs = contract.keras_outputs(plan)

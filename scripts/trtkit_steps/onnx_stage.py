@@ -18,7 +18,7 @@ from trtkit_steps.common import (
     emit,
     first_line,
     gate,
-    load_arrays,
+    load_reference,
     run_main,
     step,
     tolerance,
@@ -46,8 +46,7 @@ def main(argv):
     emit("versions", onnxruntime=onnxruntime.__version__)
     with step("verify-onnx"):
         session = ort_session(os.path.join(work, contract.ARTIFACTS, "model.onnx"))
-        inputs = load_arrays(os.path.join(work, "inputs.npz"))
-        expected = load_arrays(os.path.join(work, "reference.npz"))
+        inputs, expected = load_reference(work)
         actual = run_session(session, inputs)
         gate("model.onnx", compare(expected, actual), tolerance(plan, EXPORT_ATOL),
              os.path.join(work, contract.EVIDENCE), inputs, expected, actual)

@@ -14,7 +14,7 @@ import os
 import shutil
 
 from trtkit_steps import contract
-from trtkit_steps.common import Unsupported, compare, emit, gate, load_arrays, run_main, step, tolerance
+from trtkit_steps.common import Unsupported, compare, emit, gate, load_arrays, load_reference, run_main, step, tolerance
 from trtkit_steps.keras_stage import load_model
 from trtkit_steps.trt.settings import default_atol
 
@@ -65,8 +65,7 @@ def main(argv):
         raise Unsupported("TF-TRT with TensorFlow %s (TrtGraphConverter, TF 1.x) is not supported by trtkit's steps: "
                           "use --target engine" % tf.__version__)
     model = load_model(plan)
-    inputs = load_arrays(os.path.join(work, "inputs.npz"))
-    expected = load_arrays(os.path.join(work, "reference.npz"))
+    inputs, expected = load_reference(work)
     out = os.path.join(work, contract.ARTIFACTS, "model.tftrt")
     with step("tftrt-convert"):
         saved = os.path.join(work, "savedmodel")

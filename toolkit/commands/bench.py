@@ -1,11 +1,9 @@
 """trtkit bench: the artifacts against Keras, side by side, in the same container and device."""
-import json
 from pathlib import Path
 
 from .. import options, report, session
 from ..console import print_json, user_errors
-from ..errors import InvalidModel
-from ..manifest import MANIFEST_NAME
+from ..exported import MANIFEST_NAME, read_manifest
 from ..modelfile import resolve_model
 from ..plan import BuildPlan
 
@@ -33,7 +31,7 @@ def bench(
                   bench=options.bench_settings(batch, iterations, warmup),
                   **options.box_settings(trust_model, memory, timeout))
     if (target / MANIFEST_NAME).is_file():
-        manifest = _read_manifest(target / MANIFEST_NAME)
+        manifest, _ = read_manifest(target / MANIFEST_NAME)
         plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), **common)
         result = session.bench_build(plan, target, manifest)
     else:
@@ -44,13 +42,3 @@ def bench(
         return
     report.print_table(report.bench_section(result))
 
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_text())
-        if isinstance(manifest["names"], dict) and isinstance(manifest["model"]["path"], str):
-            return manifest
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    raise InvalidModel(f"{path} is not a manifest this trtkit can read (no model path or node names): "
-                       "rebuild with this trtkit version")
