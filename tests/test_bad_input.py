@@ -118,3 +118,14 @@ def test_doctor_reports_the_engine(trtkit):
     result = trtkit("doctor")
     assert result.returncode == 0, result.stderr
     assert "Docker daemon" in result.stdout and "NVIDIA runtime" in result.stdout
+
+
+def test_doctors_gpu_check_runs_a_real_container_and_says_why_it_failed(standin):
+    """On this engine (no NVIDIA runtime) the tiny --gpus container is refused at start: a failed check
+    naming the fix, and the container is removed (no_leftovers). On the GPU machine the same check lists
+    the GPU (docs/gpu-proof.md)."""
+    from trtkit.commands.doctor import _gpu_in_a_container
+    from trtkit.docker_runner import DockerRunner
+    what, ok, detail, fix = _gpu_in_a_container(DockerRunner.connect())
+    assert (what, ok) == ("GPU in a container", False)
+    assert "cannot give containers a GPU" in detail and "NVIDIA Container Toolkit" in fix

@@ -43,10 +43,21 @@ def test_bad_settings_are_step_errors(value):
 
 def test_frameworks_follow_the_artifacts(tmp_path):
     (tmp_path / "artifacts").mkdir()
-    assert bench.available_frameworks(str(tmp_path)) == ["keras-call", "keras-predict"]
+    everything = lambda module: True  # noqa: E731
+    assert bench.available_frameworks(str(tmp_path), everything) == (["keras-call", "keras-predict"], [])
     (tmp_path / "artifacts" / "model.onnx").write_bytes(b"")
     (tmp_path / "artifacts" / "model.plan").write_bytes(b"")
-    assert bench.available_frameworks(str(tmp_path)) == ["keras-call", "keras-predict", "onnxruntime", "tensorrt"]
+    assert bench.available_frameworks(str(tmp_path), everything) == (
+        ["keras-call", "keras-predict", "onnxruntime", "tensorrt"], [])
+
+
+def test_frameworks_missing_from_the_image_are_named_not_failed(tmp_path):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "model.plan").write_bytes(b"")
+    found, missing = bench.available_frameworks(str(tmp_path), lambda module: module == "tensorrt")
+    assert found == ["tensorrt"]
+    assert missing == [{"framework": f, "reason": "tensorflow is not in this image"}
+                       for f in ("keras-call", "keras-predict")]
 
 
 # --- memory and time guards -----------------------------------------------------

@@ -84,14 +84,14 @@ def names_section(names: dict, title: str = "Node names") -> Section:
     return Section("names", title, headers, rows)
 
 
-def bench_section(bench: BenchResult) -> Section:
+def bench_section(bench: BenchResult, note: str = "") -> Section:
     headers = ["batch", "framework", "mode", "median ms", "p90 ms", "p99 ms", "per second", "× predict", "max abs err"]
     rows = [[r["batch"], r["framework"], r["mode"]] +
             ([r.get("error"), "", "", "", "", ""] if r.get("error") else
              [r["median_ms"], r["p90_ms"], r["p99_ms"], r["throughput_per_s"], r.get("speedup_vs_predict"),
               r.get("max_abs_err")])
             for r in bench["rows"]]
-    return Section("bench", f"Benchmark ({bench['device']})", headers, rows)
+    return Section("bench", f"Benchmark ({bench['device']}{', ' + note if note else ''})", headers, rows)
 
 
 def markdown(m: dict) -> str:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from . import manifest as manifest_module
 from . import report, reproduce
@@ -26,7 +27,7 @@ from .errors import (
     VerificationFailed,
 )
 from .events import BenchResult, BuildRecord, EventStream
-from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build
+from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build, read_manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
@@ -128,6 +129,23 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
     if record.bench is None:
         raise StepFailed("the bench finished without its results")
     return record.bench
+
+
+def earlier_bench(manifest: dict) -> tuple[Path, BenchResult] | None:
+    """A two-stage output's first build timed Keras and ONNX Runtime where they were (often a CPU host):
+    those rows, with their own device; never divided by the GPU's."""
+    link = manifest.get("earlier_build")
+    if not isinstance(link, dict) or not isinstance(link.get("path"), str):
+        return None
+    folder = Path(link["path"])
+    try:
+        earlier, _ = read_manifest(folder / MANIFEST_NAME)
+    except InvalidModel:
+        return None      # moved or gone since: nothing stored to show
+    bench = earlier.get("bench")
+    if not isinstance(bench, dict) or contract.check_event({**bench, "event": "bench"}) is None:
+        return None
+    return folder, cast(BenchResult, bench)
 
 
 def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, staging: Staging | None = None,

@@ -13,6 +13,7 @@ bench_reference/b<BATCH>.npz is used as it is: that is how an engine is
 checked at batch 100000 on a GPU machine that has no TensorFlow.
 """
 import functools
+import importlib.util
 import json
 import operator
 import os
@@ -49,6 +50,9 @@ BASELINE = "keras-predict"  # speedups are against its median
 END_TO_END = "end-to-end"  # host arrays in, host arrays out
 ON_DEVICE = "on-device"  # inputs already on the GPU, outputs left there
 MODES = {"tensorrt": [ON_DEVICE, END_TO_END]}
+FRAMEWORK_MODULES = {REFERENCE: "tensorflow", BASELINE: "tensorflow", "onnxruntime": "onnxruntime",
+                     "tensorrt": "tensorrt"}
+FRAMEWORK_ARTIFACTS = {"onnxruntime": "model.onnx", "tensorrt": "model.plan"}
 TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
 # A batch runs only when its inputs take at most 1/MEMORY_SHARE of the free memory:
 # a worker holds the inputs, the framework's copies and the activations (the
@@ -65,15 +69,23 @@ def bench_settings(bench):
         raise StepError(str(e)) from None
 
 
-def available_frameworks(work):
-    """Frameworks to measure, in run order: the Keras pair always, the others when built."""
-    artifacts = os.path.join(work, contract.ARTIFACTS)
-    found = [REFERENCE, BASELINE]
-    if os.path.exists(os.path.join(artifacts, "model.onnx")):
-        found.append("onnxruntime")
-    if os.path.exists(os.path.join(artifacts, "model.plan")):
-        found.append("tensorrt")
-    return found
+def available_frameworks(work, has_module=lambda name: importlib.util.find_spec(name) is not None):
+    """(frameworks to measure, in run order; [{framework, reason}] of those this image lacks).
+
+    The Keras pair always, the others when the build made their artifact. A TensorRT image with
+    no TensorFlow (the second stage of a two-stage build) measures what it has.
+    """
+    found, missing = [], []
+    for framework in (REFERENCE, BASELINE, "onnxruntime", "tensorrt"):
+        artifact = FRAMEWORK_ARTIFACTS.get(framework)
+        if artifact and not os.path.exists(os.path.join(work, contract.ARTIFACTS, artifact)):
+            continue
+        module = FRAMEWORK_MODULES[framework]
+        if has_module(module):
+            found.append(framework)
+        else:
+            missing.append({"framework": framework, "reason": "%s is not in this image" % module})
+    return found, missing
 
 
 def modes_of(framework):
@@ -355,7 +367,9 @@ def run_bench(plan_path):
         if not os.path.exists(io_path):
             raise StepError("%s is missing: the keras stage must run before the bench" % io_path)
         io_inputs = read_json(io_path)["inputs"]
-        frameworks = available_frameworks(work)
+        frameworks, missing = available_frameworks(work)
+        for absent in missing:
+            log("bench: no %s rows: %s" % (absent["framework"], absent["reason"]))
         rows, skipped, device = [], [], "cpu: %s" % cpu_name()
         for batch in settings["batches"]:
             reason = memory_skip_reason(input_bytes(io_inputs, plan["shapes"], batch), mem_available_bytes())
@@ -370,7 +384,7 @@ def run_bench(plan_path):
         chart = draw_latency_chart(rows, device, os.path.join(work, contract.ARTIFACTS, "bench.png"))
         if chart:
             emit("artifact", name=os.path.basename(chart), kind="chart")
-        emit("bench", device=device, rows=rows, skipped=skipped, batches=settings["batches"],
+        emit("bench", device=device, rows=rows, skipped=skipped, missing=missing, batches=settings["batches"],
              chart=os.path.basename(chart) if chart else None)
 
 

@@ -34,11 +34,14 @@ def bench(
         manifest, _ = read_manifest(target / MANIFEST_NAME)
         plan = BuildPlan(model=resolve_model(Path(manifest["model"]["path"])), **common)
         result = session.bench_build(plan, target, manifest)
+        earlier = session.earlier_bench(manifest)
     else:
         plan = BuildPlan(model=resolve_model(target), **common)
-        result = session.build(plan).manifest["bench"]
+        result, earlier = session.build(plan).manifest["bench"], None
     if json_output:
-        print_json(result)
+        print_json({**result, "earlier": {"build": str(earlier[0]), **earlier[1]} if earlier else None})
         return
     report.print_table(report.bench_section(result))
+    if earlier:
+        report.print_table(report.bench_section(earlier[1], f"stored by the earlier build {earlier[0]}"))
 

@@ -7,7 +7,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..console import out, user_errors
-from ..docker_runner import PID_LABEL, DockerRunner, owner_is_gone
+from ..docker_runner import PID_LABEL, DockerRunner, Limits, device_requests, owner_is_gone
+from ..errors import GpuUnavailable
+from ..plan import GpuRequest
 from ..toolchain import REPOSITORY, cache_dir
 
 MIN_FREE_GB = 20  # a TensorRT tag and its toolchain image take 10-15 GB
@@ -26,6 +28,8 @@ def doctor(
     gpu = runner.gpu_runtime()
     checks.append(("NVIDIA runtime", gpu, "registered: containers can get GPUs" if gpu else "not registered: CPU targets only",
                    "" if gpu else "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker`, restart dockerd"))
+    if gpu:
+        checks.append(_gpu_in_a_container(runner))
     free_gb = shutil.disk_usage(cache_dir()).free / 1e9
     checks.append(("Free disk", free_gb >= MIN_FREE_GB, f"{free_gb:.0f} GB free at {cache_dir()}",
                    "" if free_gb >= MIN_FREE_GB else f"free at least {MIN_FREE_GB} GB (`docker system prune`)"))
@@ -42,6 +46,32 @@ def doctor(
     for what, ok, detail, fix in checks:
         table.add_row(what, "[green]ok[/]" if ok else "[yellow]![/]", Text(detail), Text(fix))
     out.print(table)
+
+
+# Lists the GPUs the container got: the driver's nvidia-smi where the runtime mounts it, else the device nodes.
+GPU_PROBE = ["sh", "-c", "PATH=/usr/local/nvidia/bin:$PATH; nvidia-smi -L 2>/dev/null || ls /dev/nvidia[0-9]*"]
+
+
+def _gpu_in_a_container(runner: DockerRunner) -> tuple:
+    """A registered runtime is not a working GPU: start a tiny container with --gpus all and look."""
+    tags = sorted(tag for image in runner.client.images.list() for tag in image.tags)
+    local = [t for t in tags if t.startswith(("nvcr.io/nvidia/tensorrt:", "trtkit/tensorrt:"))] + \
+            [t for t in tags if t.startswith("trtkit/")]     # any image with a shell will do
+    if not local:
+        return ("GPU in a container", False, "not checked: no TensorRT or trtkit image here yet",
+                "run it again after the first `trtkit build --gpus all`")
+    lines: list[str] = []
+    limits = Limits(memory_bytes=256 << 20, tmp_bytes=1 << 20)
+    try:
+        with runner.box(local[0], GPU_PROBE, limits, {}, device_requests(GpuRequest("all"), True), "doctor") as box:
+            code = box.run(lines.append)
+    except GpuUnavailable as e:
+        return ("GPU in a container", False, e.message, e.hint or "")
+    seen = [line.strip() for line in lines if line.strip().startswith(("GPU ", "/dev/nvidia"))]
+    if code != 0 or not seen:
+        return ("GPU in a container", False, f"{local[0]} with --gpus all saw no GPU (exit {code})",
+                "check the NVIDIA driver (`nvidia-smi` on the host) and the container toolkit's logs")
+    return ("GPU in a container", True, f"{'; '.join(seen)} (in {local[0]})", "")
 
 
 def _leftovers(runner: DockerRunner, clean: bool) -> tuple:
