@@ -18,7 +18,7 @@ from trtkit.errors import (
 )
 from trtkit.events import BuildRecord, EventStream
 from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
-from trtkit.options import image_reference, parse_gpus, parse_shapes, parse_size
+from trtkit.options import image_reference, parse_gpus, parse_shapes, parse_size, parse_tactic_sources
 from trtkit.plan import GpuRequest
 from trtkit.staging import Staging
 from trtkit.targets import KNOWN_TAGS, choose_target, known_tag, trtexec_has_precision_flags
@@ -175,3 +175,11 @@ def test_tag_table():
     assert known_tag("19.07-py3").tensorrt == "5.1.5"
     assert trtexec_has_precision_flags("10.8.0") and not trtexec_has_precision_flags("11.1.0")
     assert len({t.tag for t in KNOWN_TAGS}) == len(KNOWN_TAGS)
+
+
+def test_tactic_sources_to_leave_out():
+    assert parse_tactic_sources(None) is None
+    assert parse_tactic_sources("cublas, CUBLAS_LT,cudnn") == ("CUBLAS", "CUBLAS_LT", "CUDNN")
+    for bad in ("", ",", "-CUBLAS", "cu blas"):
+        with pytest.raises(typer.BadParameter):
+            parse_tactic_sources(bad)

@@ -34,6 +34,9 @@ TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load models tha
                                           "objects): that code runs in the container. Only for models you trust.")]
 Memory = Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the build container, e.g. 8G. "
                                                "Default: 3/4 of the Docker host's memory.")]
+DisableTactics = Annotated[Optional[str], typer.Option(
+    "--disable-tactic-sources", help="TensorRT tactic sources to leave out, comma-separated (e.g. CUBLAS,CUBLAS_LT,"
+    "CUDNN where an image lacks those libraries), like trtexec's --tacticSources=-NAME.", show_default=False)]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds a single step may take before the build stops.")]
 
 DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "timeout": DEFAULT_TIMEOUT_S,
@@ -69,6 +72,16 @@ def bench_settings(batches: str, iterations: int, warmup: int) -> dict:
         return contract.bench_settings({"batches": parse_batches(batches), "iterations": iterations, "warmup": warmup})
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+
+
+def parse_tactic_sources(text: str | None) -> tuple[str, ...] | None:
+    """Names as TensorRT spells them (CUBLAS, CUBLAS_LT, CUDNN, EDGE_MASK_CONVOLUTIONS, JIT_CONVOLUTIONS)."""
+    if text is None:
+        return None
+    names = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    if not names or not all(re.fullmatch(r"[A-Z][A-Z0-9_]{0,40}", name) for name in names):
+        raise typer.BadParameter(f"expected tactic source names like CUBLAS,CUDNN; got {text!r}")
+    return names
 
 
 def parse_gpus(text: str) -> GpuRequest:

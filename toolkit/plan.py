@@ -41,6 +41,7 @@ class BuildPlan:
     trust_model: bool = False
     memory: int | None = None          # bytes; None: 3/4 of the Docker host's memory
     timeout: float = DEFAULT_TIMEOUT_S
+    disabled_tactic_sources: tuple[str, ...] | None = None    # None: TensorRT's default tactic sources
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
@@ -67,7 +68,7 @@ class BuildPlan:
             "bench": self.bench,
             "seed": self.seed,
             "cache_dir": f"{contract.WORK}/{contract.CACHE}",
-            "disabled_tactic_sources": None,   # None: TensorRT's default tactic sources
+            "disabled_tactic_sources": list(self.disabled_tactic_sources) if self.disabled_tactic_sources else None,
         }
 
     def options(self) -> dict:
@@ -79,4 +80,5 @@ class BuildPlan:
             "calib_data": str(self.calib_data) if self.calib_data else None,
             "atol": self.atol, "workspace": self.workspace, "opset": self.opset, "bench": self.bench,
             "seed": self.seed, "trust_model": self.trust_model, "memory": self.memory, "timeout": self.timeout,
+            "disabled_tactic_sources": list(self.disabled_tactic_sources or []),
         }

@@ -43,6 +43,8 @@ def command(plan: BuildPlan, target: str, image: str) -> list[str]:
     for flag, path in (("--sample-data", plan.sample_data), ("--calib-data", plan.calib_data)):
         args += [flag, str(path.absolute())] if path else []
     args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
+    if plan.disabled_tactic_sources:
+        args += ["--disable-tactic-sources", ",".join(plan.disabled_tactic_sources)]
     for flag, size in (("--workspace", plan.workspace), ("--memory", plan.memory)):
         args += [flag, f"{-(-size // (1 << 20))}M"] if size else []     # whole MiB, rounded up
     if plan.bench:

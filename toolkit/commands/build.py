@@ -41,6 +41,7 @@ def build(
     trust_model: options.TrustModel = False,
     memory: options.Memory = None,
     timeout: options.Timeout = options.DEFAULTS["timeout"],
+    disable_tactic_sources: options.DisableTactics = None,
     json_output: options.Json = False,
 ) -> None:
     """Convert MODEL inside the IMAGE:TAG container and verify it against Keras."""
@@ -53,6 +54,7 @@ def build(
         sample_data=sample_data, calib_data=calib_data, atol=options.finite_number(atol, "--atol", 0.0, 1e6),
         workspace=options.parse_size(workspace, "workspace"), opset=opset,
         bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed,
+        disabled_tactic_sources=options.parse_tactic_sources(disable_tactic_sources),
         **options.box_settings(trust_model, memory, timeout))
     outcome = session.build(plan)
     if json_output:
