@@ -15,6 +15,9 @@ base_image() {
     rm -rf "$rootfs"
     debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" >"$CACHE/debootstrap-$suite.log" 2>&1 \
       || { tail -20 "$CACHE/debootstrap-$suite.log"; exit 1; }
+    # What no container needs: the downloaded packages, the package lists, docs (a third of the size).
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
     touch "$rootfs.complete"
   fi
   log "docker import $name"

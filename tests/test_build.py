@@ -20,6 +20,7 @@ EXPECTED_IO = {
     "origin_savedmodel": (["lstm_1_input"], ["dense_3"]),
 }
 ARTIFACT = {"onnx": ("model.onnx", "onnx"), "frozen": ("model.pb", "frozen")}
+REFERENCE = ["reference-inputs.npz", "reference-outputs.npz"]     # what a later build verifies against
 STEPS = {"onnx": ["inspect", "freeze", "reference", "export", "verify-onnx"],
          "frozen": ["inspect", "freeze", "reference", "verify-frozen"]}
 
@@ -38,9 +39,10 @@ def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
     assert [i["frozen"] for i in manifest["names"]["inputs"]] == [f"{n}:0" for n in inputs]
 
     name, kind = ARTIFACT[target]
-    assert [a["name"] for a in manifest["artifacts"]] == [name]
-    assert manifest["artifacts"][0]["kind"] == kind
-    assert sorted(os.listdir(out)) == sorted([name, "trtkit.json", "report.md", "report.html", "reproduce.sh"])
+    assert [a["name"] for a in manifest["artifacts"]] == [name] + REFERENCE
+    assert [a["kind"] for a in manifest["artifacts"]] == [kind, "reference-inputs", "reference-outputs"]
+    assert sorted(os.listdir(out)) == sorted([name, *REFERENCE, "trtkit.json", "report.md", "report.html",
+                                              "reproduce.sh"])
     assert json.loads((out / "trtkit.json").read_text())["artifacts"] == manifest["artifacts"]
     [check] = manifest["verification"]
     assert check["artifact"] == name and check["passed"] and check["max_abs_err"] <= 1e-5
@@ -99,7 +101,8 @@ def test_rebuild_replaces_previous_output_atomically(trtkit, models, tmp_path):
     assert trtkit("build", model, *STANDIN_ARGS, "--target", "frozen", "--out", out).returncode == 0
     assert (out / "model.pb").exists()
     assert trtkit("build", model, *STANDIN_ARGS, "--target", "onnx", "--out", out).returncode == 0
-    assert sorted(os.listdir(out)) == ["model.onnx", "report.html", "report.md", "reproduce.sh", "trtkit.json"]
+    assert sorted(os.listdir(out)) == ["model.onnx", *REFERENCE, "report.html", "report.md", "reproduce.sh",
+                                       "trtkit.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no staging folders left beside --out"
 
 

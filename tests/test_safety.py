@@ -160,9 +160,11 @@ def test_forged_events_escapes_and_markup_are_shown_as_text(trtkit, hostile, tmp
     assert "[bold red]markup[/] [/x] closing" in result.stderr      # rich markup shown, not interpreted
     assert len(result.stderr) < 200_000                             # the 3 MB line was cut
     manifest = json.loads(result.stdout)
-    assert [a["name"] for a in manifest["artifacts"]] == ["model.onnx"]
+    assert [a["name"] for a in manifest["artifacts"]] == ["model.onnx", "reference-inputs.npz",
+                                                          "reference-outputs.npz"]
     assert "forged" not in [s["step"] for s in manifest["steps"]]
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["model.onnx", "out", "report.html", "report.md",
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["model.onnx", "out", "reference-inputs.npz",
+                                                           "reference-outputs.npz", "report.html", "report.md",
                                                            "reproduce.sh", "trtkit.json"]
     report = (out / "report.md").read_text()
     assert "<script>" not in report and r"\<script\>" in report and r"\[x\](http://e.invalid) \| cell" in report

@@ -73,8 +73,8 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
             f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
             f"TF 2.18 dropped it): use --target engine, or an image that has it: {TFTRT_IMAGES}")
     if requested == "engine" and not tensorrt:
-        raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): "
-                                "use --target onnx, or an nvcr.io/nvidia/tensorrt tag")
+        raise TargetUnsupported("this image has no TensorRT (no tensorrt module, no trtexec): " +
+                                ("use" if exported else "use --target onnx, or") + " an nvcr.io/nvidia/tensorrt tag")
     if requested in ("engine", "tftrt") and not has_gpu:
         elsewhere = "a host with the NVIDIA Container Toolkit"
         hint = f"build on {elsewhere}" if exported else f"use --target onnx or frozen, or {elsewhere}"

@@ -1,43 +1,74 @@
 #!/usr/bin/env bash
-# benchmarks/gpu_proof/run.sh: on the GPU machine, with the TensorRT 8.6 kit of
-# ../shared/gpu assembled in $KIT (default /tmp/trt86) and the work folders made
-# by prepare.sh in .gpu-run/. Runs trtkit's container-side engine and bench
-# steps unchanged under the kit's python3.9, writing the log and the events to $OUT.
+# benchmarks/gpu_proof/run.sh PHASE: trtkit on a real GPU, driven only through its command line.
+#
+#   run.sh export   any host with Docker and the stand-in image (no GPU needed): the origin LSTM and
+#                   the CNN, Keras -> verified ONNX + reference, with Keras and ONNX Runtime timed on
+#                   this host's CPU. Writes $WORK (default .gpu-kit/work).
+#   run.sh gpu      the GPU host (NVIDIA runtime, trtkit/tensorrt:8.6-py3, $WORK copied there):
+#                   trtkit doctor, engine builds from those outputs (the default target, fp32 strict,
+#                   fp16 twice for the timing cache, CNN int8 with calibration data), and trtkit bench.
+#                   Writes logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
+#
+# benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
+# (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-KIT=${KIT:-/tmp/trt86}
-OUT=${OUT:-/tmp/gpu-proof-out}
-TMP=/tmp/gpu-proof
-. "$KIT/env.sh"
-rm -rf "$TMP"; mkdir -p "$TMP/cache" "$OUT"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$OUT/gpu.txt"
-# The kit's cuBLAS/cuBLASLt/cuDNN are stubs: those tactic sources must stay off.
-BASE='{"disabled_tactic_sources": ["CUBLAS", "CUBLAS_LT", "CUDNN"], "cache_dir": "'$TMP/cache'"}'
+PHASE=${1:?usage: run.sh export|gpu}
+WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
+TRTKIT=${TRTKIT:-trtkit}
+IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
+# Images whose cuBLAS/cuDNN are stubs (the GPU kit's) must build without those tactic sources.
+TACTICS=(${DISABLE_TACTIC_SOURCES:+--disable-tactic-sources "$DISABLE_TACTIC_SOURCES"})
 
-step() {  # step CASE MODEL STAGE PLAN_JSON: copy MODEL's work folder (or reuse CASE's), set the plan, run STAGE
-  local case=$1 model=$2 stage=$3 settings=$4 work=$TMP/$1
-  [ -d "$work" ] || cp -r ".gpu-run/$model" "$work"
-  python3.9 -c 'import json, sys; p = json.load(open(sys.argv[1])); [p.update(json.loads(a)) for a in sys.argv[2:]]; json.dump(p, open(sys.argv[1], "w"))' \
-    "$work/plan.json" "$BASE" "$settings"
-  echo "=== $case: $stage $settings" | tee -a "$OUT/proof.log"
-  env -u PYTHONPATH PYTHONPATH="$PWD/scripts" python3.9 -m "trtkit_steps.$stage" "$work/plan.json" 2>&1 |
-    tee -a "$OUT/proof.log" | sed -n "s/^::trtkit::/$case /p" >> "$OUT/events.txt"
-  echo "=== $case: exit ${PIPESTATUS[0]}" | tee -a "$OUT/proof.log"
+run() {  # run NAME ARGS...: one trtkit command, its --json on stdout to NAME.json, its log to NAME.log
+  local name=$1; shift
+  echo "=== $name: trtkit $*" | tee -a "$PROOF/proof.log"
+  $TRTKIT "$@" > "$PROOF/$name.json" 2> "$PROOF/$name.log"
+  local code=$?
+  tail -3 "$PROOF/$name.log" | tee -a "$PROOF/proof.log"
+  echo "=== $name: exit $code" | tee -a "$PROOF/proof.log"
 }
 
-step origin-fp32 origin_lstm engine '{"precision": "fp32", "tf32": false}'
-step origin-tf32 origin_lstm engine '{"precision": "fp32", "tf32": true}'
-step origin-fp16 origin_lstm engine '{"precision": "fp16"}'
-step origin-fp16-again origin_lstm engine '{"precision": "fp16"}'      # the timing cache must be hit
-step origin-fp16-opt100k origin_lstm engine '{"precision": "fp16", "shapes": {"lstm_1_input": [1, 100000, 100000]}}'
-step cnn-fp32 cnn_bn engine '{"precision": "fp32"}'
-step cnn-fp16 cnn_bn engine '{"precision": "fp16"}'
-step cnn-int8 cnn_bn engine '{"precision": "int8", "calib_data": "'$TMP'/cnn-int8/calib.npy"}'
-step cnn-int8-again cnn_bn engine '{"precision": "int8", "calib_data": "'$TMP'/cnn-int8/calib.npy"}'  # calibration cache reused
-B='{"mode": "bench", "bench": {"batches": [1, 64, 1024, 100000], "iterations": 50, "warmup": 5}}'
-step origin-fp32 origin_lstm bench "$B"
-step origin-fp16 origin_lstm bench "$B"
-step origin-fp16-opt100k origin_lstm bench '{"mode": "bench", "bench": {"batches": [100000], "iterations": 50, "warmup": 5}}'
-step cnn-fp16 cnn_bn bench '{"mode": "bench", "bench": {"batches": [1, 64, 1024, 8192], "iterations": 50, "warmup": 5}}'
-step cnn-int8 cnn_bn bench '{"mode": "bench", "bench": {"batches": [1, 64, 1024, 8192], "iterations": 50, "warmup": 5}}'
-ls -la "$OUT"
+if [ "$PHASE" = export ]; then
+  PROOF=$WORK/export-log
+  rm -rf "$WORK/origin_lstm" "$WORK/cnn_bn" "$PROOF"; mkdir -p "$PROOF"
+  docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK:/work" -w /repo \
+    trtkit/standin:19.07-py3 python3 -c "import numpy as np; np.save('/work/cnn_calib.npy', \
+np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &&
+  docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK:/work" -w /repo \
+    trtkit/standin:19.07-py3 python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 >/dev/null 2>&1
+  STANDIN=(--image trtkit/standin --tag 19.07-py3 --gpus none --target onnx --json)
+  run export-origin build "$WORK/origin_lstm.h5" "${STANDIN[@]}" --out "$WORK/origin_lstm" --bench --batch 1,64,1024,100000
+  run export-cnn build "$WORK/cnn_bn.h5" "${STANDIN[@]}" --out "$WORK/cnn_bn" --bench --batch 1,64,1024
+  exit 0
+fi
+
+[ "$PHASE" = gpu ] || { echo "unknown phase $PHASE (export or gpu)" >&2; exit 2; }
+OUT=${OUT:-/tmp/gpu-proof-out}
+PROOF=/tmp/gpu-proof
+BUILDS=/tmp/gpu-proof-builds
+rm -rf "$PROOF" "$BUILDS"; mkdir -p "$PROOF" "$BUILDS" "$OUT"
+export TRTKIT_CACHE=/tmp/gpu-proof-cache
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$PROOF/gpu.txt" 2>&1
+docker image inspect -f '{{.Id}} {{.Size}}' trtkit/tensorrt:8.6-py3 > "$PROOF/image.txt"
+$TRTKIT --version > "$PROOF/version.txt"
+$TRTKIT doctor > "$PROOF/doctor.txt" 2>&1; echo "doctor: exit $?" >> "$PROOF/doctor.txt"
+GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json)
+ORIGIN=$WORK/origin_lstm
+CNN=$WORK/cnn_bn
+run origin-default build "$ORIGIN" "${GPU[@]}" --out "$BUILDS/origin-default"       # no --target: the probe chooses
+run origin-fp32 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/origin-fp32"
+run origin-fp16 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16"
+run origin-fp16-again build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16-again"
+run cnn-fp32 build "$CNN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/cnn-fp32"
+run cnn-fp16 build "$CNN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/cnn-fp16"
+run cnn-int8 build "$CNN" "${GPU[@]}" --target engine --precision int8 --calib-data "$WORK/cnn_calib.npy" \
+  --out "$BUILDS/cnn-int8"
+BENCH=("${IMAGE[@]}" --gpus all --json)
+run bench-origin-fp32 bench "$BUILDS/origin-fp32" "${BENCH[@]}" --batch 1,64,1024,100000
+run bench-origin-fp16 bench "$BUILDS/origin-fp16" "${BENCH[@]}" --batch 1,64,1024,100000
+run bench-cnn-int8 bench "$BUILDS/cnn-int8" "${BENCH[@]}" --batch 1,64,1024
+for build in "$BUILDS"/*/; do cp "$build/trtkit.json" "$PROOF/manifest-$(basename "$build").json"; done
+for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
+tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .
+cp "$PROOF/proof.log" "$OUT/"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# . benchmarks/gpu_proof/machine.sh KIT: readies this project's GPU test machine for `run.sh gpu`.
+#
+# That machine has a GPU but no Docker, no network, no NGC and no NVIDIA Container Toolkit; a user's GPU
+# host has those and skips all of this. Files reach it in transfers of at most 64 MiB, so each piece is
+# done as soon as its file is there (and only once), in whichever command brings it, from KIT:
+#   docker.tar.xz  a real Docker engine, started with a stand-in for the NVIDIA Container Toolkit's
+#                  runtime (../shared/gpu/docker, test infrastructure of this environment, in KIT/infra)
+#   wheels/        trtkit and its dependencies, installed into /tmp/site
+#   base.tar.xz    trtkit/base:bullseye, saved here by `trtkit images save`, loaded by `trtkit images load`
+#   /tmp/trt86     the TensorRT 8.6.0 wheel's files, brought by the GPU kit (../shared/gpu): the image
+#                  trtkit/tensorrt:8.6-py3 is built there by images/build-tensorrt.sh --site-packages, since
+#                  moving the image would carry the same 819 MB wheel a second time. The kit's cuBLAS and
+#                  cuDNN are stubs, so builds there leave those tactic sources out (DISABLE_TACTIC_SOURCES).
+# Sourced, it exports what run.sh needs: PATH, PYTHONPATH, TRTKIT, DISABLE_TACTIC_SOURCES.
+KIT=$(realpath "${1:-.gpu-kit}")
+export PATH=/tmp/docker-gpu/bin:$PATH PYTHONPATH=/tmp/site TRTKIT="python3 -m trtkit" \
+  DISABLE_TACTIC_SOURCES=CUBLAS,CUBLAS_LT,CUDNN
+if ! docker info >/dev/null 2>&1 && [ -f "$KIT/docker.tar.xz" ]; then
+  bash "$KIT/infra/start-docker.sh" "$KIT/docker.tar.xz" || return 1
+fi
+if [ ! -d /tmp/site/trtkit ] && [ -d "$KIT/wheels" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$KIT"/wheels/*.whl || return 1
+fi
+if ! docker image inspect trtkit/base:bullseye >/dev/null 2>&1 && [ -f "$KIT/base.tar.xz" ]; then
+  $TRTKIT images load "$KIT/base.tar.xz" || return 1
+fi
+if ! docker image inspect trtkit/tensorrt:8.6-py3 >/dev/null 2>&1 && [ -d /tmp/trt86/py39 ]; then
+  LD_LIBRARY_PATH=/tmp/docker-gpu/lib \
+    bash images/build-tensorrt.sh --site-packages /tmp/trt86/py39/usr/lib/python3/dist-packages || return 1
+fi
+docker info --format 'docker {{.ServerVersion}}, runtimes {{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>&1 | head -1
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep '^trtkit/' || true
