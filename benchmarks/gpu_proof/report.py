@@ -1,6 +1,6 @@
 """docs/gpu-proof.md from what `benchmarks/gpu_proof/run.sh gpu` wrote (the files of proof.tar.gz).
 
-    python3 benchmarks/gpu_proof/report.py PROOF_DIR > docs/gpu-proof.md
+    python3 benchmarks/gpu_proof/report.py PROOF_DIR ["NOTE ON THE EXPORT HOST"] > docs/gpu-proof.md
 
 Every figure comes from trtkit's own --json output and manifests; nothing is typed in by hand.
 """
@@ -70,11 +70,27 @@ def bench_lines(proof, name):
     return lines + [""]
 
 
-def main(proof):
+def doctor_row(text, check):
+    """One check's state from doctor's table, whose cells wrap over several lines."""
+    state, inside = [], False
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) < 3:
+            inside = False
+            continue
+        if cells[0] == check:
+            inside = True
+        elif cells[0]:
+            inside = False
+        if inside:
+            state.append(cells[2])
+    return " ".join(state)
+
+
+def main(proof, export_note=""):
     codes = exits(proof)
     default = load(proof / "origin-default.json") or {}
-    doctor = (proof / "doctor.txt").read_text()
-    gpu_line = next((line.strip(" │") for line in doctor.splitlines() if "GPU in a container" in line), "")
+    gpu_state = doctor_row((proof / "doctor.txt").read_text(), "GPU in a container")
     lines = [
         "# trtkit on a real GPU, through its command line",
         "",
@@ -84,7 +100,7 @@ def main(proof):
         f"- GPU, driver, memory: {(proof / 'gpu.txt').read_text().strip()}",
         f"- trtkit: {(proof / 'version.txt').read_text().strip()}",
         f"- image `trtkit/tensorrt:8.6-py3` (id, bytes): {(proof / 'image.txt').read_text().strip()}",
-        f"- `trtkit doctor`: {re.sub(r'[│ ]+', ' ', gpu_line).strip()}",
+        f"- `trtkit doctor`, GPU in a container: {gpu_state}",
         f"- default target on this host: **{(default.get('target') or {}).get('chosen')}** "
         f"({(default.get('target') or {}).get('reason')})",
         "",
@@ -92,13 +108,15 @@ def main(proof):
         "",
         "Two stages, as engines are built in practice. `run.sh export`, on a CPU host in the stand-in image",
         "(TensorFlow, tf2onnx, ONNX Runtime): Keras -> verified ONNX plus the Keras reference, with Keras and",
-        "ONNX Runtime timed there. `run.sh gpu`, on the GPU host: every engine is built by `trtkit build",
+        "ONNX Runtime timed there. `run.sh builds` and `run.sh bench`, on the GPU host: every engine is built by `trtkit build",
         "OUTPUT_FOLDER --gpus all` in `trtkit/tensorrt:8.6-py3` (no TensorFlow in it) and verified against",
         "the Keras outputs the export stored. The Docker engine is real (dockerd 20.10); the GPU reaches",
         "containers through `DeviceRequest`, served by this environment's stand-in for the NVIDIA Container",
         "Toolkit (`../shared/gpu/docker`); the image was built there by `images/build-tensorrt.sh` from the",
         "TensorRT 8.6.0 wheel's files (`benchmarks/gpu_proof/machine.sh` says why). Its cuBLAS/cuDNN are",
         "stubs, so builds ran with `--disable-tactic-sources CUBLAS,CUBLAS_LT,CUDNN`.",
+        "",
+        export_note,
         "",
         "## Builds (origin LSTM and CNN, verified against Keras)",
         "",
@@ -113,4 +131,4 @@ def main(proof):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), " ".join(sys.argv[2:]))

@@ -4,10 +4,11 @@
 #   run.sh export   any host with Docker and the stand-in image (no GPU needed): the origin LSTM and
 #                   the CNN, Keras -> verified ONNX + reference, with Keras and ONNX Runtime timed on
 #                   this host's CPU. Writes $WORK (default .gpu-kit/work).
-#   run.sh gpu      the GPU host (NVIDIA runtime, trtkit/tensorrt:8.6-py3, $WORK copied there):
+#   run.sh builds   the GPU host (NVIDIA runtime, trtkit/tensorrt:8.6-py3, $WORK copied there):
 #                   trtkit doctor, engine builds from those outputs (the default target, fp32 strict,
-#                   fp16 twice for the timing cache, CNN int8 with calibration data), and trtkit bench.
-#                   Writes logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
+#                   fp16 twice for the timing cache, CNN int8 with calibration data).
+#   run.sh bench    then, on the same host: trtkit bench of the engines.
+# The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
@@ -43,12 +44,27 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
   exit 0
 fi
 
-[ "$PHASE" = gpu ] || { echo "unknown phase $PHASE (export or gpu)" >&2; exit 2; }
 OUT=${OUT:-/tmp/gpu-proof-out}
 PROOF=/tmp/gpu-proof
 BUILDS=/tmp/gpu-proof-builds
-rm -rf "$PROOF" "$BUILDS"; mkdir -p "$PROOF" "$BUILDS" "$OUT"
 export TRTKIT_CACHE=/tmp/gpu-proof-cache
+pack() {
+  for build in "$BUILDS"/*/; do cp "$build/trtkit.json" "$PROOF/manifest-$(basename "$build").json"; done
+  for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
+  mkdir -p "$OUT"; tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .; cp "$PROOF/proof.log" "$OUT/"
+}
+
+if [ "$PHASE" = bench ]; then
+  BENCH=("${IMAGE[@]}" --gpus all --json)
+  run bench-origin-fp32 bench "$BUILDS/origin-fp32" "${BENCH[@]}" --batch 1,64,1024,100000
+  run bench-origin-fp16 bench "$BUILDS/origin-fp16" "${BENCH[@]}" --batch 1,64,1024,100000
+  run bench-cnn-int8 bench "$BUILDS/cnn-int8" "${BENCH[@]}" --batch 1,64,1024
+  pack
+  exit 0
+fi
+
+[ "$PHASE" = builds ] || { echo "unknown phase $PHASE (export, builds or bench)" >&2; exit 2; }
+rm -rf "$PROOF" "$BUILDS"; mkdir -p "$PROOF" "$BUILDS"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$PROOF/gpu.txt" 2>&1
 docker image inspect -f '{{.Id}} {{.Size}}' trtkit/tensorrt:8.6-py3 > "$PROOF/image.txt"
 $TRTKIT --version > "$PROOF/version.txt"
@@ -64,11 +80,4 @@ run cnn-fp32 build "$CNN" "${GPU[@]}" --target engine --precision fp32 --out "$B
 run cnn-fp16 build "$CNN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/cnn-fp16"
 run cnn-int8 build "$CNN" "${GPU[@]}" --target engine --precision int8 --calib-data "$WORK/cnn_calib.npy" \
   --out "$BUILDS/cnn-int8"
-BENCH=("${IMAGE[@]}" --gpus all --json)
-run bench-origin-fp32 bench "$BUILDS/origin-fp32" "${BENCH[@]}" --batch 1,64,1024,100000
-run bench-origin-fp16 bench "$BUILDS/origin-fp16" "${BENCH[@]}" --batch 1,64,1024,100000
-run bench-cnn-int8 bench "$BUILDS/cnn-int8" "${BENCH[@]}" --batch 1,64,1024
-for build in "$BUILDS"/*/; do cp "$build/trtkit.json" "$PROOF/manifest-$(basename "$build").json"; done
-for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
-tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .
-cp "$PROOF/proof.log" "$OUT/"
+pack
