@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .commands import bench, build, doctor, inspect
+from .commands import bench, build, doctor, images, inspect, wheelhouse
 from .console import set_verbosity
 
 app = typer.Typer(
@@ -15,6 +15,8 @@ app.command()(build.build)
 app.command()(inspect.inspect)
 app.command()(bench.bench)
 app.command()(doctor.doctor)
+app.command()(wheelhouse.wheelhouse)
+app.add_typer(images.app, name="images")
 
 
 def _version(value: bool) -> None:

@@ -5,6 +5,10 @@ Its name holds the base image's id and a hash of the build context
 image, and anything else reuses the existing one: python_setup.sh and the
 pip installs run once per base image, never per build. What the image's
 stack can do is probed once, in a container, and cached by image id.
+
+On a host with no package index, a wheelhouse (a folder of wheels, see
+`trtkit wheelhouse`) goes into the build context and pip installs from it only:
+`trtkit images derive --wheelhouse DIR`, or TRTKIT_WHEELHOUSE=DIR for any command.
 """
 import hashlib
 import io
@@ -23,6 +27,9 @@ from .resources import scripts_dir, toolchain_dir
 from .transfer import Inputs
 
 REPOSITORY = "trtkit/toolchain"
+BASE_ID_LABEL = "org.trtkit.base.id"
+WHEELHOUSE_ENV = "TRTKIT_WHEELHOUSE"
+WHEELHOUSE = "wheelhouse"       # its folder in the context; setup.sh installs from it when present
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Toolchain:
     probe: dict
     base_id: str                # the IMAGE:TAG it was derived from
     base_digests: list[str]
+    derived: bool = False       # built by this call, not reused
 
 
 def cache_dir() -> Path:
@@ -41,13 +49,32 @@ def cache_dir() -> Path:
     return path
 
 
-def context_tar() -> bytes:
-    """images/toolchain as a reproducible tar: same files, same bytes, same hash."""
+def wheelhouse_from_env() -> Path | None:
+    value = os.environ.get(WHEELHOUSE_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def wheels(wheelhouse: Path) -> list[Path]:
+    """The wheelhouse's wheels; none is refused here, not after minutes of a build that cannot install."""
+    found = sorted(p for p in wheelhouse.glob("*.whl") if p.is_file())
+    if not found:
+        raise ToolchainBuildFailed(f"no wheels (*.whl) in the wheelhouse {wheelhouse}",
+                                   hint="make one on a connected machine with `trtkit wheelhouse TAG -o DIR`")
+    return found
+
+
+def context_tar(wheelhouse: Path | None = None) -> bytes:
+    """images/toolchain as a reproducible tar: same files, same bytes, same hash; the wheelhouse's
+    wheels, when given, under wheelhouse/ (the tag hashes the context without them)."""
+    root = toolchain_dir()
+    files = [(path, str(path.relative_to(root))) for path in sorted(root.rglob("*"))
+             if path.is_file() and "__pycache__" not in path.parts]
+    if wheelhouse:
+        files += [(path, f"{WHEELHOUSE}/{path.name}") for path in wheels(wheelhouse)]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        root = toolchain_dir()
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+        for path, name in files:
+            info = tar.gettarinfo(str(path.resolve()), arcname=name)    # a linked wheel goes in as its file
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             with path.open("rb") as f:
                 tar.addfile(info, f)
@@ -58,20 +85,25 @@ def toolchain_tag(base_image_id: str, context: bytes) -> str:
     return f"{REPOSITORY}:{base_image_id.split(':')[-1][:12]}-{hashlib.sha256(context).hexdigest()[:12]}"
 
 
-def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, on_line) -> Toolchain:
+def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, on_line,
+                     wheelhouse: Path | None = None) -> Toolchain:
+    """The toolchain image of base_reference, derived when missing: offline from `wheelhouse`
+    (default $TRTKIT_WHEELHOUSE) when one is given. Derived online or offline, its tag is the same."""
     base = runner.image(base_reference)
-    context = context_tar()
-    tag = toolchain_tag(base.id, context)
+    tag = toolchain_tag(base.id, context_tar())
     existing = runner.client.images.list(name=tag)
     if existing:
         image = existing[0]
     else:
-        show(f"deriving toolchain image {tag} from {base_reference} (once per base image)")
-        image = runner.build_image(context, tag, buildargs={"BASE_IMAGE": base_reference},
+        wheelhouse = wheelhouse or wheelhouse_from_env()
+        show(f"deriving toolchain image {tag} from {base_reference} (once per base image)"
+             + (f", installing only from the wheelhouse {wheelhouse}" if wheelhouse else ""))
+        image = runner.build_image(context_tar(wheelhouse), tag, buildargs={"BASE_IMAGE": base_reference},
                                    labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
-                                           "org.trtkit.base.id": base.id, "org.trtkit.version": __version__},
+                                           BASE_ID_LABEL: base.id, "org.trtkit.version": __version__},
                                    on_line=on_line)
-    return Toolchain(tag, image.id, probe(runner, image.id, limits), base.id, base.attrs.get("RepoDigests", []))
+    return Toolchain(tag, image.id, probe(runner, image.id, limits), base.id, base.attrs.get("RepoDigests", []),
+                     derived=not existing)
 
 
 def image_as_is(runner: DockerRunner, reference: str, limits: Limits) -> Toolchain:

@@ -1,0 +1,252 @@
+"""Images for hosts with no registry: save, load, derive offline, and the wheels that derivation needs.
+
+On a connected machine, `trtkit images save` writes an image and every toolchain image derived from it
+into one tar, and `trtkit wheelhouse` downloads the pinned packages for a tag. On the air-gapped host,
+`trtkit images load` brings the images back with the same ids; since a toolchain's tag is the base id plus
+a hash of images/toolchain, builds there reuse it. Or `trtkit images derive --wheelhouse DIR` derives the
+toolchain there, pip installing from those wheels only.
+"""
+import gzip
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import docker.errors
+import requests
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from . import console
+from .console import err, show
+from .docker_runner import DockerRunner, Limits, _daemon_errors, _show_pull_event, first_line
+from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, TrtkitError
+from .resources import toolchain_dir
+from .toolchain import BASE_ID_LABEL, REPOSITORY, Toolchain, ensure_toolchain
+
+CHUNK = 1 << 20
+LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
+# The wheels NVIDIA's x86_64 images can install (the list of images/build.sh).
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux2010_x86_64", "manylinux_2_5_x86_64", "manylinux1_x86_64", "any")
+# pip's ways of saying it never reached the index.
+UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+               "Network is unreachable", "ProxyError", "SSLError", "ConnectTimeoutError")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    reference: str
+    image_id: str
+
+
+# --- save -----------------------------------------------------------------------------------------
+
+def save(runner: DockerRunner, references: list[str], path: Path, force: bool) -> list[ImageRef]:
+    """The images and their toolchains in one `docker save` tar (shared layers stored once), gzip-compressed
+    when path ends in .gz; written beside path and renamed over it only when complete."""
+    if path.is_dir() or (path.exists() and not force):
+        raise OutputNotWritable(f"{path} already exists" + ("" if path.is_dir() else ": pass --force to replace it"))
+    images = with_toolchains(runner, references)
+    write_atomically(path, exported(runner, [image.reference for image in images]))
+    return images
+
+
+def with_toolchains(runner: DockerRunner, references: list[str]) -> list[ImageRef]:
+    """Each named image, then every trtkit/toolchain image derived from it (labelled with its id)."""
+    found: dict[str, str] = {}
+    for reference in references:
+        image = local_image(runner, reference)
+        found.setdefault(reference, image.id)
+        with _daemon_errors():
+            toolchains = runner.client.images.list(filters={"label": f"{BASE_ID_LABEL}={image.id}"})
+        for toolchain in toolchains:
+            for tag in toolchain.tags:
+                if tag.startswith(f"{REPOSITORY}:"):
+                    found.setdefault(tag, toolchain.id)
+    return [ImageRef(reference, image_id) for reference, image_id in found.items()]
+
+
+def local_image(runner: DockerRunner, reference: str):
+    """An image already on this host: saving never pulls."""
+    try:
+        with _daemon_errors():
+            return runner.client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        raise ImageNotFound(f"{reference} is not on this host",
+                            hint="`docker image ls` lists the local images") from None
+    except docker.errors.APIError as e:     # e.g. an invalid reference
+        raise ImageNotFound(f"{reference}: {first_line(e.explanation or e)}") from None
+
+
+def exported(runner: DockerRunner, names: list[str]) -> Iterator[bytes]:
+    """The tar of `docker save NAME...`, its failures as trtkit errors (not OSError, which means the disk)."""
+    api = runner.client.api
+    try:
+        with _daemon_errors():
+            # APIClient.get_image takes one name; the Engine API's /images/get takes several, and only one
+            # archive of them all stores the layers a base image shares with its toolchains once. No timeout:
+            # the daemon writes the whole archive on its own disk before the first byte (minutes for 20 GB).
+            response = api._get(api._url("/images/get"), params={"names": names}, stream=True, timeout=None)
+            yield from api._stream_raw_result(response, CHUNK, False)
+    except docker.errors.NotFound as e:         # removed since we looked
+        raise ImageNotFound(first_line(e.explanation or e)) from None
+    except docker.errors.APIError as e:
+        raise TrtkitError(f"docker save failed: {first_line(e.explanation or e)}") from None
+    except requests.exceptions.RequestException as e:   # e.g. the daemon went away mid-stream
+        raise DockerUnavailable(f"lost the Docker daemon during the save: {first_line(e, 160)}") from None
+
+
+def write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as e:
+        raise OutputNotWritable(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        os.fchmod(fd, 0o644)    # not mkstemp's 0600: the archive is for other users and hosts too
+        with open(fd, "wb") as raw, compressed(path, raw) as f, transfer_progress() as progress:
+            task = progress.add_task(f"saving {path.name}", total=None)
+            for chunk in chunks:
+                f.write(chunk)
+                progress.advance(task, len(chunk))
+        os.replace(temporary, path)
+    except BaseException as e:      # Ctrl-C included: never a half-written file, under either name
+        os.unlink(temporary)
+        if isinstance(e, OSError):
+            raise OutputNotWritable(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+
+def compressed(path: Path, raw: IO[bytes]):
+    """gzip for FILE.gz (level 6, gzip's own default: 9 is much slower for little gain), else as is."""
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+    return nullcontext(raw)
+
+
+def transfer_progress() -> Progress:
+    """Bytes moved, live on stderr when it is a terminal (a log would get only blank lines), unless --quiet."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    return Progress(*columns, console=err, transient=True,
+                    disable=console.verbosity < console.PROGRESS or not err.is_terminal)
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+def load(runner: DockerRunner, path: Path) -> list[ImageRef]:
+    """`docker load` of a tar, plain or compressed (the daemon decompresses); the images it brought."""
+    api = runner.client.api
+    with path.open("rb") as f, transfer_progress() as progress:
+        upload = progress.add_task(f"loading {path.name}", total=path.stat().st_size)
+        try:
+            with _daemon_errors():
+                # APIClient.load_image has no timeout argument, and the daemon answers only once it has
+                # unpacked the whole upload. Not quiet: its per-layer progress, which comes only then,
+                # cannot stall the upload, and shows the layers being registered.
+                response = api._post(api._url("/images/load"), params={"quiet": "0"}, stream=True, timeout=None,
+                                     data=read_chunks(f, lambda n: progress.advance(upload, n)))
+                names = loaded_names(api._stream_helper(response, decode=True), progress)
+        except docker.errors.APIError as e:
+            raise TrtkitError(f"docker load failed: {first_line(e.explanation or e)}") from None
+        except requests.exceptions.RequestException as e:   # e.g. the daemon went away mid-stream
+            raise DockerUnavailable(f"lost the Docker daemon during the load: {first_line(e, 160)}") from None
+    with _daemon_errors():
+        return [ImageRef(name, runner.client.images.get(name).id) for name in names]
+
+
+def read_chunks(f: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
+    while chunk := f.read(CHUNK):
+        advance(len(chunk))
+        yield chunk
+
+
+def loaded_names(events: Iterable[dict], progress: Progress) -> list[str]:
+    """The references (or ids, for untagged images) the daemon reports as loaded."""
+    layers: dict = {}
+    names = []
+    for event in events:
+        if "error" in event:
+            raise TrtkitError(f"docker load failed: {first_line(event['error'])}")
+        _show_pull_event(progress, layers, event)
+        names += LOADED.findall(event.get("stream", ""))
+    return names
+
+
+# --- derive ---------------------------------------------------------------------------------------
+
+def derive(runner: DockerRunner, reference: str, wheelhouse: Path | None) -> Toolchain:
+    """The toolchain image of reference, derived (its output shown) or reused; nothing else is built."""
+    limits = Limits(memory_bytes=runner.memory_total() * 3 // 4)     # for the probe, as a build's default
+    return ensure_toolchain(runner, reference, limits, on_line=show_text_line, wheelhouse=wheelhouse)
+
+
+def show_text_line(line: str) -> None:
+    if line.strip():        # docker build sends blank lines between its steps
+        show(line)
+
+
+# --- wheelhouse -----------------------------------------------------------------------------------
+
+def pinned_requirements(python: str) -> Path:
+    return toolchain_dir() / "requirements" / f"py{python.replace('.', '')}.txt"
+
+
+def requirement_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def no_deps_names() -> tuple[str, ...]:
+    """install_requirements.py's NO_DEPS, read from that file: download and install split the same way."""
+    spec = importlib.util.spec_from_file_location("trtkit_install_requirements",
+                                                  toolchain_dir() / "install_requirements.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.NO_DEPS)
+
+
+def pip_target(python: str) -> list[str]:
+    """pip download flags for CPython `python` on x86_64 Linux, binary wheels only."""
+    version = python.replace(".", "")
+    abis = [f"cp{version}"] + ([f"cp{version}m"] if int(python.split(".")[1]) < 8 else [])  # 3.6, 3.7: pymalloc ABI
+    return ["--only-binary=:all:", "--python-version", python, "--implementation", "cp",
+            *(f"--abi={abi}" for abi in [*abis, "abi3", "none"]), *(f"--platform={p}" for p in PLATFORMS)]
+
+
+def download_wheels(requirements: list[str], python: str, out: Path) -> list[Path]:
+    """pip download of the requirements and their dependencies into out (files already there are kept)."""
+    out.mkdir(parents=True, exist_ok=True)
+    no_deps = no_deps_names()
+    without_deps = [r for r in requirements if r.startswith(no_deps)]
+    with_deps = [r for r in requirements if r not in without_deps]
+    for group, flags in ((with_deps, []), (without_deps, ["--no-deps"])):
+        if group:
+            run_pip(["download", "--disable-pip-version-check", *pip_target(python), *flags, "-d", str(out), *group])
+    return sorted(out.glob("*.whl"))
+
+
+def run_pip(arguments: list[str]) -> None:
+    """The host's pip, its output shown as progress; a failure as one line."""
+    tail: deque[str] = deque(maxlen=200)
+    process = subprocess.Popen([sys.executable, "-m", "pip", *arguments], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout
+    with process:
+        for line in process.stdout:
+            show(line.rstrip())
+            tail.append(line.strip())
+    if process.returncode == 0:
+        return
+    text = "\n".join(tail)
+    if any(s in text for s in UNREACHABLE):
+        raise RegistryUnavailable("pip download cannot reach the package index",
+                                  hint="run `trtkit wheelhouse` on a machine with access to it")
+    last = next((line for line in reversed(tail) if line.startswith("ERROR")), tail[-1] if tail else "")
+    raise TrtkitError(f"pip download failed (exit {process.returncode}): {last}")
