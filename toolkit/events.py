@@ -25,8 +25,13 @@ class IoName(TypedDict):
     imported: str
 
 
+class InputName(IoName):
+    shape: list[int | None]
+    dtype: str
+
+
 class Names(TypedDict):
-    inputs: list[IoName]        # also shape and dtype
+    inputs: list[InputName]
     outputs: list[IoName]
     params: int
 

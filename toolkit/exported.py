@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, cast
 
 from .contract import contract
 from .errors import InvalidModel
@@ -18,6 +18,16 @@ from .events import Names
 
 MANIFEST_NAME = "trtkit.json"
 NEEDED = ("model.onnx", contract.REFERENCE_INPUTS, contract.REFERENCE_OUTPUTS)
+
+
+class EarlierBuildRecord(TypedDict):
+    """What the new manifest records about the build it continues (its `earlier_build`)."""
+    path: str
+    manifest_sha256: str
+    model_sha256: str | None
+    model_format: str | None
+    image: str | None
+    trtkit_version: str | None
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,7 @@ class EarlierBuild:
     def names(self) -> Names:
         return cast(Names, self.manifest["names"])
 
-    def link(self) -> dict:
-        """What the new manifest records about the build it continues."""
+    def link(self) -> EarlierBuildRecord:
         model = self.manifest.get("model") or {}
         return {"path": str(self.folder), "manifest_sha256": self.manifest_sha256,
                 "model_sha256": model.get("sha256"), "model_format": model.get("format"),

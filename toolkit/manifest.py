@@ -3,20 +3,66 @@ import datetime
 import json
 import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 from . import __version__
-from .events import BuildRecord
-from .exported import MANIFEST_NAME
+from .events import BenchResult, BuildRecord, Names, StepTime, Verification
+from .exported import MANIFEST_NAME, EarlierBuildRecord
 from .modelfile import sha256_of, size_of
 from .plan import BuildPlan
 from .targets import TargetChoice
 from .toolchain import Toolchain
 
 
+class ModelRecord(TypedDict):
+    path: str
+    format: str
+    sha256: str
+    params: int | None
+
+
+class ImageRecord(TypedDict):
+    reference: str
+    id: str
+    repo_digests: list[str]
+    toolchain: str
+    toolchain_id: str
+
+
+class TargetRecord(TypedDict):
+    chosen: str
+    reason: str
+
+
+class ArtifactRecord(TypedDict, total=False):
+    name: str
+    kind: str
+    bytes: int
+    sha256: str        # and what the step said about it (ops, opset, inputs, ...)
+
+
+class Manifest(TypedDict):
+    trtkit_version: str
+    created: str
+    model: ModelRecord
+    image: ImageRecord
+    options: dict[str, Any]
+    target: TargetRecord
+    versions: dict[str, str]
+    names: Names | None
+    steps: list[StepTime]
+    verification: list[Verification]
+    artifacts: list[ArtifactRecord]
+    engine: dict[str, Any] | None
+    bench: BenchResult | None
+    earlier_build: EarlierBuildRecord | None
+    total_seconds: float
+
+
 def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: BuildRecord, result_dir: Path,
-         started: float, earlier: dict | None = None) -> dict:
+         started: float, earlier: EarlierBuildRecord | None = None) -> Manifest:
     """The manifest; `earlier` links a two-stage build to the build whose output it continued."""
-    manifest = {
+    manifest: Manifest = {
         "trtkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(plan.model.path), "format": plan.model.format, "sha256": plan.model.sha256,
@@ -39,5 +85,5 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
     return manifest
 
 
-def _describe(path: Path, event: dict) -> dict:
-    return {**event, "bytes": size_of(path), "sha256": sha256_of(path)}
+def _describe(path: Path, event: dict) -> ArtifactRecord:
+    return {**event, "bytes": size_of(path), "sha256": sha256_of(path)}  # type: ignore[typeddict-item]

@@ -15,7 +15,8 @@ from rich.text import Text
 
 from .console import out, plain
 from .contract import contract
-from .events import BenchResult
+from .events import BenchResult, Names
+from .manifest import Manifest
 
 REPORT_FILES = ("report.md", "report.html")
 class Section(NamedTuple):
@@ -39,12 +40,12 @@ def _markdown(value) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", _fmt(value))
 
 
-def _chart(m: dict) -> str | None:
+def _chart(m: Manifest) -> str | None:
     """The chart is always the bench.png beside the report, whatever the container said."""
     return contract.CHART if any(a["name"] == contract.CHART for a in m["artifacts"]) else None
 
 
-def sections(m: dict) -> list[Section]:
+def sections(m: Manifest) -> list[Section]:
     result = [
         Section("build", "Build", ["", ""], [
             ["model", f"{m['model']['path']} ({m['model']['format']}, {m['model']['params']} parameters)"],
@@ -58,7 +59,7 @@ def sections(m: dict) -> list[Section]:
         Section("versions", "Versions in the container", ["package", "version"],
                 sorted([k, v] for k, v in m["versions"].items())),
     ]
-    if m.get("names"):
+    if m["names"]:
         result.append(names_section(m["names"]))
     result.append(Section("steps", "Steps", ["step", "seconds", "ok"],
                           [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
@@ -69,14 +70,14 @@ def sections(m: dict) -> list[Section]:
                          v["passed"]] for v in m["verification"]]))
     result.append(Section("artifacts", "Artifacts", ["file", "kind", "bytes", "sha256"],
                    [[a["name"], a["kind"], a["bytes"], a["sha256"]] for a in m["artifacts"]]))
-    if m.get("engine"):
+    if m["engine"]:
         result.append(Section("engine", "TensorRT engine", ["", ""], sorted([k, v] for k, v in m["engine"].items())))
-    if m.get("bench"):
+    if m["bench"]:
         result.append(bench_section(m["bench"]))
     return result
 
 
-def names_section(names: dict, title: str = "Node names") -> Section:
+def names_section(names: Names, title: str = "Node names") -> Section:
     headers = ["role", "Keras", "TF tensor", "frozen graph", "after import_graph_def", "shape", "dtype"]
     rows = ([["input", i["name"], i["keras_tensor"], i["frozen"], i["imported"], i["shape"], i["dtype"]]
              for i in names["inputs"]] +
@@ -94,7 +95,7 @@ def bench_section(bench: BenchResult, note: str = "") -> Section:
     return Section("bench", f"Benchmark ({bench['device']}{', ' + note if note else ''})", headers, rows)
 
 
-def markdown(m: dict) -> str:
+def markdown(m: Manifest) -> str:
     lines = [f"# trtkit build report: {_markdown(Path(m['model']['path']).name)}", ""]
     for section_id, title, headers, rows in sections(m):
         lines += [f"## {_markdown(title)}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -105,7 +106,7 @@ def markdown(m: dict) -> str:
     return "\n".join(lines)
 
 
-def html_report(m: dict) -> str:
+def html_report(m: Manifest) -> str:
     name = html.escape(Path(m["model"]["path"]).name)
     parts = [f"<!doctype html><meta charset='utf-8'><title>trtkit: {name}</title>",
              "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
@@ -121,7 +122,7 @@ def html_report(m: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_all(m: dict, folder: Path) -> None:
+def write_all(m: Manifest, folder: Path) -> None:
     for name, render in zip(REPORT_FILES, (markdown, html_report)):
         (folder / name).write_text(render(m))
 
@@ -136,12 +137,12 @@ def print_table(section: Section) -> None:
     out.print(table)
 
 
-def print_summary(m: dict, out_dir: Path) -> None:
+def print_summary(m: Manifest, out_dir: Path) -> None:
     """The end of `trtkit build`: artifacts, names, errors, step times."""
     for section in sections(m):
         if section.id in ("names", "steps", "verification", "artifacts", "bench"):
             print_table(section)
     out.print(Text.assemble(("done", "bold green"), f": {out_dir} (target {m['target']['chosen']}: "
                             f"{m['target']['reason']})"))
-    if m.get("engine"):
+    if m["engine"]:
         out.print(Text.assemble(("note", "yellow"), ": ", plain(m["engine"].get("portability_note"))))

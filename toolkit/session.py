@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import BenchResult, BuildRecord, EventStream
 from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build, read_manifest
+from .manifest import Manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
@@ -66,7 +67,7 @@ def open_session(plan: BuildPlan) -> Session:
 @dataclass
 class BuildOutcome:
     out_dir: Path
-    manifest: dict
+    manifest: Manifest
 
 
 def build(plan: BuildPlan) -> BuildOutcome:

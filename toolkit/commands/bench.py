@@ -3,6 +3,7 @@ from pathlib import Path
 
 from .. import options, report, session
 from ..console import print_json, user_errors
+from ..errors import StepFailed
 from ..exported import MANIFEST_NAME, read_manifest
 from ..modelfile import resolve_model
 from ..plan import BuildPlan
@@ -37,7 +38,10 @@ def bench(
         earlier = session.earlier_bench(manifest)
     else:
         plan = BuildPlan(model=resolve_model(target), **common)
-        result, earlier = session.build(plan).manifest["bench"], None
+        built, earlier = session.build(plan).manifest["bench"], None
+        if built is None:
+            raise StepFailed("the build finished without its bench results")
+        result = built
     if json_output:
         print_json({**result, "earlier": {"build": str(earlier[0]), **earlier[1]} if earlier else None})
         return

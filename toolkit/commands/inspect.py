@@ -1,6 +1,7 @@
 """trtkit inspect: a model's input and output names in every form (Keras, TF, frozen graph), found in the container."""
 from .. import options, report, session
 from ..console import print_json, user_errors
+from ..errors import StepFailed
 from ..modelfile import resolve_model
 from ..plan import BuildPlan, GpuRequest
 
@@ -20,8 +21,10 @@ def inspect(
     plan = BuildPlan(model=resolve_model(model), image=image_ref, gpus=GpuRequest("none"),
                      **options.box_settings(trust_model, memory, timeout))
     record = session.inspect(plan)
-    names = {**(record.names or {}), "model": str(plan.model.path), "versions": record.versions}
+    names = record.names
+    if names is None:
+        raise StepFailed("the inspect step finished without naming the model's inputs and outputs")
     if json_output:
-        print_json(names)
+        print_json({**names, "model": str(plan.model.path), "versions": record.versions})
         return
-    report.print_table(report.names_section(names, f"{plan.model.path.name}: {names.get('params')} parameters"))
+    report.print_table(report.names_section(names, f"{plan.model.path.name}: {names['params']} parameters"))
