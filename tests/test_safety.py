@@ -20,6 +20,7 @@ from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 TRUSTED = [*STANDIN_ARGS, "--trust-model"]
+REFERENCE = ["reference-inputs.npz", "reference-outputs.npz"]     # in every output (two-stage builds)
 
 
 def error_line(result) -> str:
@@ -62,8 +63,8 @@ def test_force_replaces_it_and_a_symlinked_out_is_followed(trtkit, models, tmp_p
     result = trtkit("build", models / "keras3_mlp.keras", *STANDIN_ARGS, "--out", tmp_path / "link", "--force")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "link").is_symlink() and (tmp_path / "link").resolve() == real
-    assert sorted(p.name for p in real.iterdir()) == ["model.onnx", "report.html", "report.md", "reproduce.sh",
-                                                      "trtkit.json"]
+    assert sorted(p.name for p in real.iterdir()) == ["model.onnx", *REFERENCE, "report.html", "report.md",
+                                                      "reproduce.sh", "trtkit.json"]
 
 
 @pytest.mark.parametrize("where", ["model folder", "model itself", "cwd", "home", "cache", "root", "inside model"])
@@ -106,8 +107,8 @@ def test_two_builds_racing_into_one_out_never_mix(trtkit_env, models, tmp_path):
     manifest = json.loads((out / "trtkit.json").read_text())
     winner = "keras3_mlp.keras" if results[0][0] == 0 else "two_io.h5"
     assert manifest["model"]["path"].endswith(winner)
-    assert listing(tmp_path) == ["out", "out/model.onnx", "out/report.html", "out/report.md", "out/reproduce.sh",
-                                 "out/trtkit.json"]
+    assert listing(tmp_path) == ["out", "out/model.onnx", *(f"out/{name}" for name in REFERENCE), "out/report.html",
+                                 "out/report.md", "out/reproduce.sh", "out/trtkit.json"]
 
 
 def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path):
@@ -117,8 +118,9 @@ def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path)
     shutil.copy(models / "keras3_mlp.keras", odd / "..keras")
     result = trtkit("build", odd / "..keras", *STANDIN_ARGS)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert listing(tmp_path / "trtkit-out") == ["model", "model/model.onnx", "model/report.html", "model/report.md",
-                                                "model/reproduce.sh", "model/trtkit.json"]
+    assert listing(tmp_path / "trtkit-out") == ["model", "model/model.onnx", *(f"model/{name}" for name in REFERENCE),
+                                                "model/report.html", "model/report.md", "model/reproduce.sh",
+                                                "model/trtkit.json"]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .commands import bench, build, doctor, images, inspect, wheelhouse
+from .commands import bench, build, check, doctor, images, inspect, lock, wheelhouse
 from .console import set_verbosity
 
 app = typer.Typer(
@@ -14,6 +14,8 @@ app = typer.Typer(
 app.command()(build.build)
 app.command()(inspect.inspect)
 app.command()(bench.bench)
+app.command()(check.check)
+app.command()(lock.lock)
 app.command()(doctor.doctor)
 app.command()(wheelhouse.wheelhouse)
 app.add_typer(images.app, name="images")

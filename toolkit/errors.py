@@ -76,6 +76,10 @@ class UntrustedModel(TrtkitError):
     exit_code = 23
 
 
+class LockMismatch(TrtkitError):
+    exit_code = 24
+
+
 class Interrupted(TrtkitError):
     exit_code = 130     # 128 + the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP
 
@@ -91,4 +95,4 @@ STEP_EXIT_CODES = {
 
 ALL_ERRORS = [ModelNotFound, InvalidModel, DockerUnavailable, ImageNotFound, RegistryUnavailable,
               GpuUnavailable, OutputNotWritable, StepFailed, VerificationFailed, TargetUnsupported,
-              ToolchainBuildFailed, OutOfMemory, StepTimedOut, UntrustedModel, Interrupted]
+              ToolchainBuildFailed, OutOfMemory, StepTimedOut, UntrustedModel, LockMismatch, Interrupted]

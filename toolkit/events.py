@@ -30,9 +30,14 @@ class InputName(IoName):
     dtype: str
 
 
+class OutputName(IoName, total=False):
+    shape: list[int | None]     # both absent in manifests of trtkit before 2026-11-27
+    dtype: str
+
+
 class Names(TypedDict):
     inputs: list[InputName]
-    outputs: list[IoName]
+    outputs: list[OutputName]
     params: int
 
 
@@ -76,6 +81,7 @@ class BuildRecord:
     verification: list[Verification] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     engine: dict[str, Any] | None = None
+    engine_check: dict[str, Any] | None = None
     bench: BenchResult | None = None
     error: dict[str, Any] | None = None
     finished: bool = False      # the pipeline's final event arrived
@@ -95,7 +101,7 @@ class BuildRecord:
             self.artifacts.append(event)
         elif kind == "bench":
             self.bench = cast(BenchResult, event)
-        elif kind in ("engine", "error"):
+        elif kind in ("engine", "engine_check", "error"):
             setattr(self, kind, event)
         elif kind == contract.FINAL_EVENT:
             self.finished = True

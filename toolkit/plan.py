@@ -42,6 +42,8 @@ class BuildPlan:
     memory: int | None = None          # bytes; None: 3/4 of the Docker host's memory
     timeout: float = DEFAULT_TIMEOUT_S
     disabled_tactic_sources: tuple[str, ...] | None = None    # None: TensorRT's default tactic sources
+    triton_repo: Path | None = None            # also write the artifact into this Triton model repository
+    locked: Path | None = None                 # the lock file a --locked build must match
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
@@ -49,7 +51,7 @@ class BuildPlan:
                 for role, path in (("sample", self.sample_data), ("calib", self.calib_data)) if path is not None}
 
     def container_plan(self, target: str, mode: str = "build") -> dict:
-        """plan.json for scripts/pipeline.py; mode is build, inspect or bench (artifacts already there)."""
+        """plan.json for scripts/pipeline.py; mode is one of contract.MODES."""
         data = {role: container_path for role, (container_path, _) in self.data_files().items()}
         return {
             "model": contract.model_path(self.model.format, self.model.path.name),
@@ -81,4 +83,5 @@ class BuildPlan:
             "atol": self.atol, "workspace": self.workspace, "opset": self.opset, "bench": self.bench,
             "seed": self.seed, "trust_model": self.trust_model, "memory": self.memory, "timeout": self.timeout,
             "disabled_tactic_sources": list(self.disabled_tactic_sources or []),
+            "triton_repo": str(self.triton_repo) if self.triton_repo else None,
         }

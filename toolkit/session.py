@@ -4,6 +4,7 @@
 
 The commands only parse options and render what these return.
 """
+import dataclasses
 import json
 import tempfile
 import time
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from . import engine_check, lock, report, reproduce, triton
 from . import manifest as manifest_module
-from . import report, reproduce
 from .console import show
 from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
@@ -32,7 +33,7 @@ from .manifest import Manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
-from .targets import choose_target
+from .targets import choose_target, tensorrt_version
 from .toolchain import Toolchain, cache_dir, ensure_toolchain, image_as_is
 from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
 
@@ -55,13 +56,24 @@ class Session:
 
 
 def open_session(plan: BuildPlan) -> Session:
+    return _session(plan.image, plan.memory, as_is=plan.model.format == contract.OUTPUT_FORMAT)
+
+
+def _session(image: str, memory: int | None, as_is: bool = False) -> Session:
+    """The daemon, the limits, and the image to run: the toolchain derived from image, or (as_is: only an
+    engine is left to build, and TensorRT and numpy suffice) the image itself."""
     runner = DockerRunner.connect()
-    limits = Limits(memory_bytes=plan.memory or runner.memory_total() * 3 // 4)
-    if plan.model.format == contract.OUTPUT_FORMAT:   # only the engine is left: TensorRT and numpy suffice
-        toolchain = image_as_is(runner, plan.image, limits)
+    limits = Limits(memory_bytes=memory or runner.memory_total() * 3 // 4)
+    if as_is:
+        toolchain = image_as_is(runner, image, limits)
     else:
-        toolchain = ensure_toolchain(runner, plan.image, limits, on_line=EventStream(BuildRecord()))
+        toolchain = ensure_toolchain(runner, image, limits, on_line=EventStream(BuildRecord()))
     return Session(runner, toolchain, runner.gpu_runtime(), limits)
+
+
+def lock_image(reference: str, memory: int | None, path: Path) -> dict:
+    """`trtkit lock`: the image's toolchain (derived once, as a build would) recorded in the lock file."""
+    return lock.record(path, reference, _session(reference, memory).toolchain)["images"][reference]
 
 
 @dataclass
@@ -73,12 +85,21 @@ class BuildOutcome:
 def build(plan: BuildPlan) -> BuildOutcome:
     started = time.time()
     earlier = _earlier_build(plan)
+    reference = plan.image
+    locked = lock.locked_entry(lock.read(plan.locked), plan.locked, reference) if plan.locked else None
+    if locked:   # the locked digest, not a tag that may have moved since
+        plan = dataclasses.replace(plan, image=lock.pinned_reference(reference, locked))
     out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
     with Staging(out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
         session = open_session(plan)
+        if locked and plan.locked:
+            lock.verify(locked, session.toolchain, plan.locked, reference)
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe,
                                plan.model.format)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
+        triton_folder = triton.model_folder(plan.triton_repo, plan.model.name, choice.target, plan.force,
+                                            protected_paths(plan.model.path, cache_dir())) \
+            if plan.triton_repo else None
         extra = [(f"{contract.WORK}/{contract.ARTIFACTS}/{name}", path) for name, path in earlier.files.items()] \
             if earlier else []
         record = run_pipeline(session, plan, choice.target, "build", staging, extra,
@@ -90,7 +111,11 @@ def build(plan: BuildPlan) -> BuildOutcome:
                                             earlier.link() if earlier else None)
             report.write_all(manifest, staging.result)
             reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
-        return BuildOutcome(staging.publish(), manifest)
+        published = staging.publish()
+    if triton_folder:
+        triton.write(triton_folder, published, manifest)
+        show(f"Triton model: {triton_folder}")
+    return BuildOutcome(published, manifest)
 
 
 def _earlier_build(plan: BuildPlan) -> EarlierBuild | None:
@@ -130,6 +155,37 @@ def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
     if record.bench is None:
         raise StepFailed("the bench finished without its results")
     return record.bench
+
+
+@dataclass
+class CheckOutcome:
+    built: engine_check.EngineRecord
+    here: engine_check.EngineRecord
+    verdict: str
+
+
+def check(plan: BuildPlan, out_dir: Path, manifest: dict) -> CheckOutcome:
+    """`trtkit check OUT`: the image's TensorRT first (no GPU needed), then a deserialization on the GPU."""
+    built = engine_check.recorded(out_dir, manifest)
+    session = open_session(plan)
+    probe = session.toolchain.probe
+    hint = engine_check.rebuild_hint(out_dir, manifest, plan.image)
+    mismatch = engine_check.version_mismatch(built, tensorrt_version(probe))
+    if mismatch:
+        raise TargetUnsupported(f"the engine cannot load in {plan.image}: {mismatch}", hint=hint)
+    choose_target("engine", plan.gpus, session.gpu_runtime, probe, contract.OUTPUT_FORMAT)   # a GPU, or exit 15
+    record = run_pipeline(session, plan, "engine", "check",
+                          extra=[(f"{contract.WORK}/{contract.ARTIFACTS}/model.plan", out_dir / "model.plan")])
+    found = record.engine_check
+    if found is None:
+        raise StepFailed("the check finished without its findings")
+    here = engine_check.EngineRecord(found["tensorrt"], found["gpu"], found["compute_capability"])
+    try:
+        return CheckOutcome(built, here, engine_check.verdict(built, here, None if found["loadable"] else
+                                                              str(found.get("error"))))
+    except TargetUnsupported as e:
+        e.hint = hint
+        raise
 
 
 def earlier_bench(manifest: dict) -> tuple[Path, BenchResult] | None:

@@ -59,7 +59,7 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
                   model_format: str = "h5") -> TargetChoice:
     """Which artifact to build; fails early when the tag's stack cannot build it."""
     has_gpu = gpus.mode != "none" and (gpu_runtime or gpus.mode != "auto")
-    tensorrt = toolchain.get("tensorrt") or (toolchain.get("trtexec") or {}).get("version")
+    tensorrt = tensorrt_version(toolchain)
     exported = contract.EXPORTED_TARGETS.get(model_format)
     if exported and requested and requested not in exported:
         raise TargetUnsupported(f"--target {requested} needs the Keras model: from {_described(model_format)} "
@@ -89,6 +89,11 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
         return TargetChoice("onnx", f"default: the image's TensorRT {tensorrt} is older than "
                                     f"{MIN_ENGINE_TENSORRT}.0, whose ONNX parser reads trtkit's exports (opset 13+)")
     return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
+
+
+def tensorrt_version(probe: dict) -> str | None:
+    """The image's TensorRT: its Python package, else its trtexec."""
+    return probe.get("tensorrt") or (probe.get("trtexec") or {}).get("version")
 
 
 def _described(model_format: str) -> str:

@@ -76,7 +76,7 @@ def model_path(model_format, file_name):
         return WORK + "/" + ARTIFACTS + "/model.onnx"
     return MODEL_DIR + "/" + file_name
 PRECISIONS = ("fp32", "fp16", "int8")   # strict FP32 unless --tf32
-MODES = ("build", "inspect", "bench")
+MODES = ("build", "inspect", "bench", "check")
 
 
 def allowed_artifacts(target, bench):
@@ -128,6 +128,8 @@ def stages(plan):
         return ["keras_stage"]
     if plan["mode"] == "bench":
         return ["bench"]
+    if plan["mode"] == "check":
+        return ["engine_check"]
     if plan["model_format"] == OUTPUT_FORMAT:
         return ["engine"]
     if plan["model_format"] == ONNX_FORMAT:
@@ -207,6 +209,7 @@ EVENT_FIELDS = {
     "artifact": {"name": _text, "kind": _text},
     "engine": {},
     "bench": {"device": _text, "rows": _rows},
+    "engine_check": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "loadable": _flag},
     "error": {"message": _text},
     "done": {},
 }

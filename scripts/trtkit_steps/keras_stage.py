@@ -82,7 +82,9 @@ def _from_keras(model, keras_version):
                        "dtype": np.dtype(getattr(t.dtype, "name", t.dtype)).name})
     for i, t in enumerate(model.outputs):
         name = _layer_name(t, "output_%d" % i)
-        outputs.append({"name": name, "keras_tensor": _keras_tensor_name(t, name)})
+        outputs.append({"name": name, "keras_tensor": _keras_tensor_name(t, name),
+                        "shape": [d if d is None else int(d) for d in t.shape],
+                        "dtype": np.dtype(getattr(t.dtype, "name", t.dtype)).name})
     single = len(inputs) == 1
 
     def call(xs):
@@ -104,7 +106,9 @@ def _from_saved_model(path):
     inputs = [{"name": _spec_name(n), "keras_tensor": n + ":0",
                "shape": [d if d is None else int(d) for d in s.shape.as_list()],
                "dtype": s.dtype.name} for n, s in sorted(in_specs.items())]
-    outputs = [{"name": n, "keras_tensor": n + ":0"} for n in out_names]
+    outputs = [{"name": n, "keras_tensor": n + ":0",
+                "shape": [d if d is None else int(d) for d in fn.structured_outputs[n].shape.as_list()],
+                "dtype": fn.structured_outputs[n].dtype.name} for n in out_names]
     arg_names = sorted(in_specs)
 
     def call(xs):

@@ -52,17 +52,19 @@ def io_specs(model):
         from onnx.mapping import TENSOR_TYPE_TO_NP_TYPE
         to_numpy = TENSOR_TYPE_TO_NP_TYPE.__getitem__
     initializers = set(t.name for t in model.graph.initializer)
-    inputs = []
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
-        inputs.append({"name": value.name, "keras_tensor": "", "frozen": "", "imported": "", "shape": dims,
-                       "dtype": np.dtype(to_numpy(tensor.elem_type)).name})
-    outputs = [{"name": v.name, "keras_tensor": "", "frozen": "", "imported": ""} for v in model.graph.output]
+    def spec(value):
+        return {"name": value.name, "keras_tensor": "", "frozen": "", "imported": "", "shape": _dims(value),
+                "dtype": np.dtype(to_numpy(value.type.tensor_type.elem_type)).name}
+    inputs = [spec(value) for value in model.graph.input if value.name not in initializers]
+    outputs = [spec(value) for value in model.graph.output]
     params = int(sum(np.prod(t.dims) for t in model.graph.initializer))
     return {"inputs": inputs, "outputs": outputs, "params": params}
+
+
+def _dims(value):
+    """A value's shape, None for a dimension of unknown (symbolic) size."""
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in value.type.tensor_type.shape.dim]
 
 
 def main(argv):

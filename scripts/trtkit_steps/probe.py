@@ -7,6 +7,7 @@ Run once per toolchain image; the host caches the answer by image id.
 import importlib
 import json
 import os
+import re
 import sys
 
 from trtkit_steps.trt.trtexec import find_trtexec, trtexec_version
@@ -40,6 +41,17 @@ def tftrt_available():
     return False
 
 
+def installed_packages():
+    """Every installed distribution and its version, by normalized name (PEP 503): what `trtkit lock` pins."""
+    try:
+        from importlib import metadata
+        found = [(d.metadata["Name"], d.version) for d in metadata.distributions()]
+    except ImportError:  # Python 3.6 and 3.7
+        import pkg_resources
+        found = [(d.project_name, d.version) for d in pkg_resources.working_set]
+    return dict(sorted((re.sub(r"[-_.]+", "-", name).lower(), version) for name, version in found if name))
+
+
 def probe():
     result = {name: module_version(name) for name in MODULES}
     result["python"] = "%d.%d.%d" % sys.version_info[:3]
@@ -47,6 +59,7 @@ def probe():
     result["trtexec"] = {"path": trtexec, "version": ".".join(map(str, trtexec_version(trtexec)))} if trtexec else None
     result["tftrt"] = bool(result["tensorflow"]) and tftrt_available()
     result["python_setup_sh"] = os.path.exists("/opt/tensorrt/python/python_setup.sh")
+    result["packages"] = installed_packages()
     return result
 
 

@@ -8,6 +8,7 @@ import typer
 from .. import options, report, session
 from ..console import print_json, user_errors
 from ..contract import contract
+from ..lock import LOCK_NAME
 from ..modelfile import resolve_model
 from ..plan import BuildPlan
 
@@ -42,6 +43,11 @@ def build(
     memory: options.Memory = None,
     timeout: options.Timeout = options.DEFAULTS["timeout"],
     disable_tactic_sources: options.DisableTactics = None,
+    triton_repo: Annotated[Optional[Path], typer.Option(
+        help="Also write a Triton model repository: DIR/<model>/config.pbtxt and DIR/<model>/1/model.plan "
+             "(or model.onnx).", file_okay=False)] = None,
+    locked: Annotated[bool, typer.Option("--locked", help="Use only what ./trtkit.lock names (the image digest, "
+                                         "the toolchain's packages, trtkit's version); stop on any difference.")] = False,
     json_output: options.Json = False,
 ) -> None:
     """Convert MODEL inside the IMAGE:TAG container and verify it against Keras."""
@@ -54,7 +60,8 @@ def build(
         sample_data=sample_data, calib_data=calib_data, atol=options.finite_number(atol, "--atol", 0.0, 1e6),
         workspace=options.parse_size(workspace, "workspace"), opset=opset,
         bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed,
-        disabled_tactic_sources=options.parse_tactic_sources(disable_tactic_sources),
+        disabled_tactic_sources=options.parse_tactic_sources(disable_tactic_sources), triton_repo=triton_repo,
+        locked=Path(LOCK_NAME).absolute() if locked else None,
         **options.box_settings(trust_model, memory, timeout))
     outcome = session.build(plan)
     if json_output:

@@ -1,0 +1,62 @@
+"""trtkit check: the verdict logic, and the path a CPU host can take (the GPU path: docs/gpu-proof.md)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import STANDIN_ARGS
+
+from trtkit.engine_check import EngineRecord, verdict, version_mismatch
+from trtkit.errors import TargetUnsupported
+
+BUILT = EngineRecord("8.6.0", "NVIDIA H100 80GB HBM3", "9.0")
+
+
+def test_an_engine_loads_only_with_its_tensorrt():
+    assert version_mismatch(BUILT, "8.6.0") is None
+    assert version_mismatch(BUILT, "10.0.1") == "it was built with TensorRT 8.6.0 and the image has TensorRT 10.0.1"
+    assert version_mismatch(BUILT, None) == "the image has no TensorRT"
+
+
+def test_the_verdict_names_the_gpu_it_was_tuned_for():
+    assert verdict(BUILT, BUILT, None).startswith("loads here: TensorRT 8.6.0 on NVIDIA H100")
+    other = EngineRecord("8.6.0", "NVIDIA H200", "9.0")
+    assert "tuned on NVIDIA H100 80GB HBM3 (sm 9.0), not NVIDIA H200" in verdict(BUILT, other, None)
+    with pytest.raises(TargetUnsupported, match="cannot load here: bad magic .* here TensorRT 8.6.0 on NVIDIA H200"):
+        verdict(BUILT, other, "bad magic")
+
+
+@pytest.fixture(scope="module")
+def engine_output(models, trtkit_env, tmp_path_factory):
+    """An output folder recording an engine (built on a GPU elsewhere; its plan bytes do not matter here)."""
+    out = tmp_path_factory.mktemp("check") / "origin"
+    result = subprocess.run([sys.executable, "-m", "trtkit", "build", str(models / "origin_lstm.h5"), *STANDIN_ARGS,
+                             "--target", "onnx", "--out", str(out)], env=trtkit_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((out / "trtkit.json").read_text())
+    manifest["target"]["chosen"] = "engine"
+    manifest["engine"] = {"tensorrt": "8.6.0", "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    (out / "trtkit.json").write_text(json.dumps(manifest))
+    (out / "model.plan").write_bytes(b"plan")
+    return out
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("no_leftovers")
+def test_an_image_with_another_tensorrt_is_answered_without_a_gpu(trtkit, engine_output):
+    result = trtkit("check", engine_output, *STANDIN_ARGS)
+    assert result.returncode == 19, result.stderr[-1500:]
+    assert "the engine cannot load in trtkit/standin:19.07-py3: the image has no TensorRT" in result.stderr
+    assert "rebuild here: trtkit build " in result.stderr
+    assert "--target engine --image trtkit/standin:19.07-py3 --gpus all" in result.stderr
+
+
+@pytest.mark.docker
+def test_only_engine_outputs_are_checked(trtkit, engine_output, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(engine_output, copy)
+    (copy / "model.plan").unlink()
+    (copy / "model.plan").symlink_to("/etc/passwd")
+    result = trtkit("check", copy, *STANDIN_ARGS)
+    assert result.returncode == 11 and "is not a regular file" in result.stderr

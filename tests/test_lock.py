@@ -1,0 +1,52 @@
+"""trtkit lock and build --locked, on the real engine: what is recorded, and every difference stops a build."""
+import json
+
+import pytest
+from conftest import STANDIN, STANDIN_ARGS
+
+from trtkit.lock import differences
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
+REFERENCE = ":".join(STANDIN)
+
+
+def test_differences_name_each_change():
+    locked = {"id": "sha256:a", "toolchain": {"tag": "t1"}, "packages": {"numpy": "1.26.4", "onnx": "1.17.0"}}
+    current = {"id": "sha256:b", "toolchain": {"tag": "t1"}, "packages": {"numpy": "2.0.0", "h5py": "3.12.1"}}
+    assert differences(locked, current) == ["image sha256:a locked, sha256:b here",
+                                            "h5py absent locked, 3.12.1 here", "numpy 1.26.4 locked, 2.0.0 here",
+                                            "onnx 1.17.0 locked, absent here"]
+    assert differences(locked, dict(locked)) == []
+
+
+def test_lock_then_build_locked_and_every_difference_stops_it(trtkit, models, tmp_path, docker_client):
+    result = trtkit("lock", "--image", STANDIN[0], "--tag", STANDIN[1])
+    assert result.returncode == 0, result.stderr[-1500:]
+    lock_file = tmp_path / "trtkit.lock"
+    lock = json.loads(lock_file.read_text())
+    entry = lock["images"][REFERENCE]
+    assert entry["id"] == docker_client.images.get(REFERENCE).id and entry["digests"] == []   # a local image
+    assert entry["toolchain"]["tag"].startswith("trtkit/toolchain:")
+    assert entry["packages"]["tensorflow-cpu"] == "2.21.0" and entry["packages"]["tf2onnx"] == "1.17.0"
+
+    build = ["build", models / "origin_lstm.h5", *STANDIN_ARGS, "--target", "onnx", "--locked"]
+    result = trtkit(*build, "--out", tmp_path / "ok")
+    assert result.returncode == 0, result.stderr[-1500:]
+
+    for change, message in [
+        (lambda lk: lk["images"][REFERENCE]["packages"].update(tf2onnx="1.9.0"), "tf2onnx 1.9.0 locked, 1.17.0 here"),
+        (lambda lk: lk["images"][REFERENCE].update(id="sha256:" + "0" * 64), "image sha256:000"),
+        (lambda lk: lk.update(trtkit="0.0.1"), "was made with trtkit 0.0.1"),
+        (lambda lk: lk["images"].pop(REFERENCE), f"has no entry for {REFERENCE}"),
+    ]:
+        changed = json.loads(json.dumps(lock))
+        change(changed)
+        lock_file.write_text(json.dumps(changed))
+        out = tmp_path / "refused"
+        result = trtkit(*build, "--out", out)
+        assert result.returncode == 24, (message, result.stderr[-1500:])
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert not out.exists()
+    lock_file.unlink()
+    result = trtkit(*build, "--out", tmp_path / "refused")
+    assert result.returncode == 24 and "--locked needs" in result.stderr

@@ -1,0 +1,106 @@
+"""--triton-repo DIR: a Triton Inference Server model repository from a build's output.
+
+    DIR/<model>/config.pbtxt     the real input and output names, data types and dims (the batch
+                                 dimension left out), max_batch_size, dynamic batching on
+    DIR/<model>/1/model.plan     platform tensorrt_plan (or 1/model.onnx, onnxruntime_onnx)
+
+max_batch_size is the largest batch of the engine's optimization profile; an ONNX model has no
+profile, so its largest --shapes batch, else ONNX_MAX_BATCH. DIR/<model> is replaced only when it
+holds what trtkit writes there (or with --force), and it appears in one rename.
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .errors import OutputNotWritable, TargetUnsupported
+from .events import Names
+from .manifest import Manifest
+from .modelfile import safe_name
+from .staging import refuse_protected
+
+PLATFORMS = {"engine": ("tensorrt_plan", "model.plan"), "onnx": ("onnxruntime_onnx", "model.onnx")}
+VERSION = "1"
+ONNX_MAX_BATCH = 1024
+DATA_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int8": "TYPE_INT8",
+              "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8",
+              "bool": "TYPE_BOOL"}
+
+
+def model_folder(repo: Path, model_name: str, target: str, force: bool, protected: dict[str, Path]) -> Path:
+    """DIR/<model>, checked before the build starts: a build never ends in a repository it cannot write."""
+    if target not in PLATFORMS:
+        raise TargetUnsupported(f"--triton-repo serves TensorRT engines and ONNX models, not --target {target}")
+    folder = repo.expanduser().resolve() / safe_name(model_name)
+    refuse_protected(folder, protected)
+    foreign = _foreign(folder)
+    if foreign and not force:
+        raise OutputNotWritable(f"the Triton model folder {folder} holds files trtkit did not write "
+                                f"({', '.join(foreign[:5])})", hint="choose another --triton-repo, or add --force")
+    return folder
+
+
+def _foreign(folder: Path) -> list[str]:
+    """What in an existing model folder is not config.pbtxt or a version folder of one model file."""
+    if not folder.exists():
+        return []
+    if folder.is_symlink() or not folder.is_dir():
+        return [folder.name]
+    expected = {"config.pbtxt": False, VERSION: True}
+    found = []
+    for entry in folder.iterdir():
+        if entry.is_symlink() or entry.name not in expected or entry.is_dir() != expected[entry.name]:
+            found.append(entry.name)
+        elif entry.is_dir():
+            found += [f"{VERSION}/{e.name}" for e in entry.iterdir()
+                      if e.is_symlink() or not e.is_file() or e.name not in ("model.plan", "model.onnx")]
+    return sorted(found)
+
+
+def write(folder: Path, out_dir: Path, manifest: Manifest) -> None:
+    """The model folder from a finished output, swapped in whole."""
+    target = manifest["target"]["chosen"]
+    platform, artifact = PLATFORMS[target]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.trtkit-", dir=folder.parent))
+    try:
+        (staging / VERSION).mkdir()
+        shutil.copyfile(out_dir / artifact, staging / VERSION / artifact)
+        (staging / "config.pbtxt").write_text(config_text(folder.name, manifest, platform))
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    except OSError as e:
+        raise OutputNotWritable(f"cannot write the Triton model folder {folder}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def max_batch(manifest: Manifest) -> int:
+    engine = manifest["engine"]
+    if engine:
+        return min(profile["max"][0] for profile in engine["profiles"].values())
+    shapes = manifest["options"].get("shapes") or {}
+    batches = [dims[2] if isinstance(dims[2], int) else dims[2][0] for dims in shapes.values()]
+    return min(batches) if batches else ONNX_MAX_BATCH
+
+
+def config_text(name: str, manifest: Manifest, platform: str) -> str:
+    names: Names | None = manifest["names"]
+    if not names or any("shape" not in o or "dtype" not in o for o in names["outputs"]):
+        raise TargetUnsupported("--triton-repo needs output shapes and types, which this build's manifest lacks")
+    tensors = {"input": [(i["name"], i["dtype"], i["shape"]) for i in names["inputs"]],
+               "output": [(o["name"], o["dtype"], o["shape"]) for o in names["outputs"]]}
+    lines = [f"# written by trtkit {__version__}", f"name: {json.dumps(name)}", f"platform: {json.dumps(platform)}",
+             f"max_batch_size: {max_batch(manifest)}"]
+    for role, specs in tensors.items():
+        lines += [f"{role} [", ",\n".join(_tensor(*spec) for spec in specs), "]"]
+    return "\n".join(lines + ["dynamic_batching { }", ""])
+
+
+def _tensor(name: str, dtype: str, shape: list) -> str:
+    if dtype not in DATA_TYPES:
+        raise TargetUnsupported(f"Triton has no data type for {name}'s {dtype}")
+    dims = ", ".join("-1" if d is None else str(d) for d in shape[1:])     # the batch dimension is implied
+    return f"  {{\n    name: {json.dumps(name)}\n    data_type: {DATA_TYPES[dtype]}\n    dims: [ {dims} ]\n  }}"
