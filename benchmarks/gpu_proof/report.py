@@ -21,6 +21,9 @@ HOW_IT_RAN = (
     "(`../shared/gpu/docker`); the image was built there by `images/build-tensorrt.sh` from the TensorRT 8.6.0 "
     "wheel's files (`benchmarks/gpu_proof/machine.sh` says why). Its cuBLAS/cuDNN are stubs, so builds ran with "
     "`--disable-tactic-sources CUBLAS,CUBLAS_LT,CUDNN`.")
+CHECKS = {"check-origin-fp16": "the origin FP16 engine, as built",
+          "check-other-gpu": "the same engine, its manifest edited to say it was built on an A100",
+          "check-damaged": "the same engine, its plan cut to 100000 bytes"}
 BENCHES = ["bench-origin-fp32", "bench-origin-fp16", "bench-cnn-int8"]
 
 
@@ -132,7 +135,23 @@ def main(proof, export_note=""):
               "## Benchmarks (`trtkit bench OUT --gpus all`)", ""]
     for name in BENCHES:
         lines += bench_lines(proof, name)
+    lines += ["## Before deployment (`trtkit check OUT --gpus all`)", ""]
+    lines += table(["case", "exit", "answer"], [[case, codes.get(name, "not run"), check_answer(proof, name)]
+                                                 for name, case in CHECKS.items()])
+    for config in sorted(proof.glob("triton/*/config.pbtxt")):
+        lines += [f"## Triton model `{config.parent.name}` (`--triton-repo`)", "", "```", config.read_text().strip(),
+                  "```", ""]
     print("\n".join(lines))
+
+
+def check_answer(proof, name):
+    """The verdict of a check that passed, else its one-line error."""
+    result = load(proof / f"{name}.json")
+    if result:
+        return result["verdict"]
+    log = proof / f"{name}.log"
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")] if log.exists() else []
+    return errors[-1] if errors else ""
 
 
 if __name__ == "__main__":

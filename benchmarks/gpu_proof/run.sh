@@ -7,7 +7,8 @@
 #   run.sh builds   the GPU host (NVIDIA runtime, trtkit/tensorrt:8.6-py3, $WORK copied there):
 #                   trtkit doctor, engine builds from those outputs (the default target, fp32 strict,
 #                   fp16 twice for the timing cache, CNN int8 with calibration data).
-#   run.sh bench    then, on the same host: trtkit bench of the engines.
+#   run.sh bench    then, on the same host: trtkit bench of the engines, and trtkit check: an engine as
+#                   built, one whose record names another GPU, one whose plan is damaged.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
@@ -50,6 +51,7 @@ BUILDS=/tmp/gpu-proof-builds
 export TRTKIT_CACHE=/tmp/gpu-proof-cache
 pack() {
   for build in "$BUILDS"/*/; do cp "$build/trtkit.json" "$PROOF/manifest-$(basename "$build").json"; done
+  rm -f "$PROOF"/triton/*/1/model.plan      # the engines are in the builds; their configs are what is shown
   for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
   mkdir -p "$OUT"; tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .; cp "$PROOF/proof.log" "$OUT/"
 }
@@ -59,6 +61,15 @@ if [ "$PHASE" = bench ]; then
   run bench-origin-fp32 bench "$BUILDS/origin-fp32" "${BENCH[@]}" --batch 1,64,1024,100000
   run bench-origin-fp16 bench "$BUILDS/origin-fp16" "${BENCH[@]}" --batch 1,64,1024,100000
   run bench-cnn-int8 bench "$BUILDS/cnn-int8" "${BENCH[@]}" --batch 1,64,1024
+  CHECK=("${IMAGE[@]}" --gpus all --json)
+  run check-origin-fp16 check "$BUILDS/origin-fp16" "${CHECK[@]}"
+  cp -r "$BUILDS/origin-fp16" "$BUILDS/other-gpu"
+  python3 -c "import json, sys; p = sys.argv[1]; m = json.load(open(p)); m['engine']['gpu'] = 'NVIDIA A100-SXM4-80GB'
+m['engine']['compute_capability'] = '8.0'; json.dump(m, open(p, 'w'))" "$BUILDS/other-gpu/trtkit.json"
+  run check-other-gpu check "$BUILDS/other-gpu" "${CHECK[@]}"
+  cp -r "$BUILDS/origin-fp16" "$BUILDS/damaged"
+  head -c 100000 "$BUILDS/origin-fp16/model.plan" > "$BUILDS/damaged/model.plan"
+  run check-damaged check "$BUILDS/damaged" "${CHECK[@]}"
   pack
   exit 0
 fi
@@ -74,10 +85,11 @@ ORIGIN=$WORK/origin_lstm
 CNN=$WORK/cnn_bn
 run origin-default build "$ORIGIN" "${GPU[@]}" --out "$BUILDS/origin-default"       # no --target: the probe chooses
 run origin-fp32 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/origin-fp32"
-run origin-fp16 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16"
+run origin-fp16 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16" \
+  --triton-repo "$PROOF/triton"
 run origin-fp16-again build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16-again"
 run cnn-fp32 build "$CNN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/cnn-fp32"
 run cnn-fp16 build "$CNN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/cnn-fp16"
 run cnn-int8 build "$CNN" "${GPU[@]}" --target engine --precision int8 --calib-data "$WORK/cnn_calib.npy" \
-  --out "$BUILDS/cnn-int8"
+  --out "$BUILDS/cnn-int8" --triton-repo "$PROOF/triton"
 pack
