@@ -96,3 +96,25 @@ def no_leftovers(docker_client):
     yield
     left = docker_client.containers.list(all=True, filters={"label": "org.trtkit"})
     assert not left, f"containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 128 KiB file system: a full disk, for real."""
+    if os.getuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.fixture(scope="session")
+def exported(models, trtkit_env, tmp_path_factory) -> Path:
+    """The origin model exported to ONNX once: the first stage of a two-stage build. Copy it to change it."""
+    out = tmp_path_factory.mktemp("first") / "origin"
+    result = subprocess.run([sys.executable, "-m", "trtkit", "build", str(models / "origin_lstm.h5"), *STANDIN_ARGS,
+                             "--target", "onnx", "--out", str(out)], env=trtkit_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out

@@ -76,17 +76,6 @@ def wheelhouse(tmp_path):
     return folder
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    if os.getuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "tiny"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], check=True)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
-
-
 def error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert lines and lines[-1].startswith("error: "), result.stderr[-2000:]

@@ -5,7 +5,6 @@ Keras 2 .h5 files whose Lambda layer attacks the build from inside the container
 """
 import fcntl
 import json
-import os
 import shutil
 import signal
 import socket
@@ -121,17 +120,6 @@ def test_default_out_of_a_dotted_name_in_an_odd_folder(trtkit, models, tmp_path)
     assert listing(tmp_path / "trtkit-out") == ["model", "model/model.onnx", *(f"model/{name}" for name in REFERENCE),
                                                 "model/report.html", "model/report.md", "model/reproduce.sh",
                                                 "model/trtkit.json"]
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    if os.getuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "tiny"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], check=True)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_full_disk_under_out_is_one_line_and_leaves_nothing(trtkit, models, tiny_disk):

@@ -6,7 +6,6 @@ second stage is taken as far as a CPU engine allows, and every refusal is one li
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,16 +13,6 @@ from conftest import STANDIN_ARGS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 REFERENCE = ("reference-inputs.npz", "reference-outputs.npz")
-
-
-@pytest.fixture(scope="module")
-def exported(models, trtkit_env, tmp_path_factory):
-    """The origin model exported to ONNX once, as the first stage."""
-    out = tmp_path_factory.mktemp("first") / "origin"
-    result = subprocess.run([sys.executable, "-m", "trtkit", "build", str(models / "origin_lstm.h5"), *STANDIN_ARGS,
-                             "--target", "onnx", "--out", str(out)], env=trtkit_env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
 
 
 def npz(path):
