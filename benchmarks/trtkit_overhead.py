@@ -68,12 +68,13 @@ def main():
                     STANDIN, "python3", "/repo/examples/make_models.py", "/out", "origin_lstm.h5"], check=True,
                    capture_output=True)
     model = tmp / "origin_lstm.h5"
-    common = ["--image", "trtkit/standin", "--tag", "19.07-py3", "--gpus", "none", "--target", "onnx"]
+    common = ["--image", "trtkit/standin", "--tag", "19.07-py3", "--gpus", "none", "--target", "onnx", "--force"]
 
     # 2. reuse: first build on a new base image, then the second.
     repository, tag = make_fresh_base(client, STANDIN, "trtkit-bench/standin")
     try:
-        reuse_args = ["build", model, "--image", repository, "--tag", tag, "--gpus", "none", "--target", "onnx"]
+        reuse_args = ["build", model, "--image", repository, "--tag", tag, "--gpus", "none", "--target", "onnx",
+                      "--force"]    # built again, not taken from the build cache
         first, _ = trtkit(*reuse_args, "--out", tmp / "first", cwd=tmp)
         second, _ = trtkit(*reuse_args, "--out", tmp / "second", cwd=tmp)
     finally:

@@ -7,15 +7,14 @@ import fcntl
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import STANDIN_ARGS
+from daemon_proxy import DaemonProxy
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 TRUSTED = [*STANDIN_ARGS, "--trust-model"]
@@ -270,51 +269,10 @@ def test_signals_remove_the_container_and_write_nothing(trtkit, trtkit_env, host
         assert rerun.returncode == 0, rerun.stderr[-1500:]
 
 
-class DaemonProxy:
-    """A unix socket in front of dockerd that can be cut, as if the daemon died."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.server = socket.socket(socket.AF_UNIX)
-        self.server.bind(str(path))
-        self.server.listen(16)
-        self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            daemon = socket.socket(socket.AF_UNIX)
-            daemon.connect("/var/run/docker.sock")
-            self.open += [client, daemon]
-            for a, b in ((client, daemon), (daemon, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, target):
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-
-    def cut(self):
-        self.server.close()
-        self.path.unlink()
-        for s in self.open:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 def test_the_daemon_dying_mid_build_is_one_line_and_doctor_cleans_up(trtkit, trtkit_env, hostile, tmp_path,
                                                                      docker_client):
     proxy = DaemonProxy(tmp_path / "docker.sock")
-    env = dict(trtkit_env, DOCKER_HOST=f"unix://{tmp_path / 'docker.sock'}")
+    env = dict(trtkit_env, DOCKER_HOST=proxy.url)
     (tmp_path / "work").mkdir()
     proc = start_build(hostile / "sleep_forever.h5", tmp_path / "work" / "out", env, "--trust-model")
     try:

@@ -56,11 +56,12 @@ class Manifest(TypedDict):
     engine: dict[str, Any] | None
     bench: BenchResult | None
     earlier_build: EarlierBuildRecord | None
+    build_key: str | None        # the content key of a reusable build (toolkit/build_cache.py)
     total_seconds: float
 
 
 def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: BuildRecord, result_dir: Path,
-         started: float, earlier: EarlierBuildRecord | None = None) -> Manifest:
+         started: float, earlier: EarlierBuildRecord | None = None, build_key: str | None = None) -> Manifest:
     """The manifest; `earlier` links a two-stage build to the build whose output it continued."""
     manifest: Manifest = {
         "trtkit_version": __version__,
@@ -79,6 +80,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "engine": record.engine,
         "bench": record.bench,
         "earlier_build": earlier,
+        "build_key": build_key,
         "total_seconds": round(time.time() - started, 3),
     }
     (result_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

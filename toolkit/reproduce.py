@@ -72,6 +72,8 @@ def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limi
         '($expected)" >&2; exit 1; }',
         f'trtkit --version | grep -qx {shlex.quote("trtkit " + __version__)} || '
         f'echo "reproduce.sh: this build used trtkit {__version__}; results may differ" >&2',
+        "# A clean trtkit cache, so the build is redone rather than taken from the cache of finished builds.",
+        'TRTKIT_CACHE=$(mktemp -d); export TRTKIT_CACHE; trap \'rm -rf "$TRTKIT_CACHE"\' EXIT',
         " ".join(shlex.quote(a) for a in command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
         "",
         "# What it amounts to in Docker (trtkit mounts nothing; files go in and out through the API):",

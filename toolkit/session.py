@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from . import engine_check, lock, report, reproduce, triton
+from . import build_cache, engine_check, lock, report, reproduce, triton
 from . import manifest as manifest_module
 from .console import show
 from .contract import contract
@@ -33,7 +33,7 @@ from .manifest import Manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
-from .targets import choose_target, tensorrt_version
+from .targets import TargetChoice, choose_target, tensorrt_version
 from .toolchain import Toolchain, cache_dir, ensure_toolchain, image_as_is
 from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
 
@@ -80,6 +80,7 @@ def lock_image(reference: str, memory: int | None, path: Path) -> dict:
 class BuildOutcome:
     out_dir: Path
     manifest: Manifest
+    reused: bool = False        # a finished build with the same content key was copied, nothing rebuilt
 
 
 def build(plan: BuildPlan) -> BuildOutcome:
@@ -100,22 +101,39 @@ def build(plan: BuildPlan) -> BuildOutcome:
         triton_folder = triton.model_folder(plan.triton_repo, plan.model.name, choice.target, plan.force,
                                             protected_paths(plan.model.path, cache_dir())) \
             if plan.triton_repo else None
-        extra = [(f"{contract.WORK}/{contract.ARTIFACTS}/{name}", path) for name, path in earlier.files.items()] \
-            if earlier else []
-        record = run_pipeline(session, plan, choice.target, "build", staging, extra,
-                              json.dumps(earlier.names).encode() if earlier else None)
-        if earlier:
-            record.names = earlier.names
-        with staging.writing():
-            manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started,
-                                            earlier.link() if earlier else None)
-            report.write_all(manifest, staging.result)
-            reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
+        build_key = build_cache.key(plan, choice.target, session.toolchain)
+        finished = build_cache.find(build_key) if build_key and not plan.force else None
+        if finished:
+            show(f"reusing the finished build {finished.name[:12]}: same model, data, image, toolchain and options "
+                 "(--force rebuilds)", style="bold")
+            with staging.writing():
+                manifest = cast(Manifest, build_cache.restore(finished, staging.result))
+        else:
+            manifest = _build_fresh(plan, session, choice, earlier, staging, started, build_key)
         published = staging.publish()
+    if build_key and not finished:
+        build_cache.keep(published, build_key)
     if triton_folder:
         triton.write(triton_folder, published, manifest)
         show(f"Triton model: {triton_folder}")
-    return BuildOutcome(published, manifest)
+    return BuildOutcome(published, manifest, reused=finished is not None)
+
+
+def _build_fresh(plan: BuildPlan, session: Session, choice: TargetChoice, earlier: EarlierBuild | None,
+                 staging: Staging, started: float, build_key: str | None) -> Manifest:
+    """The pipeline, then the manifest, the reports and reproduce.sh in the staged result."""
+    extra = [(f"{contract.WORK}/{contract.ARTIFACTS}/{name}", path) for name, path in earlier.files.items()] \
+        if earlier else []
+    record = run_pipeline(session, plan, choice.target, "build", staging, extra,
+                          json.dumps(earlier.names).encode() if earlier else None)
+    if earlier:
+        record.names = earlier.names
+    with staging.writing():
+        manifest = manifest_module.make(plan, choice, session.toolchain, record, staging.result, started,
+                                        earlier.link() if earlier else None, build_key)
+        report.write_all(manifest, staging.result)
+        reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
+    return manifest
 
 
 def _earlier_build(plan: BuildPlan) -> EarlierBuild | None:

@@ -28,7 +28,8 @@ def build(
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
     out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace --out even when it holds files trtkit did not write.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when a finished build matches, and replace "
+                                        "--out even when it holds files trtkit did not write.")] = False,
     sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
     calib_data: Annotated[Optional[Path], typer.Option(help="INT8 calibration data: .npy/.npz or a folder of them.", exists=True)] = None,
     atol: Annotated[Optional[float], typer.Option(help="Largest absolute error allowed against Keras.")] = None,
@@ -65,6 +66,6 @@ def build(
         **options.box_settings(trust_model, memory, timeout))
     outcome = session.build(plan)
     if json_output:
-        print_json({"out_dir": str(outcome.out_dir), **outcome.manifest})
+        print_json({"out_dir": str(outcome.out_dir), "reused": outcome.reused, **outcome.manifest})
     else:
         report.print_summary(outcome.manifest, outcome.out_dir)

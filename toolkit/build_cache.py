@@ -1,0 +1,68 @@
+"""Finished builds kept by content: a build whose inputs match one that finished is reused, not redone.
+
+The key covers what decides the artifacts: the model's bytes, the data files' bytes, the image and
+toolchain ids, the target, the options that reach the container, and trtkit's version. ONNX and
+frozen-graph builds give byte-identical artifacts for the same key (tests/test_build.py), so reusing one
+equals redoing it. Engines are always built (they depend on the GPU and on TensorRT's timing, which the
+key cannot see), and so are builds with --bench (timings are measurements). `--force` rebuilds.
+"""
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .exported import MANIFEST_NAME
+from .modelfile import sha256_of
+from .plan import BuildPlan
+from .toolchain import Toolchain, cache_dir
+
+REUSABLE_TARGETS = ("onnx", "frozen")
+# Options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine here).
+NOT_IN_KEY = ("target", "sample_data", "calib_data", "gpus", "memory", "timeout", "triton_repo")
+
+
+def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
+    """The build's content key, or None when such a build is never reused."""
+    if target not in REUSABLE_TARGETS or plan.bench:
+        return None
+    material = {
+        "trtkit": __version__, "model": plan.model.sha256, "target": target,
+        "image": toolchain.base_id, "toolchain": toolchain.image_id,
+        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items()},
+        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _root() -> Path:
+    return cache_dir() / "builds"
+
+
+def find(build_key: str) -> Path | None:
+    folder = _root() / build_key
+    return folder if (folder / MANIFEST_NAME).is_file() else None
+
+
+def restore(folder: Path, dest: Path) -> dict:
+    """The finished build's files into dest (regular files only); its manifest."""
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, dest / path.name)
+    return json.loads((dest / MANIFEST_NAME).read_text())
+
+
+def keep(output: Path, build_key: str) -> None:
+    """A copy of a finished output under its key; written beside and renamed, so never half there."""
+    if find(build_key):
+        return
+    _root().mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{build_key[:12]}-", dir=_root()))
+    try:
+        for path in output.iterdir():
+            if path.is_file() and not path.is_symlink():
+                shutil.copy2(path, staging / path.name)
+        staging.rename(_root() / build_key)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)     # a cache that cannot be written costs only a rebuild
