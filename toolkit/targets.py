@@ -67,7 +67,8 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
     only = exported[0] if exported and len(exported) == 1 else None
     if only and not requested:
         return choose_target(only, gpus, gpu_runtime, toolchain, model_format)._replace(
-            reason=f"default: the model is {_described(model_format)}, so its {only} is what is left to build")
+            reason=f"default: the model is {_described(model_format)}, so its {only} is what is left to build; "
+                   f"the probe found TensorRT {tensorrt} in the image, and a GPU is requested")
     if requested == "tftrt" and not toolchain.get("tftrt"):
         raise TargetUnsupported(
             f"this image's stack has no TF-TRT (TensorFlow {toolchain.get('tensorflow') or 'missing'}; "
