@@ -156,7 +156,7 @@ def test_rebuilds_are_byte_identical(trtkit, models, tmp_path, model, target, ar
         result = trtkit("build", models / model, *STANDIN_ARGS, "--target", target, "--out", tmp_path / run,
                         "--force", "--json")
         assert result.returncode == 0, result.stderr[-2000:]
-        assert json.loads(result.stdout)["reused"] is False
+        assert json.loads(result.stdout)["reused_from"] is None
         contents.add((tmp_path / run / artifact).read_bytes())
     assert len(contents) == 1
 
@@ -167,11 +167,11 @@ def test_a_finished_build_is_reused_and_any_change_builds_again(trtkit, models, 
     again = trtkit(*args, "--out", tmp_path / "again")
     assert again.returncode == 0 and "reusing the finished build" in again.stderr, again.stderr[-1500:]
     reused = json.loads(again.stdout)
-    assert reused["reused"] is True and reused["build_key"] == first["build_key"]
+    assert reused["reused_from"] == first["created"] and reused["build_key"] == first["build_key"]
     assert (tmp_path / "again" / "model.onnx").read_bytes() == (tmp_path / "first" / "model.onnx").read_bytes()
     assert "reusing" not in trtkit(*args, "--out", tmp_path / "seed", "--seed", "7").stderr    # another key
     bench = json.loads(trtkit(*args, "--out", tmp_path / "b", "--bench", "--batch", "1", "--iterations", "2").stdout)
-    assert bench["build_key"] is None and bench["reused"] is False      # timings are measured, never reused
+    assert bench["build_key"] is None and bench["reused_from"] is None      # timings are measured, never reused
 
 
 def test_reproduce_sh_rebuilds_the_same_bytes_and_checks_the_image(trtkit, trtkit_env, models, tmp_path):

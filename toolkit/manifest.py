@@ -57,6 +57,7 @@ class Manifest(TypedDict):
     bench: BenchResult | None
     earlier_build: EarlierBuildRecord | None
     build_key: str | None        # the content key of a reusable build (toolkit/build_cache.py)
+    reused_from: str | None      # when the artifacts were copied from a finished build: that build's time
     total_seconds: float
 
 
@@ -81,10 +82,26 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "bench": record.bench,
         "earlier_build": earlier,
         "build_key": build_key,
+        "reused_from": None,
         "total_seconds": round(time.time() - started, 3),
     }
-    (result_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write(manifest, result_dir)
     return manifest
+
+
+def reused(finished: Manifest, plan: BuildPlan, choice: TargetChoice, result_dir: Path, started: float) -> Manifest:
+    """A finished build's manifest for this request: what was done (artifacts, checks, steps) is that build's;
+    what was asked (options, the target's reason) and when are this one's."""
+    manifest: Manifest = {**finished, "options": plan.options(), "target": {"chosen": choice.target,
+                          "reason": choice.reason}, "reused_from": finished["created"],
+                          "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                          "total_seconds": round(time.time() - started, 3)}
+    write(manifest, result_dir)
+    return manifest
+
+
+def write(manifest: Manifest, result_dir: Path) -> None:
+    (result_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _describe(path: Path, event: dict) -> ArtifactRecord:

@@ -80,7 +80,6 @@ def lock_image(reference: str, memory: int | None, path: Path) -> dict:
 class BuildOutcome:
     out_dir: Path
     manifest: Manifest
-    reused: bool = False        # a finished build with the same content key was copied, nothing rebuilt
 
 
 def build(plan: BuildPlan) -> BuildOutcome:
@@ -107,7 +106,10 @@ def build(plan: BuildPlan) -> BuildOutcome:
             show(f"reusing the finished build {finished.name[:12]}: same model, data, image, toolchain and options "
                  "(--force rebuilds)", style="bold")
             with staging.writing():
-                manifest = cast(Manifest, build_cache.restore(finished, staging.result))
+                manifest = manifest_module.reused(cast(Manifest, build_cache.restore(finished, staging.result)),
+                                                  plan, choice, staging.result, started)
+                report.write_all(manifest, staging.result)
+                reproduce.write(staging.result, plan, choice.target, session.toolchain, session.limits)
         else:
             manifest = _build_fresh(plan, session, choice, earlier, staging, started, build_key)
         published = staging.publish()
@@ -116,7 +118,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
     if triton_folder:
         triton.write(triton_folder, published, manifest)
         show(f"Triton model: {triton_folder}")
-    return BuildOutcome(published, manifest, reused=finished is not None)
+    return BuildOutcome(published, manifest)
 
 
 def _build_fresh(plan: BuildPlan, session: Session, choice: TargetChoice, earlier: EarlierBuild | None,

@@ -66,6 +66,6 @@ def build(
         **options.box_settings(trust_model, memory, timeout))
     outcome = session.build(plan)
     if json_output:
-        print_json({"out_dir": str(outcome.out_dir), "reused": outcome.reused, **outcome.manifest})
+        print_json({"out_dir": str(outcome.out_dir), **outcome.manifest})
     else:
         report.print_summary(outcome.manifest, outcome.out_dir)
