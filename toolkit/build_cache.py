@@ -54,15 +54,15 @@ def restore(folder: Path, dest: Path) -> dict:
 
 
 def keep(output: Path, build_key: str) -> None:
-    """A copy of a finished output under its key; written beside and renamed, so never half there."""
-    if find(build_key):
-        return
+    """A copy of a finished output under its key (the newest build of that key, after --force too);
+    written beside and renamed, so never half there."""
     _root().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{build_key[:12]}-", dir=_root()))
     try:
         for path in output.iterdir():
             if path.is_file() and not path.is_symlink():
                 shutil.copy2(path, staging / path.name)
+        shutil.rmtree(_root() / build_key, ignore_errors=True)
         staging.rename(_root() / build_key)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)     # a cache that cannot be written costs only a rebuild
