@@ -17,6 +17,9 @@ def test_differences_name_each_change():
                                             "h5py absent locked, 3.12.1 here", "numpy 1.26.4 locked, 2.0.0 here",
                                             "onnx 1.17.0 locked, absent here"]
     assert differences(locked, dict(locked)) == []
+    # The engine of a two-stage build runs in the image itself: only the image is compared.
+    assert differences(locked, dict(current, id="sha256:a"), image_only=True) == []
+    assert differences(locked, current, image_only=True) == ["image sha256:a locked, sha256:b here"]
 
 
 def test_lock_then_build_locked_and_every_difference_stops_it(trtkit, models, tmp_path, docker_client):

@@ -95,8 +95,9 @@ def test_a_concurrent_build_into_the_same_out_fails_clearly(trtkit, models, tmp_
 def test_two_builds_racing_into_one_out_never_mix(trtkit_env, models, tmp_path):
     """Started together: one publishes, the other fails at once with the lock's message; never both, never a mix."""
     out = tmp_path / "out"
+    # --force: both really build (a finished build would be reused in a blink, and the race would not happen)
     racers = [subprocess.Popen([sys.executable, "-m", "trtkit", "build", str(models / model), *STANDIN_ARGS,
-                                "--out", str(out)], cwd=tmp_path, env=trtkit_env, stdout=subprocess.PIPE,
+                                "--out", str(out), "--force"], cwd=tmp_path, env=trtkit_env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True) for model in ("keras3_mlp.keras", "two_io.h5")]
     results = [(racer.wait(timeout=600), racer.stderr.read()) for racer in racers]
     assert sorted(code for code, _ in results) == [0, 16], results

@@ -73,11 +73,14 @@ def pinned_reference(reference: str, locked: dict) -> str:
     return locked["digests"][0] if locked.get("digests") else reference
 
 
-def differences(locked: dict, current: dict) -> list[str]:
-    """What differs between the lock's entry and what this host has, one phrase each."""
+def differences(locked: dict, current: dict, image_only: bool = False) -> list[str]:
+    """What differs between the lock's entry and what this host has, one phrase each. image_only: the build
+    runs the image itself (the engine of a two-stage build), so no toolchain of the lock takes part."""
     found = []
     if locked.get("id") != current["id"]:
         found.append(f"image {locked.get('id')} locked, {current['id']} here")
+    if image_only:
+        return found
     toolchain = (locked.get("toolchain") or {}).get("tag")
     if toolchain != current["toolchain"]["tag"]:
         found.append(f"toolchain {toolchain} locked, {current['toolchain']['tag']} here")
@@ -88,8 +91,8 @@ def differences(locked: dict, current: dict) -> list[str]:
     return found
 
 
-def verify(locked: dict, toolchain: Toolchain, path: Path, reference: str) -> None:
-    found = differences(locked, entry(toolchain))
+def verify(locked: dict, toolchain: Toolchain, path: Path, reference: str, image_only: bool = False) -> None:
+    found = differences(locked, entry(toolchain), image_only)
     if found:
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
         raise LockMismatch(f"{reference} differs from {path}: {'; '.join(found[:SHOWN])}{more}",

@@ -93,7 +93,8 @@ def build(plan: BuildPlan) -> BuildOutcome:
     with Staging(out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
         session = open_session(plan)
         if locked and plan.locked:
-            lock.verify(locked, session.toolchain, plan.locked, reference)
+            lock.verify(locked, session.toolchain, plan.locked, reference,
+                        image_only=plan.model.format == contract.OUTPUT_FORMAT)
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe,
                                plan.model.format)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
