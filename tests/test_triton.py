@@ -41,6 +41,15 @@ def test_an_onnx_config_takes_its_batch_from_shapes_and_marks_unknown_dims():
     assert config.max_batch_size == 256 and list(config.input[0].dims) == [-1, 192]
 
 
+@pytest.mark.parametrize("shape", [[None, '1 ] }\noutput [ { name: "x"'], [None, 1.5], [None, -2], "11x192"])
+def test_a_shape_that_is_not_sizes_never_reaches_the_config(shape):
+    """Names and shapes come out of the container: a hostile model could try to write the config itself."""
+    names = json.loads(json.dumps(NAMES))
+    names["outputs"][0]["shape"] = shape
+    with pytest.raises(TargetUnsupported, match="is not a list of sizes"):
+        config_text("m", dict(ENGINE, names=names), "tensorrt_plan")
+
+
 def test_a_manifest_without_output_shapes_is_refused():
     names = dict(NAMES, outputs=[{"name": "dense_3", "keras_tensor": "", "frozen": "", "imported": ""}])
     with pytest.raises(TargetUnsupported, match="output shapes"):

@@ -100,7 +100,11 @@ def config_text(name: str, manifest: Manifest, platform: str) -> str:
 
 
 def _tensor(name: str, dtype: str, shape: list) -> str:
+    """One input or output entry. Names and shapes came out of the container: only whole numbers become dims."""
     if dtype not in DATA_TYPES:
         raise TargetUnsupported(f"Triton has no data type for {name}'s {dtype}")
+    if not isinstance(shape, list) or not shape or any(
+            d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 0) for d in shape):
+        raise TargetUnsupported(f"{name}'s shape {shape!r} is not a list of sizes: no Triton config written")
     dims = ", ".join("-1" if d is None else str(d) for d in shape[1:])     # the batch dimension is implied
     return f"  {{\n    name: {json.dumps(name)}\n    data_type: {DATA_TYPES[dtype]}\n    dims: [ {dims} ]\n  }}"
