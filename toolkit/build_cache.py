@@ -9,13 +9,13 @@ key cannot see), and so are builds with --bench (timings are measurements). `--f
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from . import __version__
 from .exported import MANIFEST_NAME
 from .modelfile import sha256_of
 from .plan import BuildPlan
+from .staging import replace_folder
 from .toolchain import Toolchain, cache_dir
 
 REUSABLE_TARGETS = ("onnx", "frozen")
@@ -45,24 +45,22 @@ def find(build_key: str) -> Path | None:
     return folder if (folder / MANIFEST_NAME).is_file() else None
 
 
-def restore(folder: Path, dest: Path) -> dict:
-    """The finished build's files into dest (regular files only); its manifest."""
-    for path in sorted(folder.iterdir()):
+def _copy_files(source: Path, dest: Path) -> None:
+    """An output's regular files (an ONNX or frozen output has no folders), never through a link."""
+    for path in sorted(source.iterdir()):
         if path.is_file() and not path.is_symlink():
             shutil.copy2(path, dest / path.name)
+
+
+def restore(folder: Path, dest: Path) -> dict:
+    """The finished build's files into dest; its manifest."""
+    _copy_files(folder, dest)
     return json.loads((dest / MANIFEST_NAME).read_text())
 
 
 def keep(output: Path, build_key: str) -> None:
-    """A copy of a finished output under its key (the newest build of that key, after --force too);
-    written beside and renamed, so never half there."""
-    _root().mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{build_key[:12]}-", dir=_root()))
+    """A copy of a finished output under its key: the newest build of that key (after --force too)."""
     try:
-        for path in output.iterdir():
-            if path.is_file() and not path.is_symlink():
-                shutil.copy2(path, staging / path.name)
-        shutil.rmtree(_root() / build_key, ignore_errors=True)
-        staging.rename(_root() / build_key)
+        replace_folder(_root() / build_key, lambda new: _copy_files(output, new))
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)     # a cache that cannot be written costs only a rebuild
+        pass        # a cache that cannot be written costs only a rebuild

@@ -90,7 +90,8 @@ def build(plan: BuildPlan) -> BuildOutcome:
     if locked:   # the locked digest, not a tag that may have moved since
         plan = dataclasses.replace(plan, image=lock.pinned_reference(reference, locked))
     out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
-    with Staging(out_dir, plan.force, protected_paths(plan.model.path, cache_dir())) as staging:
+    protected = protected_paths(plan.model.path, cache_dir())
+    with Staging(out_dir, plan.force, protected) as staging:
         session = open_session(plan)
         if locked and plan.locked:
             lock.verify(locked, session.toolchain, plan.locked, reference,
@@ -99,8 +100,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
                                plan.model.format)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
         triton_folder = triton.model_folder(plan.triton_repo, plan.model.name, choice.target, plan.force,
-                                            protected_paths(plan.model.path, cache_dir())) \
-            if plan.triton_repo else None
+                                            protected) if plan.triton_repo else None
         build_key = build_cache.key(plan, choice.target, session.toolchain)
         finished = build_cache.find(build_key) if build_key and not plan.force else None
         if finished:

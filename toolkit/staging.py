@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -141,6 +142,19 @@ class Staging:
         except OSError as e:
             raise _not_writable(self.out_dir, e) from None
         return self.out_dir
+
+
+def replace_folder(dest: Path, fill: Callable[[Path], None]) -> None:
+    """dest made anew: filled in a folder beside it, then swapped in for the old one, so never half there.
+    An OSError propagates, and nothing is left beside dest."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.trtkit-", dir=dest.parent))
+    try:
+        fill(new)
+        shutil.rmtree(dest, ignore_errors=True)
+        new.rename(dest)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def _not_writable(out_dir: Path, error: OSError) -> OutputNotWritable:

@@ -10,7 +10,6 @@ holds what trtkit writes there (or with --force), and it appears in one rename.
 """
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -18,7 +17,7 @@ from .errors import OutputNotWritable, TargetUnsupported
 from .events import Names
 from .manifest import Manifest
 from .modelfile import safe_name
-from .staging import refuse_protected
+from .staging import refuse_protected, replace_folder
 
 PLATFORMS = {"engine": ("tensorrt_plan", "model.plan"), "onnx": ("onnxruntime_onnx", "model.onnx")}
 VERSION = "1"
@@ -62,19 +61,17 @@ def write(folder: Path, out_dir: Path, manifest: Manifest) -> None:
     """The model folder from a finished output, swapped in whole."""
     target = manifest["target"]["chosen"]
     platform, artifact = PLATFORMS[target]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.trtkit-", dir=folder.parent))
+    config = config_text(folder.name, manifest, platform)
+
+    def fill(new: Path) -> None:
+        (new / VERSION).mkdir()
+        shutil.copyfile(out_dir / artifact, new / VERSION / artifact)
+        (new / "config.pbtxt").write_text(config)
+
     try:
-        (staging / VERSION).mkdir()
-        shutil.copyfile(out_dir / artifact, staging / VERSION / artifact)
-        (staging / "config.pbtxt").write_text(config_text(folder.name, manifest, platform))
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+        replace_folder(folder, fill)
     except OSError as e:
         raise OutputNotWritable(f"cannot write the Triton model folder {folder}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def max_batch(manifest: Manifest) -> int:
