@@ -5,7 +5,7 @@ VENV   := .venv
 TRTKIT := $(VENV)/bin/trtkit
 STANDIN_ARGS := --image trtkit/standin --tag 19.07-py3
 
-.PHONY: setup demo test
+.PHONY: setup demo test readme-tags
 setup: $(TRTKIT)
 	bash images/start-engine.sh
 	bash images/build.sh
@@ -31,3 +31,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
+
+# The README's tag table is generated from toolkit/tags.py.
+readme-tags: $(TRTKIT)
+	$(VENV)/bin/python -m trtkit.tags README.md

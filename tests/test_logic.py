@@ -21,7 +21,7 @@ from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
 from trtkit.options import image_reference, parse_gpus, parse_shapes, parse_size, parse_tactic_sources
 from trtkit.plan import GpuRequest
 from trtkit.staging import Staging
-from trtkit.targets import KNOWN_TAGS, choose_target, known_tag, trtexec_has_precision_flags
+from trtkit.targets import choose_target
 
 TRT_STACK = {"tensorrt": "8.6.0", "tensorflow": "2.21.0", "tftrt": False}
 CPU_STACK = {"tensorrt": None, "trtexec": None, "tensorflow": "2.21.0", "tftrt": False}
@@ -169,12 +169,6 @@ def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     with pytest.raises(OutputNotWritable):
         Staging(tmp_path / "out" / "model.onnx" / "x", force=False, protected={})
-
-
-def test_tag_table():
-    assert known_tag("19.07-py3").tensorrt == "5.1.5"
-    assert trtexec_has_precision_flags("10.8.0") and not trtexec_has_precision_flags("11.1.0")
-    assert len({t.tag for t in KNOWN_TAGS}) == len(KNOWN_TAGS)
 
 
 def test_tactic_sources_to_leave_out():

@@ -8,7 +8,7 @@ import typer
 from .. import images
 from ..console import show, user_errors
 from ..plan import DEFAULT_IMAGE
-from ..targets import known_tag
+from ..tags import known_tag
 
 
 @user_errors
