@@ -4,12 +4,15 @@
 #
 #   trtkit/base:bullseye     Debian bullseye + Python 3.9 (debootstrap, docker import)
 #   trtkit/tensorrt:8.6-py3  + the TensorRT 8.6.0 wheel (the newest TensorRT the package index has as
-#                            real wheels, for CPython 3.9 and 3.10), numpy, and the cuBLAS and cuDNN
-#                            wheels that TensorRT's plugin library links; laid out like NVIDIA's image
+#                            real wheels, for CPython 3.9 and 3.10), numpy, the cuBLAS and cuDNN
+#                            wheels that TensorRT's plugin library links, and the CUDA runtime
+#                            (TensorRT links its own statically; Polygraphy loads libcudart.so);
+#                            laid out like NVIDIA's image
 #
-#   --site-packages DIR   take tensorrt/ and numpy/ from an unpacked site-packages tree instead of
-#                         downloading wheels: for a host with no package index, which has the same
-#                         wheels unpacked (the base image can come from `trtkit images load` there)
+#   --site-packages DIR   take tensorrt/, numpy/ and nvidia/cuda_runtime/ from an unpacked
+#                         site-packages tree instead of downloading wheels: for a host with no
+#                         package index, which has the same wheels unpacked (the base image can
+#                         come from `trtkit images load` there)
 #
 # Needs root (debootstrap) unless trtkit/base:bullseye exists, and a running dockerd.
 # Cache folder: $TRTKIT_IMAGE_CACHE (default ~/.cache/trtkit/images).
@@ -18,7 +21,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TRTKIT_IMAGE_CACHE:-$HOME/.cache/trtkit/images}
 BASE=trtkit/base:bullseye
 IMAGE=trtkit/tensorrt:8.6-py3
-WHEELS=(tensorrt==8.6.0 numpy==1.26.4 nvidia-cublas-cu12==12.1.3.1 nvidia-cudnn-cu12==8.9.2.26)
+WHEELS=(tensorrt==8.6.0 numpy==1.26.4 nvidia-cublas-cu12==12.1.3.1 nvidia-cudnn-cu12==8.9.2.26
+        nvidia-cuda-runtime-cu12==12.1.105)
 . "$HERE/lib.sh"
 SITE=
 while [ $# -gt 0 ]; do
@@ -34,7 +38,8 @@ CTX=$CACHE/tensorrt-context
 rm -rf "$CTX"; mkdir -p "$CTX"
 cp "$HERE/tensorrt/Dockerfile" "$HERE/tensorrt/nvidia_entrypoint.sh" "$HERE/tensorrt/python_setup.sh" "$CTX/"
 if [ -n "$SITE" ]; then
-  [ -f "$SITE/tensorrt/__init__.py" ] && [ -d "$SITE/numpy" ] || die "$SITE holds no tensorrt and numpy packages"
+  [ -f "$SITE/tensorrt/__init__.py" ] && [ -d "$SITE/numpy" ] && [ -d "$SITE/nvidia/cuda_runtime/lib" ] \
+    || die "$SITE lacks tensorrt/, numpy/ or nvidia/cuda_runtime/lib/ (unpack the nvidia-cuda-runtime-cu12 wheel)"
   log "site-packages from $SITE"
   context_copy "$SITE" "$CTX/site-packages"
 else

@@ -1,4 +1,5 @@
 """trtkit build, end to end: real CLI, real engine, stand-in image (CPU toolchain)."""
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -66,6 +67,8 @@ def test_origin_build_records_everything(trtkit, models, tmp_path):
                                   "reason": "default: --gpus none was given, so no TensorRT engine can be built here"}
     for package in ("python", "tensorflow", "keras", "onnx", "tf2onnx", "onnxruntime", "numpy"):
         assert manifest["versions"][package], package
+    # The Polygraphy trtkit pins reached the box beside its scripts, whatever the image has.
+    assert manifest["versions"]["polygraphy"] == importlib.metadata.version("polygraphy")
     assert manifest["image"]["reference"] == "trtkit/standin:19.07-py3"
     assert manifest["image"]["id"].startswith("sha256:")
     assert len(manifest["model"]["sha256"]) == 64 and manifest["model"]["params"] == 68417

@@ -23,10 +23,12 @@ def _profiles(shapes, inputs=(LSTM_INPUT,)):
     return profiles.resolve_profiles(list(inputs), shapes)
 
 
-def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None):
-    plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources}
+def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None, strict=False):
+    plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources,
+            "strict_timing_cache": strict}
     build = settings.BuildSettings(plan, _profiles(shapes or {}))
-    return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan")
+    return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan", None,
+                             "/w/artifacts/timing.cache")
 
 
 # --- profiles -----------------------------------------------------------------------
@@ -157,6 +159,12 @@ def test_trtexec_without_cache_has_no_cache_flag():
     assert not [a for a in trtexec.trtexec_build_args("trtexec", (8, 6, 0), _job(), "e") if "timingCache" in a]
 
 
+def test_trtexec_strict_timing_cache_errors_on_a_miss():
+    assert "--errorOnTimingCacheMiss" in trtexec.trtexec_build_args("trtexec", (8, 6, 0), _job(strict=True), "e",
+                                                                     timing_cache="/w/t.cache")
+    assert "--errorOnTimingCacheMiss" not in trtexec.trtexec_build_args("trtexec", (8, 6, 0), _job(), "e")
+
+
 def test_older_trtexec_flags():
     args = trtexec.trtexec_build_args("trtexec", (8, 2, 5), _job(workspace=2 ** 29), "e")
     assert "--workspace=512" in args and "--buildOnly" in args and "--skipInference" not in args
@@ -202,18 +210,46 @@ def test_calibration_cache_name_changes_with_model_data_and_version(tmp_path):
 def test_calibration_cache_is_reused_and_shared(tmp_path):
     shared = tmp_path / "calibration-abc.cache"
     data = {"x": np.zeros((4, 2), np.float32)}
-    fresh = calibration.Calibration(data, str(shared))
-    assert not fresh.reused and fresh.cache is None
-    fresh.cache = b"scales"  # what TensorRT's write_calibration_cache hands over
-    fresh.save(str(tmp_path / "calibration.cache"))
-    assert shared.read_bytes() == (tmp_path / "calibration.cache").read_bytes() == b"scales"
-    again = calibration.Calibration(data, str(shared))
-    assert again.reused and again.cache == b"scales"
+    first = tmp_path / "first.cache"
+    fresh = calibration.Calibration(data, str(first), str(shared))
+    assert not fresh.reused and not first.exists()
+    first.write_bytes(b"scales")  # what Polygraphy's calibrator writes when TensorRT calibrates
+    fresh.save()
+    assert shared.read_bytes() == b"scales"
+    second = tmp_path / "second.cache"
+    again = calibration.Calibration(data, str(second), str(shared))
+    assert again.reused and second.read_bytes() == b"scales"  # TensorRT reads it instead of calibrating
 
 
 def test_calibration_without_a_cache_from_tensorrt_fails(tmp_path):
     with pytest.raises(StepError, match="no INT8 calibration cache"):
-        calibration.Calibration({"x": np.zeros((1, 1))}, None).save(str(tmp_path / "calibration.cache"))
+        calibration.Calibration({"x": np.zeros((1, 1))}, str(tmp_path / "c.cache"), str(tmp_path / "s.cache")).save()
+
+
+# --- Polygraphy: what runs without TensorRT (its comparator, the calibration batches) ---------
+
+def test_polygraphy_comparison_gates_on_the_largest_absolute_error():
+    from trtkit_steps.trt import polygraphy_api
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)  # no TensorRT needed to compare
+    backend.api, backend.comparator = polygraphy_api.import_polygraphy()
+    expected = {"y": np.array([[0.5], [0.25]], np.float32)}
+    close = {"y": expected["y"] + np.float32(1e-5)}
+    errors, passed = backend.compare(expected, close, 1e-4)
+    assert passed and errors["y"]["max_abs_err"] == pytest.approx(1e-5, rel=1e-2)
+    errors, passed = backend.compare(expected, {"y": expected["y"] + np.float32(1e-3)}, 1e-4)
+    assert not passed and errors["y"]["max_abs_err"] == pytest.approx(1e-3, rel=1e-2)
+    assert errors["y"]["max_rel_err"] == pytest.approx(4e-3, rel=1e-2)
+    assert backend.compare(expected, {"y": expected["y"] + 1}, None)[1] is None  # INT8: reported, no verdict
+
+
+def test_polygraphy_calibration_feeds_whole_batches_only():
+    from trtkit_steps.trt import polygraphy_api
+    rows = np.arange(150 * 2, dtype=np.float32).reshape(150, 2)
+    cal = calibration.Calibration.__new__(calibration.Calibration)
+    cal.arrays, cal.rows = {"x": rows}, 150
+    batches = polygraphy_api._calibration_batches(cal)
+    assert [b["x"].shape for b in batches] == [(64, 2), (64, 2)]   # the last 22 rows make no whole batch
+    assert batches[1]["x"][0, 0] == rows[64, 0]
 
 
 class _TacticSource(enum.IntEnum):  # TensorRT 8.6's values

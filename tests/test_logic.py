@@ -1,5 +1,6 @@
 """Pure logic of the host side: option parsing, target choice, error mapping, events, staging."""
 import json
+import subprocess
 import zipfile
 
 import pytest
@@ -177,3 +178,34 @@ def test_tactic_sources_to_leave_out():
     for bad in ("", ",", "-CUBLAS", "cu blas"):
         with pytest.raises(typer.BadParameter):
             parse_tactic_sources(bad)
+
+
+def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha256(tmp_path):
+    """The script itself, run with stand-ins for docker and trtkit that record what they were given."""
+    from trtkit import reproduce
+    from trtkit.docker_runner import Limits
+    from trtkit.modelfile import ModelRef
+    from trtkit.plan import BuildPlan
+    from trtkit.toolchain import Toolchain
+
+    out, bin_dir = tmp_path / "out", tmp_path / "bin"
+    out.mkdir(), bin_dir.mkdir()
+    (out / "timing.cache").write_bytes(b"tactics")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3",
+                     strict_timing_cache=True)
+    reproduce.write(out, plan, "engine", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
+    (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
+    (bin_dir / "trtkit").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] || echo \"$@\" > {tmp_path}/args\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert ran.returncode == 0, ran.stderr
+    args = (tmp_path / "args").read_text().split()
+    assert args[args.index("--timing-cache") + 1] == str(out / "timing.cache") and "--strict-timing-cache" in args
+    (out / "timing.cache").write_bytes(b"other tactics")
+    ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert ran.returncode == 1 and "not the timing cache this build ended with" in ran.stderr

@@ -180,6 +180,7 @@ def h5(tmp_path):
     (["--tag", "x", "--bench", "--batch", "1,1e9"], "a batch size must be a whole number"),
     (["--tag", "x", "--memory", "1k"], "memory limit '1k' is out of range"),
     (["--tag", "x", "--workspace", "9999999T"], "workspace"),
+    (["--tag", "x", "--strict-timing-cache"], "--strict-timing-cache needs --timing-cache FILE"),
 ])
 def test_absurd_input_is_a_usage_error(trtkit, h5, args, says):
     result = trtkit("build", h5, "--image", "trtkit/standin", *args) if "--image" not in args else \

@@ -20,7 +20,8 @@ from .toolchain import Toolchain, cache_dir
 
 REUSABLE_TARGETS = ("onnx", "frozen")
 # Options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine here).
-NOT_IN_KEY = ("target", "sample_data", "calib_data", "gpus", "memory", "timeout", "triton_repo")
+# Data files are in the key by their bytes, not their paths.
+NOT_IN_KEY = ("target", "sample_data", "calib_data", "timing_cache", "gpus", "memory", "timeout", "triton_repo")
 
 
 def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:

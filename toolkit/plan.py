@@ -44,11 +44,14 @@ class BuildPlan:
     disabled_tactic_sources: tuple[str, ...] | None = None    # None: TensorRT's default tactic sources
     triton_repo: Path | None = None            # also write the artifact into this Triton model repository
     locked: Path | None = None                 # the lock file a --locked build must match
+    timing_cache: Path | None = None           # a TensorRT timing cache to replay (an earlier build's timing.cache)
+    strict_timing_cache: bool = False          # a tactic missing from timing_cache fails the build
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
         return {role: (f"{contract.DATA_DIR}/{role}{path.suffix}", path.absolute())
-                for role, path in (("sample", self.sample_data), ("calib", self.calib_data)) if path is not None}
+                for role, path in (("sample", self.sample_data), ("calib", self.calib_data),
+                                   ("timing", self.timing_cache)) if path is not None}
 
     def container_plan(self, target: str, mode: str = "build") -> dict:
         """plan.json for scripts/pipeline.py; mode is one of contract.MODES."""
@@ -71,6 +74,8 @@ class BuildPlan:
             "seed": self.seed,
             "cache_dir": f"{contract.WORK}/{contract.CACHE}",
             "disabled_tactic_sources": list(self.disabled_tactic_sources) if self.disabled_tactic_sources else None,
+            "timing_cache": data.get("timing"),
+            "strict_timing_cache": self.strict_timing_cache,
         }
 
     def options(self) -> dict:
@@ -84,4 +89,6 @@ class BuildPlan:
             "seed": self.seed, "trust_model": self.trust_model, "memory": self.memory, "timeout": self.timeout,
             "disabled_tactic_sources": list(self.disabled_tactic_sources or []),
             "triton_repo": str(self.triton_repo) if self.triton_repo else None,
+            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
+            "strict_timing_cache": self.strict_timing_cache,
         }

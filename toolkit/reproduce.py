@@ -12,11 +12,13 @@ from pathlib import Path
 from . import __version__
 from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
-from .modelfile import safe_name
+from .modelfile import safe_name, sha256_of
 from .plan import BuildPlan
 from .toolchain import Toolchain
 
 SCRIPT_NAME = "reproduce.sh"
+TIMING_CACHE = "timing.cache"
+_TIMING_CACHE_ARG = '"$timing_cache"'    # the one argument the shell must expand
 
 
 def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
@@ -42,6 +44,8 @@ def command(plan: BuildPlan, target: str, image: str) -> list[str]:
         args += ["--shapes", f"{name}:" + "/".join(map(_dims, dims))]
     for flag, path in (("--sample-data", plan.sample_data), ("--calib-data", plan.calib_data)):
         args += [flag, str(path.absolute())] if path else []
+    if target == "engine":   # replay this build's own tactic timings (checked against its sha256 first)
+        args += ["--timing-cache", _TIMING_CACHE_ARG] + ["--strict-timing-cache"] * plan.strict_timing_cache
     args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
     if plan.disabled_tactic_sources:
         args += ["--disable-tactic-sources", ",".join(plan.disabled_tactic_sources)]
@@ -55,6 +59,20 @@ def command(plan: BuildPlan, target: str, image: str) -> list[str]:
 
 def _dims(value) -> str:
     return "x".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _shell(args: list[str]) -> str:
+    return " ".join(a if a == _TIMING_CACHE_ARG else shlex.quote(a) for a in args)
+
+
+def _timing_cache_check(folder: Path) -> list[str]:
+    """An engine build replays its own timing cache, pinned by the sha256 it had when the build ended."""
+    digest = sha256_of(folder / TIMING_CACHE)
+    return [
+        f'timing_cache="$(cd "$(dirname "$0")" && pwd)/{TIMING_CACHE}"',
+        f'echo "{digest}  $timing_cache" | sha256sum -c --status || {{ echo "reproduce.sh: $timing_cache is not '
+        'the timing cache this build ended with" >&2; exit 1; }',
+    ]
 
 
 def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limits: Limits) -> None:
@@ -74,7 +92,8 @@ def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limi
         f'echo "reproduce.sh: this build used trtkit {__version__}; results may differ" >&2',
         "# A clean trtkit cache, so the build is redone rather than taken from the cache of finished builds.",
         'TRTKIT_CACHE=$(mktemp -d); export TRTKIT_CACHE; trap \'rm -rf "$TRTKIT_CACHE"\' EXIT',
-        " ".join(shlex.quote(a) for a in command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
+    ] + (_timing_cache_check(folder) if target == "engine" else []) + [
+        _shell(command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
         "",
         "# What it amounts to in Docker (trtkit mounts nothing; files go in and out through the API):",
         f"#   docker create --user {CONTAINER_USER} --cap-drop ALL --security-opt no-new-privileges --read-only \\",

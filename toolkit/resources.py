@@ -1,4 +1,5 @@
-"""Files trtkit sends into containers: the step scripts and the toolchain Dockerfile."""
+"""Files trtkit sends into containers: the step scripts, Polygraphy, and the toolchain Dockerfile."""
+import importlib.util
 from pathlib import Path
 
 _PACKAGED = Path(__file__).parent / "_resources"   # inside an installed wheel
@@ -15,3 +16,10 @@ def scripts_dir() -> Path:
 
 def toolchain_dir() -> Path:
     return _root() / "images" / "toolchain"
+
+
+def polygraphy_dir() -> Path:
+    """The installed Polygraphy package (a pinned dependency), found without importing it."""
+    spec = importlib.util.find_spec("polygraphy")
+    assert spec is not None and spec.submodule_search_locations, "polygraphy is a dependency of trtkit"
+    return Path(list(spec.submodule_search_locations)[0])

@@ -6,7 +6,8 @@
 # done as soon as its file is there (and only once), in whichever command brings it, from KIT:
 #   docker.tar.xz  a real Docker engine, started with a stand-in for the NVIDIA Container Toolkit's
 #                  runtime (../shared/gpu/docker, test infrastructure of this environment, in KIT/infra)
-#   wheels/        trtkit and its dependencies, installed into /tmp/site
+#   wheels/        trtkit and its dependencies (Polygraphy too), installed into /tmp/site
+#   image-wheels/  the CUDA runtime wheel, unpacked into the kit's site-packages before the image is built
 #   base.tar.xz    trtkit/base:bullseye, saved here by `trtkit images save`, loaded by `trtkit images load`
 #   /tmp/trt86     the TensorRT 8.6.0 wheel's files, brought by the GPU kit (../shared/gpu): the image
 #                  trtkit/tensorrt:8.6-py3 is built there by images/build-tensorrt.sh --site-packages, since
@@ -25,9 +26,12 @@ fi
 if ! docker image inspect trtkit/base:bullseye >/dev/null 2>&1 && [ -f "$KIT/base.tar.xz" ]; then
   $TRTKIT images load "$KIT/base.tar.xz" || return 1
 fi
-if ! docker image inspect trtkit/tensorrt:8.6-py3 >/dev/null 2>&1 && [ -d /tmp/trt86/py39 ]; then
-  LD_LIBRARY_PATH=/tmp/docker-gpu/lib \
-    bash images/build-tensorrt.sh --site-packages /tmp/trt86/py39/usr/lib/python3/dist-packages || return 1
+TRT_SITE=/tmp/trt86/py39/usr/lib/python3/dist-packages
+if ! docker image inspect trtkit/tensorrt:8.6-py3 >/dev/null 2>&1 && [ -d "$TRT_SITE" ] \
+   && docker image inspect trtkit/base:bullseye >/dev/null 2>&1; then
+  # The kit's TensorRT links the CUDA runtime statically; Polygraphy needs libcudart.so from its wheel.
+  python3 -m zipfile -e "$KIT"/image-wheels/nvidia_cuda_runtime_cu12-*.whl "$TRT_SITE" || return 1
+  LD_LIBRARY_PATH=/tmp/docker-gpu/lib bash images/build-tensorrt.sh --site-packages "$TRT_SITE" || return 1
 fi
 docker info --format 'docker {{.ServerVersion}}, runtimes {{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>&1 | head -1
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep '^trtkit/' || true

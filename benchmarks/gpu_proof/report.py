@@ -1,16 +1,20 @@
 """docs/gpu-proof.md from what `benchmarks/gpu_proof/run.sh gpu` wrote (the files of proof.tar.gz).
 
-    python3 benchmarks/gpu_proof/report.py PROOF_DIR ["NOTE ON THE EXPORT HOST"] > docs/gpu-proof.md
+    python3 benchmarks/gpu_proof/report.py PROOF_DIR [--baseline EARLIER_PROOF_DIR] ["NOTE"] > docs/gpu-proof.md
+
+--baseline puts an earlier run's figures (the files of an earlier proof.tar.gz) beside this run's:
+the errors and the engine's latencies, row by row, as measured on that run's GPU.
 
 Every figure comes from trtkit's own --json output and manifests; nothing is typed in by hand.
 """
+import argparse
 import json
 import re
-import sys
 import textwrap
 from pathlib import Path
 
-BUILDS = ["origin-default", "origin-fp32", "origin-fp16", "origin-fp16-again", "cnn-fp32", "cnn-fp16", "cnn-int8"]
+BUILDS = ["origin-default", "origin-fp32", "origin-fp16", "origin-fp16-again", "origin-fp16-replayed", "cnn-fp32",
+          "cnn-fp16", "cnn-int8"]
 HOW_IT_RAN = (
     "Two stages, as engines are built in practice. `run.sh export`, on a CPU host in the stand-in image "
     "(TensorFlow, tf2onnx, ONNX Runtime): Keras -> verified ONNX plus the Keras reference, with Keras and ONNX "
@@ -47,18 +51,67 @@ def load(path):
         return None
 
 
+def engine_verification(manifest):
+    return next((v for v in manifest.get("verification") or [] if v.get("artifact") == "model.plan"), {})
+
+
 def build_rows(proof, codes):
     rows = []
     for name in BUILDS:
         m = load(proof / f"{name}.json") or {}
         engine = m.get("engine") or {}
-        verified = next((v for v in m.get("verification") or [] if v.get("artifact") == "model.plan"), {})
+        verified = engine_verification(m)
         target = m.get("target") or {}
-        rows.append([name, codes.get(name, "not run"), target.get("chosen"), engine.get("precision"),
-                     number(verified.get("max_abs_err")), number(verified.get("atol")), verified.get("passed"),
-                     number(engine.get("build_seconds")), engine.get("engine_bytes"), engine.get("timing_cache_hit"),
-                     number(m.get("total_seconds"))])
+        rows.append([name, codes.get(name, "not run"), target.get("chosen"), engine.get("builder"),
+                     engine.get("precision"), number(verified.get("max_abs_err")), number(verified.get("atol")),
+                     verified.get("passed"), number(engine.get("build_seconds")), engine.get("engine_bytes"),
+                     engine.get("timing_cache_hit"), number(m.get("total_seconds"))])
     return rows
+
+
+def artifact_sha256(manifest, name):
+    return next((a.get("sha256") for a in manifest.get("artifacts") or [] if a.get("name") == name), None)
+
+
+def replay_lines(proof, codes):
+    """Did the strict replay of origin-fp16's timing cache load exactly that file, and what came of it?"""
+    first, replayed = load(proof / "origin-fp16.json") or {}, load(proof / "origin-fp16-replayed.json") or {}
+    engine = replayed.get("engine") or {}
+    pinned = artifact_sha256(first, "timing.cache")
+    same_plan = artifact_sha256(first, "model.plan") == artifact_sha256(replayed, "model.plan")
+    return [
+        "## Timing cache replayed (`--timing-cache origin-fp16/timing.cache --strict-timing-cache`)", "",
+        f"- exit {codes.get('origin-fp16-replayed', 'not run')}; strict: {engine.get('strict_timing_cache')}",
+        f"- sha256 of origin-fp16's `timing.cache` artifact: `{pinned}`",
+        f"- sha256 of the cache the replay loaded: `{engine.get('timing_cache_loaded_sha256')}` "
+        f"({'the same file' if pinned and pinned == engine.get('timing_cache_loaded_sha256') else 'different'})",
+        f"- engine byte-identical to origin-fp16's: {same_plan} (TensorRT does not promise it; the tactics are "
+        "the cache's)", "",
+    ]
+
+
+def baseline_lines(proof, baseline):
+    """This run's errors and engine latencies beside an earlier run's (each on its own GPU)."""
+    lines = [f"## Against the earlier run ({(baseline / 'gpu.txt').read_text().strip()})", "",
+             "Errors against Keras per build, then the engine's median latency per batch.", ""]
+    rows = []
+    for name in BUILDS:
+        now, before = load(proof / f"{name}.json") or {}, load(baseline / f"{name}.json")
+        if before:
+            rows.append([name, (before.get("engine") or {}).get("builder", "python-api"),
+                         number(engine_verification(before).get("max_abs_err")),
+                         (now.get("engine") or {}).get("builder"), number(engine_verification(now).get("max_abs_err"))])
+    lines += table(["build", "builder before", "max abs err before", "builder now", "max abs err now"], rows)
+    rows = []
+    for name in BENCHES:
+        now, before = load(proof / f"{name}.json") or {}, load(baseline / f"{name}.json") or {}
+        earlier = {(r["batch"], r["mode"]): r for r in before.get("rows") or [] if r["framework"] == "tensorrt"}
+        for r in now.get("rows") or []:
+            old = earlier.get((r["batch"], r["mode"]))
+            if r["framework"] == "tensorrt" and old and not r.get("error") and not old.get("error"):
+                rows.append([name, r["batch"], r["mode"], number(old["median_ms"]), number(r["median_ms"]),
+                             number(r["median_ms"] / old["median_ms"])])
+    return lines + table(["bench", "batch", "mode", "median ms before", "median ms now", "now / before"], rows)
 
 
 def bench_lines(proof, name):
@@ -101,7 +154,7 @@ def doctor_row(text, check):
     return " ".join(state)
 
 
-def main(proof, export_note=""):
+def main(proof, baseline=None, export_note=""):
     codes = exits(proof)
     default = load(proof / "origin-default.json") or {}
     gpu_state = doctor_row((proof / "doctor.txt").read_text(), "GPU in a container")
@@ -129,10 +182,11 @@ def main(proof, export_note=""):
         "## Builds (origin LSTM and CNN, verified against Keras)",
         "",
     ]
-    lines += table(["build", "exit", "target", "precision", "max abs err", "atol", "passed", "engine build s",
-                    "engine bytes", "timing cache hit", "total s"], build_rows(proof, codes))
-    lines += ["int8 has no default tolerance (the error is reported, not gated), as in `--precision int8`.", "",
-              "## Benchmarks (`trtkit bench OUT --gpus all`)", ""]
+    lines += table(["build", "exit", "target", "builder", "precision", "max abs err", "atol", "passed",
+                    "engine build s", "engine bytes", "timing cache hit", "total s"], build_rows(proof, codes))
+    lines += ["int8 has no default tolerance (the error is reported, not gated), as in `--precision int8`.", ""]
+    lines += replay_lines(proof, codes)
+    lines += ["## Benchmarks (`trtkit bench OUT --gpus all`)", ""]
     for name in BENCHES:
         lines += bench_lines(proof, name)
     lines += ["## Before deployment (`trtkit check OUT --gpus all`)", ""]
@@ -141,6 +195,8 @@ def main(proof, export_note=""):
     for config in sorted(proof.glob("triton/*/config.pbtxt")):
         lines += [f"## Triton model `{config.parent.name}` (`--triton-repo`)", "", "```", config.read_text().strip(),
                   "```", ""]
+    if baseline:
+        lines += baseline_lines(proof, baseline)
     print("\n".join(lines))
 
 
@@ -155,4 +211,9 @@ def check_answer(proof, name):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), " ".join(sys.argv[2:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("proof", type=Path)
+    parser.add_argument("--baseline", type=Path)
+    parser.add_argument("note", nargs="*")
+    args = parser.parse_intermixed_args()
+    main(args.proof, args.baseline, " ".join(args.note))

@@ -6,7 +6,8 @@
 #                   this host's CPU. Writes $WORK (default .gpu-kit/work).
 #   run.sh builds   the GPU host (NVIDIA runtime, trtkit/tensorrt:8.6-py3, $WORK copied there):
 #                   trtkit doctor, engine builds from those outputs (the default target, fp32 strict,
-#                   fp16 twice for the timing cache, CNN int8 with calibration data).
+#                   fp16 twice for the timing cache and once replaying the first one's timing.cache
+#                   strictly, CNN int8 with calibration data).
 #   run.sh bench    then, on the same host: trtkit bench of the engines, and trtkit check: an engine as
 #                   built, one whose record names another GPU, one whose plan is damaged.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
@@ -88,6 +89,9 @@ run origin-fp32 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp32 --o
 run origin-fp16 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16" \
   --triton-repo "$PROOF/triton"
 run origin-fp16-again build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16-again"
+# The first FP16 build's own timing cache, replayed strictly: every tactic must come from it.
+run origin-fp16-replayed build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 \
+  --timing-cache "$BUILDS/origin-fp16/timing.cache" --strict-timing-cache --out "$BUILDS/origin-fp16-replayed"
 run cnn-fp32 build "$CNN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/cnn-fp32"
 run cnn-fp16 build "$CNN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/cnn-fp16"
 run cnn-int8 build "$CNN" "${GPU[@]}" --target engine --precision int8 --calib-data "$WORK/cnn_calib.npy" \

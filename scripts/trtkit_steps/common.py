@@ -178,10 +178,14 @@ def tolerance(plan, default):
     return plan["atol"] if plan.get("atol") is not None else default
 
 
-def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None):
-    """Record errors; fail when any output misses atol (atol None = report only)."""
+def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None, passed=None):
+    """Record errors; fail when any output misses atol (atol None = report only).
+
+    passed: a verdict already reached by the comparison (Polygraphy's), else worst <= atol decides.
+    """
     worst = max(e["max_abs_err"] for e in errors.values()) if errors else 0.0
-    passed = atol is None or worst <= atol
+    if passed is None:
+        passed = atol is None or worst <= atol
     result = {"artifact": artifact, "outputs": errors, "max_abs_err": worst, "atol": atol, "passed": passed}
     emit("verified", **result)
     if not passed:

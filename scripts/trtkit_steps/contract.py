@@ -35,11 +35,13 @@ _REFERENCE = (REFERENCE_INPUTS, REFERENCE_OUTPUTS)
 TARGET_ARTIFACTS = {
     "onnx": (("model.onnx",) + _REFERENCE, ("bench.png",)),
     "frozen": (("model.pb",) + _REFERENCE, ("model.onnx", "bench.png")),
-    "engine": (("model.onnx", "model.plan") + _REFERENCE, ("calibration.cache", "bench.png")),
+    # timing.cache: the tactic timings the engine was built from, to replay in a rebuild (--timing-cache)
+    "engine": (("model.onnx", "model.plan", "timing.cache") + _REFERENCE, ("calibration.cache", "bench.png")),
     "tftrt": (("model.pb", "model.onnx", "model.tftrt") + _REFERENCE, ("bench.png",)),
 }
 ARTIFACT_KINDS = {"model.onnx": "onnx", "model.pb": "frozen", "model.plan": "engine",
-                  "calibration.cache": "calibration-cache", "model.tftrt": "tftrt-savedmodel", "bench.png": "chart",
+                  "calibration.cache": "calibration-cache", "timing.cache": "timing-cache",
+                  "model.tftrt": "tftrt-savedmodel", "bench.png": "chart",
                   REFERENCE_INPUTS: "reference-inputs", REFERENCE_OUTPUTS: "reference-outputs"}
 FOLDER_ARTIFACTS = ("model.tftrt",)        # a SavedModel: regular files and folders only
 CHART = "bench.png"
@@ -87,7 +89,8 @@ def allowed_artifacts(target, bench):
 
 # --- plan.json: written by the host (BuildPlan.container_plan), read by every stage --
 PLAN_KEYS = ("model", "model_format", "trust_model", "target", "mode", "precision", "tf32", "shapes", "sample_data",
-             "calib_data", "atol", "workspace", "opset", "bench", "seed", "cache_dir", "disabled_tactic_sources")
+             "calib_data", "atol", "workspace", "opset", "bench", "seed", "cache_dir", "disabled_tactic_sources",
+             "timing_cache", "strict_timing_cache")
 
 
 class PlanMismatch(ValueError):

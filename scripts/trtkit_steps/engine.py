@@ -2,20 +2,24 @@
 
     python3 -m trtkit_steps.engine PLAN.json
 
-The engine is built with TensorRT's Python API when the image has it (8.x or
-10.x), else with trtexec. Either way it is then run on the sample inputs and
-must match the Keras reference. An engine only runs with the TensorRT version
-and the GPU model it was built with; so does the timing cache, which spares a
-rebuild most of its tactic timing, so its name holds both. The pieces are in
-trtkit_steps/trt/.
+The engine is built, run and compared with Polygraphy when the image has
+TensorRT's Python API (8.0 or newer), else with trtexec. Either way it is then
+run on the sample inputs and must match the Keras reference. An engine only
+runs with the TensorRT version and the GPU model it was built with; so does the
+timing cache, which spares a rebuild most of its tactic timing, so its name
+holds both. The cache a build ends with is one of its artifacts (timing.cache):
+replayed with --timing-cache, a rebuild picks the same tactics wherever
+TensorRT allows, and --strict-timing-cache makes any miss an error. The pieces
+are in trtkit_steps/trt/.
 """
+import hashlib
 import os
+import shutil
 
 from trtkit_steps import contract, trt_cuda
 from trtkit_steps.common import (
     StepError,
     Unsupported,
-    compare,
     emit,
     gate,
     load_reference,
@@ -26,8 +30,8 @@ from trtkit_steps.common import (
     tolerance,
 )
 from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
+from trtkit_steps.trt.polygraphy_api import PolygraphyApi
 from trtkit_steps.trt.profiles import resolve_profiles
-from trtkit_steps.trt.python_api import PythonApi
 from trtkit_steps.trt.settings import (
     BuildJob,
     BuildSettings,
@@ -40,10 +44,10 @@ from trtkit_steps.trt.trtexec import TRTEXEC_DIRS, Trtexec, find_trtexec, trtexe
 
 
 def select_backend():
-    """TensorRT's Python API when the image has it, else trtexec."""
+    """Polygraphy over TensorRT's Python API when the image has it, else trtexec."""
     trt = import_tensorrt()
     if trt is not None:
-        return PythonApi(trt)
+        return PolygraphyApi(trt)
     exe = find_trtexec()
     if exe is None:
         raise Unsupported("no TensorRT in this image: neither the tensorrt Python package (8.0 or newer) nor "
@@ -56,26 +60,37 @@ def select_backend():
 def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
     artifacts = os.path.join(work, contract.ARTIFACTS)
     onnx = os.path.join(artifacts, "model.onnx")
-    cache_dir = plan.get("cache_dir")
-    if cache_dir:
-        os.makedirs(cache_dir, exist_ok=True)
-    timing_cache = os.path.join(cache_dir, timing_cache_name(trt_version, gpu_name, capability)) if cache_dir else None
+    cache_dir = plan["cache_dir"]
+    os.makedirs(cache_dir, exist_ok=True)
+    shared_timing_cache = os.path.join(cache_dir, timing_cache_name(trt_version, gpu_name, capability))
+    # A pinned cache (--timing-cache) is replayed as given; else this model's cache for this TensorRT and GPU.
+    load_timing_cache = plan["timing_cache"] or shared_timing_cache
+    if settings.strict_timing_cache and not nonempty(load_timing_cache):
+        raise StepError("--strict-timing-cache needs a timing cache to replay: --timing-cache FILE")
     calibration = None
     if settings.precision == "int8":
-        if not plan.get("calib_data"):
+        if not plan["calib_data"]:
             raise StepError("--precision int8 needs --calib-data: samples like the real inputs, "
                             "from which TensorRT sets the INT8 scales")
         arrays = load_calibration_data(plan["calib_data"], io["inputs"])
-        shared = os.path.join(cache_dir, calibration_cache_name(onnx, trt_version, arrays)) if cache_dir else None
-        calibration = Calibration(arrays, shared)
-    return BuildJob(settings, onnx, os.path.join(artifacts, "model.plan"), timing_cache, calibration)
+        shared = os.path.join(cache_dir, calibration_cache_name(onnx, trt_version, arrays))
+        calibration = Calibration(arrays, os.path.join(artifacts, "calibration.cache"), shared)
+    return BuildJob(settings, onnx, os.path.join(artifacts, "model.plan"),
+                    load_timing_cache if nonempty(load_timing_cache) else None,
+                    os.path.join(artifacts, "timing.cache"), calibration), shared_timing_cache
 
 
 def _verify(backend, work, engine_path, plan, settings):
     inputs, expected = load_reference(work)
     actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
-    gate("model.plan", compare(expected, actual), atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+    errors, passed = backend.compare(expected, actual, atol)
+    gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def main(argv):
@@ -89,19 +104,22 @@ def main(argv):
     check_precision(backend.major, settings.precision)
 
     with step("engine-build") as build_step:
-        job = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
-        timing_cache_hit = job.timing_cache is not None and nonempty(job.timing_cache)
+        job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
+        loaded_sha256 = _sha256(job.load_timing_cache) if job.load_timing_cache else None
         backend.build(job)
+        shutil.copyfile(job.save_timing_cache, shared_timing_cache)  # this model's next build starts from it
         if job.calibration:
-            job.calibration.save(os.path.join(work, contract.ARTIFACTS, "calibration.cache"))
+            job.calibration.save()
     major, minor = capability
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
          build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
-         builder=backend.name, timing_cache_hit=timing_cache_hit, timing_cache=job.timing_cache,
+         builder=backend.name, timing_cache_hit=loaded_sha256 is not None, timing_cache_loaded_sha256=loaded_sha256,
+         timing_cache_pinned=bool(plan["timing_cache"]), strict_timing_cache=settings.strict_timing_cache,
          calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
          portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})")
     emit("artifact", name="model.plan", kind="engine")
+    emit("artifact", name="timing.cache", kind="timing-cache")
     if job.calibration:
         emit("artifact", name="calibration.cache", kind="calibration-cache")
 

@@ -14,7 +14,9 @@ from trtkit_steps.trt.trtexec import find_trtexec, trtexec_version
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-MODULES = ("numpy", "h5py", "tensorflow", "tf_keras", "keras", "tf2onnx", "onnx", "onnxruntime", "tensorrt")
+# polygraphy: the one trtkit ships beside these scripts (Python 3.8 and newer), which engine builds use.
+MODULES = ("numpy", "h5py", "tensorflow", "tf_keras", "keras", "tf2onnx", "onnx", "onnxruntime", "tensorrt",
+           "polygraphy")
 
 
 def module_version(name):

@@ -32,6 +32,8 @@ def build(
                                         "--out even when it holds files trtkit did not write.")] = False,
     sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
     calib_data: Annotated[Optional[Path], typer.Option(help="INT8 calibration data: .npy/.npz or a folder of them.", exists=True)] = None,
+    timing_cache: Annotated[Optional[Path], typer.Option(help="A TensorRT timing cache to replay, e.g. an earlier build's timing.cache: the engine picks the same tactics wherever TensorRT allows.", exists=True, dir_okay=False)] = None,
+    strict_timing_cache: Annotated[bool, typer.Option("--strict-timing-cache", help="Fail the build when a tactic is missing from --timing-cache instead of timing it anew.")] = False,
     atol: Annotated[Optional[float], typer.Option(help="Largest absolute error allowed against Keras.")] = None,
     workspace: Annotated[Optional[str], typer.Option(help="TensorRT workspace limit, e.g. 2G.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.", min=13, max=18)] = 17,
@@ -53,6 +55,8 @@ def build(
 ) -> None:
     """Convert MODEL inside the IMAGE:TAG container and verify it against Keras."""
     image_ref = options.image_reference(image, tag)
+    if strict_timing_cache and not timing_cache:
+        raise typer.BadParameter("--strict-timing-cache needs --timing-cache FILE: the cache whose tactics to replay")
     model_ref = resolve_model(model)
     plan = BuildPlan(
         model=model_ref, image=image_ref, target=target.value if target else None,
@@ -63,6 +67,7 @@ def build(
         bench=options.bench_settings(batch, iterations, warmup) if bench else None, seed=seed,
         disabled_tactic_sources=options.parse_tactic_sources(disable_tactic_sources), triton_repo=triton_repo,
         locked=Path(LOCK_NAME).absolute() if locked else None,
+        timing_cache=timing_cache, strict_timing_cache=strict_timing_cache,
         **options.box_settings(trust_model, memory, timeout))
     outcome = session.build(plan)
     if json_output:

@@ -3,9 +3,9 @@
     profiles      optimization profiles from io.json and --shapes
     settings      what to build: precision, TF32, workspace, tactic sources, tolerances, cache names
     calibration   INT8 calibration data and its cache
-    python_api    building with TensorRT's Python API (8.x, 10.x)
+    polygraphy_api  building, running and comparing with Polygraphy (TensorRT 8.0 and newer)
     trtexec       building and running with trtexec (stacks without the Python API; TensorRT 11 flags)
-    runner        running a built engine repeatedly (verification and the benchmark)
+    runner        running a built engine repeatedly, timed (the benchmark)
 
 The step itself, which picks the Python API or trtexec, is trtkit_steps/engine.py.
 """

@@ -12,22 +12,24 @@ CALIBRATION_BATCH = 64
 
 
 class Calibration(object):
-    """INT8 calibration data and its cache. A cache saved under cache_dir for the
-    same model, data and TensorRT version is reused instead of calibrating again."""
+    """INT8 calibration data and its cache file, which TensorRT reads when it is there and
+    writes when it calibrates. A cache saved in shared_cache for the same model, data and
+    TensorRT version is copied there first, so calibration is not run again."""
 
-    def __init__(self, arrays, shared_cache):
+    def __init__(self, arrays, cache_path, shared_cache):
         self.arrays = arrays
         self.rows = len(next(iter(arrays.values())))
+        self.cache_path = cache_path
         self.shared_cache = shared_cache
-        self.reused = shared_cache is not None and nonempty(shared_cache)
-        self.cache = read_bytes(shared_cache) if self.reused else None  # TensorRT fills it when it calibrates
+        self.reused = nonempty(shared_cache)
+        if self.reused:
+            write_atomic(cache_path, read_bytes(shared_cache))
 
-    def save(self, artifact_path):
-        if not self.cache:
+    def save(self):
+        if not nonempty(self.cache_path):
             raise StepError("TensorRT wrote no INT8 calibration cache: calibration did not run")
-        write_atomic(artifact_path, self.cache)
-        if self.shared_cache and not self.reused:
-            write_atomic(self.shared_cache, self.cache)
+        if not self.reused:
+            write_atomic(self.shared_cache, read_bytes(self.cache_path))
 
 
 def load_calibration_data(path, io_inputs):

@@ -1,4 +1,9 @@
-"""Running a built engine repeatedly, on device buffers (verification and the benchmark)."""
+"""Running a built engine repeatedly on device buffers, timed with CUDA events: the benchmark.
+
+Verification runs through Polygraphy (polygraphy_api); the benchmark keeps this
+runner because it times execute_async alone, on buffers already on the GPU,
+and the copies separately, which Polygraphy's TrtRunner does not split.
+"""
 import numpy as np
 
 from trtkit_steps import trt_cuda
@@ -129,11 +134,3 @@ class EngineRunner(object):
         self._timer.destroy()
         self._stream.destroy()
 
-
-def run_engine(engine, inputs):
-    """Run an engine (a path, serialized bytes or an ICudaEngine) once: {output name: array}."""
-    runner = EngineRunner(engine)
-    try:
-        return runner.infer_host(inputs)
-    finally:
-        runner.close()

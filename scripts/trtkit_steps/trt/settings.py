@@ -16,17 +16,23 @@ class BuildSettings(object):
         self.tf32 = bool(plan.get("tf32"))
         self.workspace = plan.get("workspace")
         self.disabled_tactics = plan.get("disabled_tactic_sources")  # None: TensorRT's default sources
+        self.strict_timing_cache = bool(plan.get("strict_timing_cache"))
         self.profiles = profiles
 
 
 class BuildJob(object):
-    """One build: its settings, files and caches (paths, or None)."""
+    """One build: its settings, files and caches.
 
-    def __init__(self, settings, onnx, engine, timing_cache=None, calibration=None):
+    The timing cache is read from load_timing_cache (None: start empty) and written,
+    with what the build timed added, to save_timing_cache.
+    """
+
+    def __init__(self, settings, onnx, engine, load_timing_cache, save_timing_cache, calibration=None):
         self.settings = settings
         self.onnx = onnx
         self.engine = engine
-        self.timing_cache = timing_cache
+        self.load_timing_cache = load_timing_cache
+        self.save_timing_cache = save_timing_cache
         self.calibration = calibration
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, log, nonempty, run_relayed
+from trtkit_steps.common import StepError, Unsupported, compare, log, run_relayed
 from trtkit_steps.trt.settings import check_precision
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
@@ -81,6 +81,8 @@ def trtexec_build_args(exe, version, job, engine, timing_cache=None, calibration
         args.append(f"--memPoolSize=workspace:{mib}" if version >= (8, 4) else f"--workspace={mib}")
     if timing_cache:
         args.append("--timingCacheFile=" + timing_cache)
+    if settings.strict_timing_cache:
+        args.append("--errorOnTimingCacheMiss")
     if settings.disabled_tactics:
         args.append("--tacticSources=" + ",".join("-" + name.upper() for name in settings.disabled_tactics))
     args.append("--skipInference" if version >= (8, 6) else "--buildOnly")  # --buildOnly is gone in 10
@@ -138,21 +140,24 @@ class Trtexec(object):
                 raise Unsupported("INT8 calibration from data needs TensorRT's Python API, which this image lacks; "
                                   "trtexec only reads a calibration cache, and cache_dir has none for this model, "
                                   "data and TensorRT version")
-            calibration_cache = job.calibration.shared_cache
+            calibration_cache = job.calibration.cache_path
         engine_tmp = job.engine + ".tmp"
-        cache_tmp = f"{job.timing_cache}.tmp{os.getpid()}" if job.timing_cache else None
-        if cache_tmp and nonempty(job.timing_cache):
-            shutil.copyfile(job.timing_cache, cache_tmp)  # trtexec rewrites the file in place
+        cache_tmp = f"{job.save_timing_cache}.tmp{os.getpid()}"
+        if job.load_timing_cache:
+            shutil.copyfile(job.load_timing_cache, cache_tmp)  # trtexec reads and rewrites one file
         try:
             _run_trtexec(trtexec_build_args(self.exe, self.version_info, job, engine_tmp, cache_tmp,
                                             calibration_cache))
             os.replace(engine_tmp, job.engine)
-            if cache_tmp:
-                os.replace(cache_tmp, job.timing_cache)
+            os.replace(cache_tmp, job.save_timing_cache)
         finally:
             for leftover in (engine_tmp, cache_tmp):
-                if leftover and os.path.exists(leftover):
+                if os.path.exists(leftover):
                     os.remove(leftover)
+
+    def compare(self, expected, actual, atol):
+        """({output: errors}, None): gate() decides on the largest absolute error."""
+        return compare(expected, actual), None
 
     def run(self, engine_path, inputs, scratch):
         os.makedirs(scratch, exist_ok=True)

@@ -1,0 +1,120 @@
+"""Building, running and checking engines with NVIDIA's Polygraphy (TensorRT 8.0 and newer).
+
+Polygraphy is pinned by trtkit and shipped into the container beside these
+scripts, so every image runs the same version. What trtkit adds on top: the
+network's inputs must be the model's, tactic sources can be left out, INT8
+calibrates on fixed-size batches, and the timing cache is read and written
+where the step says.
+"""
+from trtkit_steps.common import StepError, first_line, write_atomic
+from trtkit_steps.trt.calibration import CALIBRATION_BATCH
+from trtkit_steps.trt.settings import major_of, tactic_mask
+
+
+def import_polygraphy():
+    """Polygraphy's TensorRT backend and comparator, quiet unless something warns."""
+    try:
+        from polygraphy import comparator
+        from polygraphy.backend import trt as polygraphy_trt
+        from polygraphy.logger import G_LOGGER
+    except ImportError as e:
+        raise StepError(f"Polygraphy is missing from the container ({e}): trtkit ships it with its scripts") from None
+    G_LOGGER.module_severity = G_LOGGER.WARNING
+    return polygraphy_trt, comparator
+
+
+class PolygraphyApi(object):
+    name = "polygraphy"
+
+    def __init__(self, trt):
+        self.trt = trt
+        self.version = trt.__version__
+        self.major = major_of(self.version)
+        self.api, self.comparator = import_polygraphy()
+
+    def build(self, job):
+        api = self.api
+        network = api.network_from_onnx_path(job.onnx)
+        _check_network_inputs(network[1], job.settings.profiles)
+        config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
+        engine = api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache)
+        if not engine:
+            raise StepError("TensorRT could not build the engine; its log above says why")
+        write_atomic(job.engine, bytes(engine))
+
+    def _create_config(self, job):
+        settings, trt = job.settings, self.trt
+        workspace = {trt.MemoryPoolType.WORKSPACE: settings.workspace} if settings.workspace else None
+        calibrator = self.api.Calibrator(_calibration_batches(job.calibration),
+                                         cache=job.calibration.cache_path) if job.calibration else None
+        return self.api.CreateConfig(
+            tf32=settings.tf32, fp16=settings.precision in ("fp16", "int8"),  # INT8 falls back to FP16
+            int8=settings.precision == "int8", profiles=[_profile(self.api, settings.profiles)],
+            calibrator=calibrator, memory_pool_limits=workspace, load_timing_cache=job.load_timing_cache,
+            error_on_timing_cache_miss=settings.strict_timing_cache)  # None: start from an empty cache
+
+    def run(self, engine_path, inputs, scratch):
+        """{output name: array} of one inference on host inputs."""
+        with self.api.TrtRunner(self.load(engine_path)) as runner:
+            return {name: array.copy() for name, array in runner.infer(inputs).items()}
+
+    def load(self, engine_path):
+        try:
+            return self.api.engine_from_path(engine_path)
+        except Exception as e:  # Polygraphy raises its own exception; TensorRT's log says more
+            raise StepError(f"TensorRT cannot load the engine ({first_line(e)}): engines load only with the "
+                            "TensorRT version and GPU model that built them") from None
+
+    def compare(self, expected, actual, atol):
+        """Polygraphy's comparison of the engine's outputs against Keras: ({output: errors}, passed).
+
+        The largest absolute error decides (rtol 0); atol None reports without a verdict (INT8).
+        """
+        check = self.comparator.SimpleCompareFunc(check_error_stat="max", rtol=0.0,
+                                                  atol=float("inf") if atol is None else atol)
+        results = check(self.comparator.IterationResult(actual, runner_name="tensorrt"),
+                        self.comparator.IterationResult(expected, runner_name="keras"))
+        errors = {name: {"max_abs_err": float(r.max_absdiff), "max_rel_err": float(r.max_reldiff)}
+                  for name, r in results.items()}
+        return errors, None if atol is None else all(bool(r) for r in results.values())
+
+
+def _check_network_inputs(network, profiles):
+    names = sorted(network.get_input(i).name for i in range(network.num_inputs))
+    if names != sorted(profiles):
+        raise StepError(f"model.onnx has inputs {names} but io.json lists {sorted(profiles)}")
+
+
+def _profile(api, profiles):
+    profile = api.Profile()
+    for name, shapes in profiles.items():
+        profile.add(name, min=tuple(shapes["min"]), opt=tuple(shapes["opt"]), max=tuple(shapes["max"]))
+    return profile
+
+
+def _adjust_config(trt, job):
+    """What CreateConfig has no word for: sources left out, and a fixed-size calibration profile."""
+
+    def adjust(builder, network, config):
+        if job.settings.disabled_tactics is not None:
+            config.set_tactic_sources(tactic_mask(config.get_tactic_sources(), job.settings.disabled_tactics,
+                                                  trt.TacticSource))
+        if job.calibration:  # TensorRT calibrates at the calibration profile's OPT shape only
+            profile = builder.create_optimization_profile()
+            for name, array in job.calibration.arrays.items():
+                shape = (_calibration_rows(job.calibration),) + tuple(array.shape[1:])
+                profile.set_shape(name, shape, shape, shape)
+            config.set_calibration_profile(profile)
+
+    return adjust
+
+
+def _calibration_rows(calibration):
+    return min(CALIBRATION_BATCH, calibration.rows)
+
+
+def _calibration_batches(calibration):
+    """Whole batches of the calibration data, as Polygraphy's data loader feeds them."""
+    rows = _calibration_rows(calibration)
+    return [{name: array[start:start + rows] for name, array in calibration.arrays.items()}
+            for start in range(0, calibration.rows - rows + 1, rows)]
