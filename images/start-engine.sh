@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # images/start-engine.sh: make sure a Docker engine is running (Debian, as root).
-# Installs docker.io and debootstrap when missing, starts dockerd in the
+# Installs docker.io, debootstrap and docker-compose (for compose.yaml's test,
+# where `docker compose` is missing) when missing, starts dockerd in the
 # background when `docker info` fails, and waits until it answers.
 set -euo pipefail
 log() { printf '[engine %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
