@@ -27,15 +27,17 @@ def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
     return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
 
 
-def command(plan: BuildPlan, target: str, image: str) -> list[str]:
-    """`trtkit build` with every option explicit (the out folder is the script's argument)."""
-    args = ["trtkit", "build", str(plan.model.path)]
+def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
+    """The arguments of `trtkit build` with every option explicit but the out folder (and the target when
+    None: the build chooses it)."""
+    args = [str(plan.model.path)]
     if "@" in image:
         args += ["--image", image]
     else:
         repository, tag = image.rsplit(":", 1)
         args += ["--image", repository, "--tag", tag]
-    args += ["--target", target, "--precision", plan.precision, "--gpus", plan.options()["gpus"],
+    args += ["--target", target] if target else []
+    args += ["--precision", plan.precision, "--gpus", plan.options()["gpus"],
              "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]
     args += ["--tf32"] * plan.tf32 + ["--trust-model"] * plan.trust_model
     for name, dims in plan.shapes.items():
@@ -74,7 +76,8 @@ def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limi
         f'echo "reproduce.sh: this build used trtkit {__version__}; results may differ" >&2',
         "# A clean trtkit cache, so the build is redone rather than taken from the cache of finished builds.",
         'TRTKIT_CACHE=$(mktemp -d); export TRTKIT_CACHE; trap \'rm -rf "$TRTKIT_CACHE"\' EXIT',
-        " ".join(shlex.quote(a) for a in command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
+        " ".join(shlex.quote(a) for a in ["trtkit", "build", *arguments(plan, target, image)])
+        + f' --out "${{1:-{default_out}}}"',
         "",
         "# What it amounts to in Docker (trtkit mounts nothing; files go in and out through the API):",
         f"#   docker create --user {CONTAINER_USER} --cap-drop ALL --security-opt no-new-privileges --read-only \\",
