@@ -39,7 +39,7 @@ def build(
     tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
-    out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/; for a project, the folder of its builds, OUT/<model>/<tag>-<target>-<precision> (default: trtkit-out beside the project file).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when a finished build matches, and replace "
                                         "--out even when it holds files trtkit did not write.")] = False,
     sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
