@@ -116,6 +116,8 @@ def test_the_project_is_found_in_the_current_folder_or_pyproject(project, record
     (project / "pyproject.toml").write_text("[project]\nname = 'x'\n[tool.trtkit]\n" +
                                             text.replace("[models.", "[tool.trtkit.models."))
     assert invoke().exit_code == 0 and len(recorded["matrix"]) == 10
+    (project / "pyproject.toml").write_text(text.replace("[models.", "[tool.trtkit.models.") + "colour = 'red'\n")
+    assert "unknown key 'colour' in [tool.trtkit.models.cnn] in" in " ".join(invoke().output.replace("│", " ").split())
     (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     result = invoke()
     assert result.exit_code == 2 and "give MODEL, or a project file" in result.output

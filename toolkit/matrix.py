@@ -73,10 +73,13 @@ class Run:
         return " ".join((self.cell.model, self.cell.tag, self.cell.target, self.cell.precision))
 
     @property
+    def out_dir(self) -> Path:
+        return Path(self.cell.values["out"])
+
+    @property
     def log(self) -> Path:
         """Beside the out folder, so a failed build (which leaves no folder) keeps its log too."""
-        out_dir = Path(self.cell.values["out"])
-        return out_dir.with_name(f"{out_dir.name}.log")
+        return self.out_dir.with_name(f"{self.out_dir.name}.log")
 
     def note(self, line: str) -> None:
         text = plain(line).strip()
@@ -121,12 +124,12 @@ class Run:
 
     def row(self) -> list:
         return [self.cell.model, self.cell.tag, self.cell.target, self.cell.precision, self.result(),
-                self.max_error(), self.seconds(), self.plan.out_dir]
+                self.max_error(), self.seconds(), self.out_dir]
 
     def record(self) -> dict[str, Any]:
         return {**dict(zip(HEADERS[:5], self.row())), "max_abs_err": self.max_error(), "exit_code": self.exit_code,
                 "error": self.error or None, "gpu": self.slot, "started": self.started, "ended": self.ended,
-                "seconds": self.seconds(), "out_dir": str(self.plan.out_dir), "log": str(self.log)}
+                "seconds": self.seconds(), "out_dir": str(self.out_dir), "log": str(self.log)}
 
 
 class _Pool:
@@ -210,7 +213,7 @@ def run(builds: list[tuple[Cell, BuildPlan]], slots: Sequence[str | None], json_
     the exit code is the first failed build's, in the project's order."""
     runs = [Run(cell, plan) for cell, plan in builds]
     live = console.verbosity >= console.PROGRESS and err.is_terminal
-    pool = _Pool(runs, announce=(lambda run: None) if live else (lambda run: show(run.status())))
+    pool = _Pool(runs, announce=(lambda build: None) if live else (lambda build: show(build.status())))
     try:
         with _status_lines(runs) if live else contextlib.nullcontext():
             pool.run(slots)

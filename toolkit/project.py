@@ -54,10 +54,7 @@ class Project:
     in_pyproject: bool = False
 
     def where(self, model: str | None = None) -> str:
-        """A table as a person finds it in the file, for error messages."""
-        prefix = "tool.trtkit" if self.in_pyproject else ""
-        table = ".".join(part for part in (prefix, f"models.{model}" if model else "") if part)
-        return f"[{table}] in {self.path}" if table else f"the top level of {self.path}"
+        return _where(self.path, self.in_pyproject, model)
 
 
 @dataclass(frozen=True)
@@ -95,20 +92,20 @@ def load(path: Path, options: Collection[str]) -> Project:
         document = document.get("tool", {}).get("trtkit")
         if not isinstance(document, dict):
             raise typer.BadParameter(f"{path} has no [tool.trtkit] table")
-    empty = Project(path, {}, {}, in_pyproject)
     file_keys = (set(options) - set(AXES)) | set(AXES.values())
-    top = _checked(document, file_keys | {"models"}, empty.where())
+    top = _checked(document, file_keys | {"models"}, _where(path, in_pyproject))
     models = top.pop("models", {})
     if not isinstance(models, dict) or not models:
-        raise typer.BadParameter(f"{empty.where()} lists no models: add a [models.NAME] table with a path")
+        raise typer.BadParameter(f"{_where(path, in_pyproject)} lists no models: add a [models.NAME] table "
+                                 "with a path")
     tables = {}
     for name, table in models.items():
+        where = _where(path, in_pyproject, name)
         if not _MODEL_NAME.fullmatch(name) or not isinstance(table, dict):
-            raise typer.BadParameter(f"{empty.where(name)}: a model is a table named with letters, digits, "
-                                     "'.', '_' and '-'")
-        tables[name] = _checked(table, (file_keys - RUN_WIDE) | {"path"}, empty.where(name), RUN_WIDE)
+            raise typer.BadParameter(f"{where}: a model is a table named with letters, digits, '.', '_' and '-'")
+        tables[name] = _checked(table, (file_keys - RUN_WIDE) | {"path"}, where, RUN_WIDE)
         if not isinstance(table.get("path"), str):
-            raise typer.BadParameter(f"{empty.where(name)} has no path (the model file or folder, as a string)")
+            raise typer.BadParameter(f"{where} has no path (the model file or folder, as a string)")
     return Project(path, _absolute(top, path.parent), {n: _absolute(t, path.parent) for n, t in tables.items()},
                    in_pyproject)
 
@@ -130,6 +127,12 @@ def expand(project: Project, defaults: dict[str, Any], given: dict[str, Any], co
                       "out": root / name / safe_name("-".join(labels))}
             cells.append(Cell(name, *labels, values={k: v for k, v in values.items() if k not in AXES.values()}))
     return Matrix(run, cells)
+
+
+def _where(path: Path, in_pyproject: bool, model: str | None = None) -> str:
+    """A table as a person finds it in the file, for error messages."""
+    parts = ["tool.trtkit"] * in_pyproject + [f"models.{model}"] * bool(model)
+    return f"[{'.'.join(parts)}] in {path}" if parts else f"the top level of {path}"
 
 
 def _read(path: Path) -> dict:
