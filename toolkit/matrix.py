@@ -119,12 +119,12 @@ class Run:
     def status(self) -> str:
         """The build's status line."""
         detail = self.last_line if self.ended is None else self.error
-        seconds = f" {self.seconds():.0f} s" if self.started else ""
+        seconds = f" {elapsed:.0f} s" if (elapsed := self.seconds()) else ""
         return f"{self.label}: {self.result()}{seconds}" + (f": {detail}" if detail else "")
 
     def row(self) -> list:
         return [self.cell.model, self.cell.tag, self.cell.target, self.cell.precision, self.result(),
-                self.max_error(), self.seconds(), self.out_dir]
+                self.max_error(), self.seconds(), _shown(self.out_dir)]
 
     def record(self) -> dict[str, Any]:
         return {**dict(zip(HEADERS[:5], self.row())), "max_abs_err": self.max_error(), "exit_code": self.exit_code,
@@ -249,3 +249,8 @@ def _report(runs: list[Run], json_output: bool) -> None:
     for run in runs:
         if run.exit_code:
             out.print(Text(f"{run.label}: {run.error or 'failed'} (log: {run.log})"))
+
+
+def _shown(path: Path) -> Path:
+    """Relative to the current folder when inside it, so that the table stays narrow."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
