@@ -61,8 +61,8 @@ def build(
              "(or model.onnx).", file_okay=False)] = None,
     locked: Annotated[bool, typer.Option("--locked", help="Use only what ./trtkit.lock names (the image digest, "
                                          "the toolchain's packages, trtkit's version); stop on any difference.")] = False,
-    project_file: Annotated[Optional[Path], typer.Option(
-        "--project", help="Project file to build when MODEL is left out. Default: ./trtkit.toml, else [tool.trtkit] "
+    project_file: Annotated[Optional[Path], typer.Option(   # help is rich markup: \\[ shows a bracket
+        "--project", help="Project file to build when MODEL is left out. Default: ./trtkit.toml, else \\[tool.trtkit] "
                           "in ./pyproject.toml.", exists=True, dir_okay=False, show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", min=1, max=64, help="Builds at once in a project's matrix. Default: one per core, at most 4; "
