@@ -5,6 +5,7 @@ runs `trtkit build` with every option spelled out into a new folder, and records
 as comments, the container this amounts to: the image id, the hardening and the
 limits, where the files go in and what comes out, and the plan the steps read.
 """
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -18,7 +19,6 @@ from .toolchain import Toolchain
 
 SCRIPT_NAME = "reproduce.sh"
 TIMING_CACHE = "timing.cache"
-_TIMING_CACHE_ARG = '"$timing_cache"'    # the one argument the shell must expand
 
 
 def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
@@ -29,23 +29,25 @@ def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
     return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
 
 
-def command(plan: BuildPlan, target: str, image: str) -> list[str]:
-    """`trtkit build` with every option explicit (the out folder is the script's argument)."""
-    args = ["trtkit", "build", str(plan.model.path)]
+def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
+    """The arguments of `trtkit build` with every option explicit but the out folder (and the target when
+    None: the build chooses it)."""
+    args = [str(plan.model.path)]
     if "@" in image:
         args += ["--image", image]
     else:
         repository, tag = image.rsplit(":", 1)
         args += ["--image", repository, "--tag", tag]
-    args += ["--target", target, "--precision", plan.precision, "--gpus", plan.options()["gpus"],
+    args += ["--target", target] if target else []
+    args += ["--precision", plan.precision, "--gpus", plan.options()["gpus"],
              "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]
     args += ["--tf32"] * plan.tf32 + ["--trust-model"] * plan.trust_model
     for name, dims in plan.shapes.items():
         args += ["--shapes", f"{name}:" + "/".join(map(_dims, dims))]
     for flag, path in (("--sample-data", plan.sample_data), ("--calib-data", plan.calib_data)):
         args += [flag, str(path.absolute())] if path else []
-    if target == "engine":   # replay this build's own tactic timings (checked against its sha256 first)
-        args += ["--timing-cache", _TIMING_CACHE_ARG] + ["--strict-timing-cache"] * plan.strict_timing_cache
+    args += ["--timing-cache", str(plan.timing_cache.absolute())] if plan.timing_cache else []
+    args += ["--strict-timing-cache"] * plan.strict_timing_cache
     args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
     if plan.disabled_tactic_sources:
         args += ["--disable-tactic-sources", ",".join(plan.disabled_tactic_sources)]
@@ -61,17 +63,18 @@ def _dims(value) -> str:
     return "x".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _shell(args: list[str]) -> str:
-    return " ".join(a if a == _TIMING_CACHE_ARG else shlex.quote(a) for a in args)
-
-
-def _timing_cache_check(folder: Path) -> list[str]:
-    """An engine build replays its own timing cache, pinned by the sha256 it had when the build ended."""
-    digest = sha256_of(folder / TIMING_CACHE)
+def _build_command(folder: Path, plan: BuildPlan, target: str, image: str, default_out: str) -> list[str]:
+    """The `trtkit build` line. An engine build replays its own timing cache (which holds any it was given),
+    pinned by the sha256 it had when the build ended."""
+    out = f' --out "${{1:-{default_out}}}"'
+    if target != "engine":
+        return [" ".join(shlex.quote(a) for a in ["trtkit", "build", *arguments(plan, target, image)]) + out]
+    args = ["trtkit", "build", *arguments(dataclasses.replace(plan, timing_cache=None), target, image)]
     return [
         f'timing_cache="$(cd "$(dirname "$0")" && pwd)/{TIMING_CACHE}"',
-        f'echo "{digest}  $timing_cache" | sha256sum -c --status || {{ echo "reproduce.sh: $timing_cache is not '
-        'the timing cache this build ended with" >&2; exit 1; }',
+        f'echo "{sha256_of(folder / TIMING_CACHE)}  $timing_cache" | sha256sum -c --status || {{ echo "reproduce.sh: '
+        '$timing_cache is not the timing cache this build ended with" >&2; exit 1; }',
+        " ".join(shlex.quote(a) for a in args) + ' --timing-cache "$timing_cache"' + out,
     ]
 
 
@@ -92,8 +95,7 @@ def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limi
         f'echo "reproduce.sh: this build used trtkit {__version__}; results may differ" >&2',
         "# A clean trtkit cache, so the build is redone rather than taken from the cache of finished builds.",
         'TRTKIT_CACHE=$(mktemp -d); export TRTKIT_CACHE; trap \'rm -rf "$TRTKIT_CACHE"\' EXIT',
-    ] + (_timing_cache_check(folder) if target == "engine" else []) + [
-        _shell(command(plan, target, image)) + f' --out "${{1:-{default_out}}}"',
+    ] + _build_command(folder, plan, target, image, default_out) + [
         "",
         "# What it amounts to in Docker (trtkit mounts nothing; files go in and out through the API):",
         f"#   docker create --user {CONTAINER_USER} --cap-drop ALL --security-opt no-new-privileges --read-only \\",

@@ -285,13 +285,11 @@ def _cache_entries(plan: BuildPlan) -> list[Path]:
 
 
 def _receive_cache(box: Box, plan: BuildPlan) -> None:
-    folder = _model_cache(plan)
-    folder.mkdir(parents=True, exist_ok=True)
+    """receive() makes the model's folder with its first file: never an empty one to remove, which a build of
+    the same model running beside this one (a matrix) may be writing into."""
     rule = plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), contract.MAX_CACHE_FILE_BYTES)
-    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), folder, rule, 64 * contract.MAX_CACHE_FILE_BYTES,
-            "cache files", replace=True)
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), _model_cache(plan), rule,
+            64 * contract.MAX_CACHE_FILE_BYTES, "cache files", replace=True)
 
 
 def exit_error(code: int, record: BuildRecord, expired: str | None, oom: bool, plan: BuildPlan,

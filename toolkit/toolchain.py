@@ -131,5 +131,7 @@ def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     if code != 0 or result is None:
         raise ToolchainBuildFailed(f"probing {image_id} failed (exit {code}): {' | '.join(lines[-5:])}")
     cached.parent.mkdir(exist_ok=True)
-    cached.write_text(json.dumps(result, indent=2, sort_keys=True))
+    temporary = cached.with_name(f".{cached.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(result, indent=2, sort_keys=True))
+    os.replace(temporary, cached)       # whole or absent: builds running at once (a matrix) read it meanwhile
     return result
