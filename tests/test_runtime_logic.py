@@ -115,7 +115,7 @@ def test_another_tensorrt_names_both_ways_out():
         runtime.compatibility(built("8.6.1"), Host("10.0.1", *H100))
     message = str(e.value)
     assert "built with TensorRT 8.6.1 and this host has TensorRT 10.0.1" in message
-    assert "Install TensorRT 8.6.1 here" in message
+    assert "Install TensorRT 8.6.1 here (pip install 'tensorrt==8.6.1.*')" in message
     assert ("trtkit build /models/origin_lstm.h5 --target engine --image <an image with TensorRT 10.0.1> "
             "--gpus all") in message
 

@@ -45,7 +45,7 @@ try:
 except ImportError:  # shipped as two top-level modules, beside a script in a container
     import runtime_cuda as cuda  # type: ignore[no-redef]
 
-__all__ = ["Engine", "Host", "IncompatibleEngine", "TensorSpec"]
+__all__ = ["Engine", "Host", "IncompatibleEngine", "ProfileRange", "TensorSpec"]
 
 MANIFEST_NAME = "trtkit.json"
 PLAN_NAME = "model.plan"
@@ -148,8 +148,9 @@ def compatibility(built: Built, here: Host) -> str | None:
     if tensorrt_release(built.tensorrt) != tensorrt_release(here.tensorrt):
         raise IncompatibleEngine(
             f"the engine cannot load here: it was built with TensorRT {built.tensorrt} and this host has TensorRT "
-            f"{here.tensorrt} ({where}). Install TensorRT {built.tensorrt} here, or rebuild it with an image whose "
-            f"TensorRT is {here.tensorrt}: {_rebuild(built, f'<an image with TensorRT {here.tensorrt}>')}")
+            f"{here.tensorrt} ({where}). Install TensorRT {built.tensorrt} here (pip install "
+            f"'tensorrt=={'.'.join(map(str, tensorrt_release(built.tensorrt)))}.*'), or rebuild it with an image "
+            f"whose TensorRT is {here.tensorrt}: {_rebuild(built, f'<an image with TensorRT {here.tensorrt}>')}")
     if built.compute_capability != here.compute_capability:
         raise IncompatibleEngine(
             f"the engine cannot load here: it was built for sm {built.compute_capability} and this GPU is sm "
@@ -490,6 +491,9 @@ class _Loaded:
         engine = self.engine
         self.scratch_bytes = (engine.device_memory_size_v2 if hasattr(engine, "device_memory_size_v2")
                               else engine.device_memory_size)
+        # Only an engine with dynamic shapes has profiles to select ("need not be called" otherwise).
+        self.dynamic = any(-1 in tuple(engine.get_tensor_shape(engine.get_tensor_name(index)))
+                           for index in range(engine.num_io_tensors))
         self._lock = threading.Lock()
 
     def io(self) -> list[tuple[str, bool, np.dtype]]:
@@ -536,7 +540,8 @@ class _Loaded:
             context.set_device_memory(scratch.ptr, scratch.nbytes)
         else:
             context.device_memory = scratch.ptr
-        if not context.set_optimization_profile_async(profile, stream.handle):
+        # TensorRT 8.6 gives profile 0 implicitly to the first context only: each selects its own.
+        if self.dynamic and not context.set_optimization_profile_async(profile, stream.handle):
             raise RuntimeError(f"TensorRT refused optimization profile {profile}")
         stream.synchronize()
         return context
