@@ -52,6 +52,8 @@ PLAN_NAME = "model.plan"
 MIN_TENSORRT = (8, 6)         # from 8.6 on, several execution contexts may share an optimization profile
 STREAM_SLOTS = 3              # chunks in flight: one filling, one copying in or computing, one copying out
 MIN_FILL_PART_BYTES = 1 << 20  # smaller copies are not worth handing to another thread
+SMALL_BATCH_BYTES = 16 << 20   # Engine's defaults: input bytes up to which a batch is one graph run,
+STREAM_CHUNK_BYTES = 32 << 20  # and input bytes per streamed chunk
 
 
 class IncompatibleEngine(RuntimeError):
@@ -928,7 +930,8 @@ class Engine:
 
     def __init__(self, path: str | os.PathLike, *, device: int = 0, graphs: bool = True,
                  graph_cache_size: int = 16, max_lanes: int = 2, fill_threads: int | None = None,
-                 small_batch_bytes: int = 16 << 20, stream_chunk_bytes: int = 32 << 20, check: bool = True,
+                 small_batch_bytes: int = SMALL_BATCH_BYTES, stream_chunk_bytes: int = STREAM_CHUNK_BYTES,
+                 check: bool = True,
                  _probe: Callable[[int], Host] = probe_host):
         self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
                                  fill_threads or min(8, os.cpu_count() or 1))
