@@ -213,6 +213,13 @@ def test_check_false_skips_the_checks(tmp_path):
         Engine(out, check=False, _probe=probe("10.0.1"))
 
 
+@pytest.mark.parametrize("option", [{"graph_cache_size": 0}, {"max_lanes": 0}, {"stream_chunk_bytes": 0},
+                                    {"small_batch_bytes": -1}])
+def test_options_are_checked_first(tmp_path, option):
+    with pytest.raises(ValueError, match="1 or more|at least 1"):
+        Engine(tmp_path / "missing.plan", **option)
+
+
 def test_locate(tmp_path):
     out = make_output(tmp_path / "model")
     assert runtime.locate(str(out)) == (str(out / "model.plan"), str(out / "trtkit.json"))

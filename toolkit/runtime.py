@@ -935,6 +935,7 @@ class Engine:
                  _probe: Callable[[int], Host] = probe_host):
         self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
                                  fill_threads or min(8, os.cpu_count() or 1))
+        self._lanes = LanePool(self._new_lane, max_lanes)  # lanes are made on first use
         plan_path, manifest_path = locate(os.fspath(path))
         with open(plan_path, "rb") as f:
             plan = f.read()
@@ -953,7 +954,6 @@ class Engine:
             self._loaded = _Loaded(trt, plan)
         self.inputs, self.outputs = tensor_specs(self._loaded.io(), manifest.names if manifest else None)
         self.profiles = self._loaded.profiles(self.inputs)
-        self._lanes = LanePool(self._new_lane, max_lanes)
         self._fill = ThreadPoolExecutor(self._options.fill_threads, "trtkit-fill")
 
     def _new_lane(self) -> _Lane:
