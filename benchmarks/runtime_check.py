@@ -1,0 +1,94 @@
+"""Check trtkit.runtime on a GPU against the reference a trtkit build keeps, and time it.
+
+    python3 benchmarks/runtime_check.py OUT [BATCH,BATCH,...]    (default: 1,64,1024 and the profile's largest)
+
+Needs a GPU, TensorRT 8.6+ and numpy, not the trtkit package: toolkit/runtime.py and toolkit/runtime_cuda.py
+may sit beside this file instead (as copied into a TensorRT container). For each batch it feeds the build's
+reference inputs repeated to that many rows (rows are independent, so the expected outputs are the reference
+outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
+the largest error against Keras, the largest difference from the first call of a graph replay, of four
+threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:
+    from trtkit import runtime
+except ImportError:  # the two runtime files copied beside this one
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import runtime  # type: ignore[no-redef]
+
+TIME_BUDGET_S = 10.0  # of timed calls per batch and setting
+
+
+def load_arrays(path):
+    """A trtkit .npz: arrays a0, a1... with their names in `names` (names may hold '/' and ':')."""
+    with np.load(path) as data:
+        return {str(name): data["a%d" % i] for i, name in enumerate(data["names"])}
+
+
+def repeated(arrays, batch):
+    return {name: np.take(array, np.arange(batch) % len(array), axis=0) for name, array in arrays.items()}
+
+
+def largest_difference(got, expected):
+    return max(float(np.max(np.abs(got[name].astype(np.float64) - expected[name]))) for name in expected)
+
+
+def median_ms(call):
+    call()
+    times, spent = [], 0.0
+    while len(times) < 5 or (spent < TIME_BUDGET_S and len(times) < 200):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+        spent += times[-1] / 1000
+    return round(statistics.median(times), 4)
+
+
+def how_it_runs(engine, x):
+    shapes = {name: array.shape for name, array in x.items()}
+    row_bytes = sum(runtime.nbytes(shapes[s.name][1:], s.engine_dtype) for s in engine.inputs)
+    plan = runtime.plan_call(engine.profiles, shapes, row_bytes, runtime.SMALL_BATCH_BYTES, runtime.STREAM_CHUNK_BYTES)
+    return "one graph run" if plan.small else "%d streamed chunks" % len(plan.chunks)
+
+
+def check_batch(engine, eager, inputs, expected, batch):
+    x, want = repeated(inputs, batch), repeated(expected, batch)
+    first = engine.predict(x, as_dict=True)
+    replayed = engine.predict(x, as_dict=True)
+    with ThreadPoolExecutor(4) as threads:
+        concurrent = list(threads.map(lambda _: engine.predict(x, as_dict=True), range(8)))
+    return {
+        "batch": batch,
+        "runs_as": how_it_runs(engine, x),
+        "max_abs_err_vs_keras": largest_difference(first, want),
+        "replay_vs_first": largest_difference(replayed, first),
+        "threads_vs_first": max(largest_difference(result, first) for result in concurrent),
+        "graphs_off_vs_first": largest_difference(eager.predict(x, as_dict=True), first),
+        "median_ms": median_ms(lambda: engine.predict(x)),
+        "median_ms_graphs_off": median_ms(lambda: eager.predict(x)),
+    }
+
+
+def main(argv):
+    out = argv[0]
+    inputs = load_arrays(os.path.join(out, "reference-inputs.npz"))
+    expected = load_arrays(os.path.join(out, "reference-outputs.npz"))
+    with runtime.Engine(out) as engine, runtime.Engine(out, graphs=False) as eager:
+        largest = min(r.max[0] for r in engine.profiles[0].values())
+        batches = [int(b) for b in argv[1].split(",")] if len(argv) > 1 else sorted({1, 64, 1024, largest})
+        print(json.dumps({"host": vars(engine.host), "built": vars(engine.built) if engine.built else None}),
+              flush=True)
+        for batch in batches:
+            print(json.dumps(check_batch(engine, eager, inputs, expected, batch)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

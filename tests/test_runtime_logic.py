@@ -1,0 +1,781 @@
+"""trtkit.runtime without a GPU: its pure logic, its checks before loading, and its lanes on a simulated driver.
+
+The simulation (FakeCuda, FakeLoaded below) runs every copy and every "kernel" at once, on the host, and
+records instead of running while a stream captures; it checks what the runtime asks of CUDA and TensorRT
+(sizes, offsets, casts, shapes, graph reuse), not timing or concurrency on a real device.
+"""
+import ctypes
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trtkit import runtime, runtime_cuda
+from trtkit.runtime import (
+    Built,
+    Engine,
+    GraphCache,
+    Host,
+    IncompatibleEngine,
+    LanePool,
+    ProfileRange,
+    TensorSpec,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RUNTIME_FILES = [REPO / "toolkit" / "runtime.py", REPO / "toolkit" / "runtime_cuda.py"]
+H100 = ("NVIDIA H100 80GB HBM3", "9.0")
+LSTM_ROW = 11 * 192   # the origin model's input: (batch, 11, 192) float32
+F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
+
+
+def spec(name, keras=None, dtype=F32):
+    return TensorSpec(name, keras, runtime.user_dtype(np.dtype(dtype)), np.dtype(dtype))
+
+
+def lstm_profile(low=1, opt=1024, high=100000):
+    return {"lstm_1_input": ProfileRange((low, 11, 192), (opt, 11, 192), (high, 11, 192))}
+
+
+# --- importing and shipping ---------------------------------------------------
+
+def test_import_needs_neither_tensorrt_nor_a_driver():
+    code = ("import sys; sys.modules['tensorrt'] = None\n"   # None: any import of tensorrt fails
+            "import trtkit.runtime as r\n"
+            "assert r.cuda._library == [], 'libcuda was loaded at import'\n"
+            "print(r.Engine.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Engine"
+
+
+def test_the_two_files_import_as_top_level_modules(tmp_path):
+    """As the lead ships them into a container, beside a script: no trtkit package around them."""
+    for path in RUNTIME_FILES:
+        shutil.copy(path, tmp_path)
+    out = subprocess.run([sys.executable, "-c", "import runtime; print(runtime.cuda.__name__)"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "runtime_cuda"
+
+
+@pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.name)
+def test_parses_as_python_38(path):
+    import ast
+    tree = ast.parse(path.read_text(), feature_version=(3, 8))
+    futures = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "__future__"]
+    assert futures and futures[0].names[0].name == "annotations", "annotations must stay unevaluated on 3.8"
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert imported <= set(sys.stdlib_module_names) | {"numpy", "tensorrt", "runtime_cuda"}, imported
+
+
+def test_compiles_with_a_real_python_38_when_there_is_one(tmp_path):
+    found = sorted(Path.home().glob(".pyenv/versions/3.8*/bin/python3.8")) + [shutil.which("python3.8")]
+    python38 = next((p for p in found if p and ".pyenv/shims" not in str(p)), None)
+    if python38 is None:
+        pytest.skip("no Python 3.8 on this machine")
+    for path in RUNTIME_FILES:
+        out = subprocess.run([str(python38), "-m", "py_compile", str(path)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path)})
+        assert out.returncode == 0, out.stderr
+
+
+# --- where it was built, where it would run ------------------------------------
+
+@pytest.mark.parametrize("version, release", [("8.6.1", (8, 6, 1)), ("8.6.1.6", (8, 6, 1)), ("8.6", (8, 6, 0)),
+                                              ("10.0.0b6", (10, 0, 0)), ("10.16.0.72", (10, 16, 0))])
+def test_tensorrt_release(version, release):
+    assert runtime.tensorrt_release(version) == release
+
+
+def built(tensorrt="8.6.1", gpu=H100[0], capability=H100[1]):
+    return Built(tensorrt, gpu, capability, "/models/origin_lstm.h5", "nvcr.io/nvidia/tensorrt:23.10-py3")
+
+
+def test_the_same_release_and_gpu_load_silently():
+    assert runtime.compatibility(built("8.6.1"), Host("8.6.1.6", *H100)) is None
+
+
+def test_another_tensorrt_names_both_ways_out():
+    with pytest.raises(IncompatibleEngine) as e:
+        runtime.compatibility(built("8.6.1"), Host("10.0.1", *H100))
+    message = str(e.value)
+    assert "built with TensorRT 8.6.1 and this host has TensorRT 10.0.1" in message
+    assert "Install TensorRT 8.6.1 here (pip install 'tensorrt==8.6.1.*')" in message
+    assert ("trtkit build /models/origin_lstm.h5 --target engine --image <an image with TensorRT 10.0.1> "
+            "--gpus all") in message
+
+
+def test_another_compute_capability_cannot_load():
+    with pytest.raises(IncompatibleEngine) as e:
+        runtime.compatibility(built(), Host("8.6.1", "NVIDIA A100-SXM4-80GB", "8.0"))
+    message = str(e.value)
+    assert "built for sm 9.0 and this GPU is sm 8.0" in message
+    assert "here TensorRT 8.6.1 on NVIDIA A100-SXM4-80GB, sm 8.0" in message
+    assert "trtkit build /models/origin_lstm.h5 --target engine --image nvcr.io/nvidia/tensorrt:23.10-py3" in message
+
+
+def test_another_gpu_of_the_same_capability_loads_with_a_warning():
+    warning = runtime.compatibility(built(), Host("8.6.1", "NVIDIA H100 PCIe", "9.0"))
+    assert warning.startswith("the engine loads here, but it was tuned on NVIDIA H100 80GB HBM3 (sm 9.0), "
+                              "not NVIDIA H100 PCIe: rebuild on this GPU")
+
+
+@pytest.mark.parametrize("version, supported", [("8.5.3.1", False), ("8.6.0", True), ("10.0.1", True),
+                                                ("11.0.0", True)])
+def test_tensorrt_86_or_newer(version, supported):
+    if supported:
+        runtime.require_supported_tensorrt(version)
+    else:
+        with pytest.raises(IncompatibleEngine, match="needs TensorRT 8.6 or newer"):
+            runtime.require_supported_tensorrt(version)
+
+
+def make_output(folder, plan=b"not really an engine", tensorrt="8.6.1", gpu=H100, sha256=None, target="engine"):
+    """A trtkit output folder as `trtkit build --target engine` leaves it (the manifest's parts the runtime reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.plan").write_bytes(plan)
+    artifacts = [{"name": "model.onnx", "kind": "onnx", "sha256": "0" * 64}]
+    if target == "engine":
+        artifacts.append({"name": "model.plan", "kind": "engine",
+                          "sha256": sha256 or hashlib.sha256(plan).hexdigest()})
+    manifest = {
+        "target": {"chosen": target},
+        "model": {"path": "/models/origin_lstm.h5"},
+        "image": {"reference": "nvcr.io/nvidia/tensorrt:23.10-py3"},
+        "earlier_build": None,
+        "artifacts": artifacts,
+        "engine": {"tensorrt": tensorrt, "gpu": gpu[0], "compute_capability": gpu[1],
+                   "profiles": {"lstm_1_input": {"min": [1, 11, 192], "opt": [1024, 11, 192],
+                                                 "max": [100000, 11, 192]}}} if target == "engine" else None,
+        "names": {"inputs": [{"name": "lstm_1_input", "keras_tensor": "lstm_1_input:0"}],
+                  "outputs": [{"name": "dense_3", "keras_tensor": "dense_3/Sigmoid:0"}]},
+    }
+    (folder / "trtkit.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def probe(tensorrt, gpu=H100):
+    return lambda device: Host(tensorrt, *gpu)
+
+
+def test_engine_on_another_tensorrt_fails_before_tensorrt_is_touched(tmp_path):
+    out = make_output(tmp_path / "model")
+    with pytest.raises(IncompatibleEngine, match="built with TensorRT 8.6.1 and this host has TensorRT 10.0.1"):
+        Engine(out, _probe=probe("10.0.1"))
+    assert "tensorrt" not in sys.modules
+
+
+def test_engine_on_another_gpu_fails_before_tensorrt_is_touched(tmp_path):
+    out = make_output(tmp_path / "model")
+    with pytest.raises(IncompatibleEngine, match="built for sm 9.0 and this GPU is sm 8.0"):
+        Engine(out / "model.plan", _probe=probe("8.6.1", ("NVIDIA A100-SXM4-80GB", "8.0")))
+    assert "tensorrt" not in sys.modules
+
+
+def test_a_plan_the_manifest_does_not_describe_is_refused(tmp_path):
+    out = make_output(tmp_path / "model", sha256="f" * 64)
+    with pytest.raises(IncompatibleEngine, match="sha256 differs"):
+        Engine(out, _probe=probe("8.6.1"))
+
+
+def test_an_older_tensorrt_is_refused_even_when_it_built_the_engine(tmp_path):
+    out = make_output(tmp_path / "model", tensorrt="8.5.3.1")
+    with pytest.raises(IncompatibleEngine, match="needs TensorRT 8.6 or newer"):
+        Engine(out, _probe=probe("8.5.3.1"))
+
+
+def test_past_the_checks_tensorrt_itself_is_needed(tmp_path):
+    """Another H100 model: a warning, then loading, which needs TensorRT (not installed in the test venv)."""
+    out = make_output(tmp_path / "model")
+    with pytest.warns(RuntimeWarning, match="tuned on NVIDIA H100 80GB HBM3"), \
+            pytest.raises(ImportError, match=r"pip install 'trtkit\[runtime\]'"):
+        Engine(out, _probe=probe("8.6.1", ("NVIDIA H100 PCIe", "9.0")))
+
+
+def test_check_false_skips_the_checks(tmp_path):
+    out = make_output(tmp_path / "model", sha256="f" * 64)
+    with pytest.raises(ImportError, match="TensorRT's Python package"):
+        Engine(out, check=False, _probe=probe("10.0.1"))
+
+
+@pytest.mark.parametrize("option", [{"graph_cache_size": 0}, {"max_lanes": 0}, {"stream_chunk_bytes": 0},
+                                    {"small_batch_bytes": -1}])
+def test_options_are_checked_first(tmp_path, option):
+    with pytest.raises(ValueError, match="1 or more|at least 1"):
+        Engine(tmp_path / "missing.plan", **option)
+
+
+def test_locate(tmp_path):
+    out = make_output(tmp_path / "model")
+    assert runtime.locate(str(out)) == (str(out / "model.plan"), str(out / "trtkit.json"))
+    lone = tmp_path / "elsewhere" / "lstm.plan"
+    lone.parent.mkdir()
+    lone.write_bytes(b"x")
+    assert runtime.locate(str(lone)) == (str(lone), None)
+    with pytest.raises(FileNotFoundError, match="has no model.plan"):
+        runtime.locate(str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="no engine at"):
+        runtime.locate(str(tmp_path / "missing"))
+
+
+def test_read_manifest(tmp_path):
+    out = make_output(tmp_path / "model")
+    manifest = runtime.read_manifest(str(out / "trtkit.json"), "model.plan")
+    assert manifest.built == built()
+    assert manifest.names["inputs"][0]["keras_tensor"] == "lstm_1_input:0"
+    assert runtime.read_manifest(str(out / "trtkit.json"), "other.plan") is None   # not this manifest's engine
+    onnx = make_output(tmp_path / "onnx", target="onnx")
+    assert runtime.read_manifest(str(onnx / "trtkit.json"), "model.plan") is None
+
+
+def test_a_manifest_without_the_engine_record_is_refused(tmp_path):
+    out = make_output(tmp_path / "model")
+    manifest = json.loads((out / "trtkit.json").read_text())
+    manifest["engine"] = {"tensorrt": "8.6.1"}
+    (out / "trtkit.json").write_text(json.dumps(manifest))
+    with pytest.raises(IncompatibleEngine, match="lacks the engine's TensorRT version and GPU"):
+        runtime.read_manifest(str(out / "trtkit.json"), "model.plan")
+
+
+# --- names --------------------------------------------------------------------
+
+NAMES = {"inputs": [{"name": "text", "keras_tensor": "text:0"}, {"name": "image", "keras_tensor": "image:0"}],
+         "outputs": [{"name": "dense_3", "keras_tensor": "dense_3/Sigmoid:0"}, {"name": "aux", "keras_tensor": None}]}
+
+
+def test_specs_follow_keras_order_and_keep_what_the_manifest_does_not_name():
+    io = [("image", True, F16), ("text", True, np.dtype(np.int32)), ("aux", False, F32), ("dense_3", False, F16),
+          ("extra", False, F32)]
+    inputs, outputs = runtime.tensor_specs(io, NAMES)
+    assert [s.name for s in inputs] == ["text", "image"]
+    assert [s.name for s in outputs] == ["dense_3", "aux", "extra"]
+    assert inputs[1] == TensorSpec("image", "image:0", F32, F16)   # float16 at the engine, float32 for the user
+    assert outputs[0].dtype == F32 and outputs[0].engine_dtype == F16
+    assert inputs[0].dtype == np.int32
+    assert runtime.tensor_specs(io, None)[0][0].name == "image"    # no manifest: the engine's order
+
+
+def test_a_manifest_naming_tensors_the_engine_lacks_is_refused():
+    with pytest.raises(IncompatibleEngine, match=r"names inputs \['text'\] that the engine does not have"):
+        runtime.tensor_specs([("image", True, F32), ("dense_3", False, F32)], NAMES)
+
+
+def test_aliases():
+    assert spec("lstm_1_input", "lstm_1_input:0").aliases == ("lstm_1_input", "lstm_1_input:0")
+    assert spec("dense_3", "dense_3/Sigmoid:0").aliases == ("dense_3", "dense_3/Sigmoid:0", "dense_3/Sigmoid")
+    assert spec("x").aliases == ("x",)
+
+
+def test_one_input_by_array_list_or_nested_lists():
+    inputs = [spec("lstm_1_input", "lstm_1_input:0")]
+    x = np.zeros((2, 11, 192), np.float32)
+    assert runtime.map_inputs(x, inputs)["lstm_1_input"] is x
+    assert runtime.map_inputs([x], inputs)["lstm_1_input"] is x
+    assert runtime.map_inputs([[1.0, 2.0]], inputs)["lstm_1_input"].shape == (1, 2)
+
+
+@pytest.mark.parametrize("key", ["lstm_1_input", "lstm_1_input:0"])
+def test_one_input_by_engine_or_keras_name(key):
+    x = np.zeros((2, 11, 192), np.float32)
+    assert runtime.map_inputs({key: x}, [spec("lstm_1_input", "lstm_1_input:0")]) == {"lstm_1_input": x}
+
+
+def test_several_inputs_by_position_or_name():
+    inputs = [spec("text", "text:0"), spec("image", "image:0")]
+    a, b = np.zeros((2, 3)), np.ones((2, 4))
+    assert runtime.map_inputs((a, b), inputs) == {"text": a, "image": b}
+    assert runtime.map_inputs({"image:0": b, "text": a}, inputs) == {"text": a, "image": b}
+
+
+@pytest.mark.parametrize("x, message", [
+    ({"text": 1}, "no data for input image (Keras image:0)"),
+    ({"text": 1, "image": 2, "label": 3}, "'label' is not an input of the engine; its inputs are text (Keras text:0)"),
+    ({"text": 1, "text:0": 1, "image": 2}, "input text (Keras text:0) is given twice"),
+    ([1, 2, 3], "the engine has 2 inputs, text (Keras text:0), image (Keras image:0): pass a list of 2 arrays"),
+    (np.zeros((2, 3)), "the engine has 2 inputs"),
+])
+def test_inputs_that_do_not_match(x, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        runtime.map_inputs(x, [spec("text", "text:0"), spec("image", "image:0")])
+
+
+def test_outputs_like_keras():
+    outputs = [spec("dense_3"), spec("aux")]
+    results = {"aux": np.ones(1), "dense_3": np.zeros(1)}
+    assert runtime.arrange_outputs(results, outputs[:1], as_dict=False) is results["dense_3"]
+    assert runtime.arrange_outputs(results, outputs, as_dict=False) == [results["dense_3"], results["aux"]]
+    assert list(runtime.arrange_outputs(results, outputs, as_dict=True)) == ["dense_3", "aux"]
+
+
+def test_dtypes_cast_within_a_kind_only():
+    inputs = [spec("a", dtype=F16), spec("b"), spec("c", dtype=np.int32)]
+    runtime.check_dtypes({"a": np.zeros(1, np.float32), "b": np.zeros(1, np.float64), "c": np.zeros(1, np.int64)},
+                         inputs)
+    with pytest.raises(TypeError, match="input c is float32; the engine takes int32"):
+        runtime.check_dtypes({"a": np.zeros(1), "b": np.zeros(1), "c": np.zeros(1, np.float32)}, inputs)
+
+
+# --- shapes, profiles, chunks -------------------------------------------------
+
+def test_batch_of():
+    assert runtime.batch_of({"a": (4, 2), "b": (4,)}) == 4
+    with pytest.raises(ValueError, match="different batch sizes"):
+        runtime.batch_of({"a": (4, 2), "b": (5,)})
+    with pytest.raises(ValueError, match="needs a batch dimension"):
+        runtime.batch_of({"a": ()})
+
+
+def test_select_profile():
+    narrow = {"x": ProfileRange((1, 8), (16, 8), (64, 8))}
+    wide = {"x": ProfileRange((1, 8), (512, 8), (4096, 8))}
+    other = {"x": ProfileRange((1, 16), (1, 16), (8, 16))}
+    profiles = [other, narrow, wide]
+    assert runtime.select_profile(profiles, {"x": (32, 8)}) == 1
+    assert runtime.select_profile(profiles, {"x": (1000, 8)}) == 2
+    assert runtime.select_profile(profiles, {"x": (10000, 8)}) == 2   # no profile holds it: the longest runs
+    assert runtime.select_profile(profiles, {"x": (3, 16)}) == 0
+    with pytest.raises(ValueError, match=r"fit none of the engine's optimization profiles \(profile 0: x \[1, 16\]"):
+        runtime.select_profile(profiles, {"x": (3, 12)})
+    with pytest.raises(ValueError, match="fit none"):
+        runtime.select_profile(profiles, {"x": (3, 8, 1)})
+
+
+def test_small_batches_are_one_run_from_buffers_made_for_the_largest_small_batch():
+    plan = runtime.plan_call([lstm_profile()], {"lstm_1_input": (64, 11, 192)}, LSTM_ROW * 4, 16 << 20, 32 << 20)
+    assert plan == runtime.CallPlan(0, [(0, 64)], (16 << 20) // (LSTM_ROW * 4), small=True)
+    assert plan.buffer_rows == 1985
+
+
+def test_large_batches_stream_in_equal_chunks_of_about_the_chunk_bytes():
+    plan = runtime.plan_call([lstm_profile()], {"lstm_1_input": (100000, 11, 192)}, LSTM_ROW * 4, 16 << 20, 32 << 20)
+    assert not plan.small
+    assert plan.buffer_rows == (32 << 20) // (LSTM_ROW * 4) == 3971
+    sizes = [stop - start for start, stop in plan.chunks]
+    assert len(sizes) == 26 and sum(sizes) == 100000 and set(sizes) == {3846, 3847}
+    assert all(a[1] == b[0] for a, b in zip(plan.chunks, plan.chunks[1:]))
+
+
+def test_batches_beyond_the_profile_are_split_even_when_small():
+    profile = {"x": ProfileRange((1, 4), (8, 4), (64, 4))}
+    plan = runtime.plan_call([profile], {"x": (1000, 4)}, 16, 16 << 20, 32 << 20)
+    assert not plan.small and plan.buffer_rows == 64
+    assert max(stop - start for start, stop in plan.chunks) <= 64 and plan.chunks[-1][1] == 1000
+
+
+@pytest.mark.parametrize("total, rows, low, sizes", [
+    (10, 10, 1, [10]), (10, 4, 1, [3, 3, 4]), (9, 4, 3, [3, 3, 3]), (12, 4, 4, [4, 4, 4]), (1, 100, 1, [1])])
+def test_plan_chunks(total, rows, low, sizes):
+    chunks = runtime.plan_chunks(total, rows, low)
+    assert [stop - start for start, stop in chunks] == sizes
+    assert chunks[0][0] == 0 and chunks[-1][1] == total
+
+
+@pytest.mark.parametrize("total, rows, low, message", [
+    (13, 4, 4, "batches of 4 to 4 rows: 13 rows cannot be split"), (2, 8, 3, "2 rows cannot be split"),
+    (0, 8, 1, "at least one row")])
+def test_plan_chunks_refuses(total, rows, low, message):
+    with pytest.raises(ValueError, match=message):
+        runtime.plan_chunks(total, rows, low)
+
+
+def test_stream_rows_stay_within_the_profile():
+    assert runtime.stream_rows(8448, 1, 100000, 32 << 20) == 3971
+    assert runtime.stream_rows(4, 1, 100000, 32 << 20) == 100000
+    assert runtime.stream_rows(1 << 30, 1, 100000, 32 << 20) == 1
+    assert runtime.stream_rows(1 << 30, 16, 100000, 32 << 20) == 16
+
+
+def test_split_rows_for_the_fill_threads():
+    assert runtime.split_rows(3971, 8448, 8) == runtime.even_ranges(3971, 8)
+    assert runtime.split_rows(10, 100, 8) == [(0, 10)]            # 1 KB: not worth a thread
+    assert runtime.split_rows(3, 1 << 20, 8) == [(0, 1), (1, 2), (2, 3)]
+    assert runtime.even_ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
+
+
+def test_host_view_writes_into_the_buffer():
+    buffer = (ctypes.c_byte * 64)()
+    view = runtime.host_view(buffer, F16, (2, 3))
+    view[:] = [[1, 2, 3], [4, 5, 6]]
+    assert np.frombuffer(bytes(buffer)[:12], np.float16).tolist() == [1, 2, 3, 4, 5, 6]
+
+
+# --- the graph cache and the lane pool ----------------------------------------
+
+def test_graph_cache_evicts_the_least_recently_used_and_frees_it():
+    released = []
+    cache = GraphCache(2, released.append)
+    cache.put("a", "graph a")
+    cache.put("b", "graph b")
+    assert cache.get("a") == "graph a"       # a is now the most recent
+    cache.put("c", "graph c")
+    assert released == ["graph b"] and len(cache) == 2 and cache.get("b") is None
+    cache.put("c", "graph c2")               # a new graph for a key frees the old one
+    assert released == ["graph b", "graph c"]
+    cache.clear()
+    assert sorted(released[2:]) == ["graph a", "graph c2"] and len(cache) == 0
+
+
+def test_lane_pool_makes_at_most_its_size_and_reuses_lanes():
+    made, busy, most = [], [0], [0]
+    lock = threading.Lock()
+    pool = LanePool(lambda: made.append(object()) or made[-1], 2)
+
+    def call(_):
+        with pool.lane():
+            with lock:
+                busy[0] += 1
+                most[0] = max(most[0], busy[0])
+            time.sleep(0.01)
+            with lock:
+                busy[0] -= 1
+
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(call, range(32)))
+    assert len(made) == 2 and most[0] == 2
+
+
+def test_lane_pool_gives_the_slot_back_when_making_a_lane_fails():
+    attempts = itertools.count()
+
+    def factory():
+        if next(attempts) == 0:
+            raise MemoryError("out of device memory")
+        return "lane"
+
+    pool = LanePool(factory, 1)
+    with pytest.raises(MemoryError):
+        with pool.lane():
+            pass
+    with pool.lane() as lane:
+        assert lane == "lane"
+
+
+def test_lane_pool_close_waits_for_running_calls_then_refuses():
+    pool, destroyed, entered, leave = LanePool(lambda: "lane", 2), [], threading.Event(), threading.Event()
+
+    def running_call():
+        with pool.lane():
+            entered.set()
+            leave.wait(5)
+
+    worker = threading.Thread(target=running_call)
+    worker.start()
+    entered.wait(5)
+    closer = threading.Thread(target=pool.close, args=(destroyed.append,))
+    closer.start()
+    time.sleep(0.05)
+    assert destroyed == []                   # still running
+    leave.set()
+    worker.join(5)
+    closer.join(5)
+    assert destroyed == ["lane"]
+    with pytest.raises(RuntimeError, match="the Engine is closed"):
+        with pool.lane():
+            pass
+
+
+# --- lanes on a simulated driver and engine -------------------------------------
+
+class FakeCuda:
+    """runtime_cuda's interface, on the host: device memory is numpy bytes, pinned memory real host memory,
+    every stream runs its work at once, and a capturing stream records it for GraphExec to replay."""
+    CudaError = runtime_cuda.CudaError
+
+    def __init__(self):
+        fake = self
+        self.device: dict[int, np.ndarray] = {}
+        self.streams: dict[int, object] = {}
+        self.graphs: dict[int, list] = {}
+        self.destroyed_graphs = 0
+        self.launches = 0
+        ids = itertools.count(1)
+
+        class DeviceMemory:
+            def __init__(self, nbytes):
+                self.nbytes, self.ptr = nbytes, next(ids) << 32
+                fake.device[self.ptr] = np.zeros(max(nbytes, 1), np.uint8)
+
+            def free(self):
+                fake.device.pop(self.ptr, None)
+                self.ptr = 0
+
+        class PinnedMemory:
+            def __init__(self, nbytes):
+                self.nbytes, self.buffer = nbytes, (ctypes.c_byte * max(nbytes, 1))()
+                self.ptr = ctypes.addressof(self.buffer)
+
+            def free(self):
+                self.ptr = 0
+
+        class Stream:
+            def __init__(self):
+                self.handle, self.recording = next(ids), None
+                fake.streams[self.handle] = self
+
+            def run(self, work):
+                if self.recording is None:
+                    work()
+                else:
+                    self.recording.append(work)
+
+            def upload(self, device_ptr, host_ptr, nbytes):
+                def copy():
+                    fake.device[device_ptr][:nbytes] = np.frombuffer(ctypes.string_at(host_ptr, nbytes), np.uint8)
+                self.run(copy)
+
+            def download(self, host_ptr, device_ptr, nbytes):
+                self.run(lambda: ctypes.memmove(host_ptr, fake.device[device_ptr].ctypes.data, nbytes))
+
+            def wait(self, event):
+                pass
+
+            def synchronize(self):
+                assert self.recording is None, "synchronize while capturing"
+
+            def destroy(self):
+                fake.streams.pop(self.handle)
+
+        class Event:
+            def record(self, stream):
+                pass
+
+            def synchronize(self):
+                pass
+
+            def destroy(self):
+                pass
+
+        class GraphExec:
+            def __init__(self, graph):
+                self.work = fake.graphs[graph]
+
+            def launch(self, stream):
+                fake.launches += 1
+                for work in self.work:
+                    work()
+
+            def destroy(self):
+                fake.destroyed_graphs += 1
+
+        self.DeviceMemory, self.PinnedMemory, self.Stream, self.Event, self.GraphExec = (
+            DeviceMemory, PinnedMemory, Stream, Event, GraphExec)
+
+    def begin_capture(self, stream):
+        stream.recording = []
+
+    def end_capture(self, stream):
+        work, stream.recording = stream.recording, None
+        graph = len(self.graphs) + 1
+        self.graphs[graph] = work
+        return graph
+
+    def destroy_graph(self, graph):
+        pass
+
+    def current(self, device):
+        return nullcontext()
+
+
+class TwoHeadedModel:
+    """Inputs a (N, 3) float16 at the engine and b (N, 2) float32; outputs total = sum(a) + sum(b) (N, 1) and
+    double = 2a (N, 3) float16."""
+    io = [("a", True, F16), ("b", True, F32), ("total", False, F32), ("double", False, F16)]
+    profile = {"a": ProfileRange((1, 3), (8, 3), (64, 3)), "b": ProfileRange((1, 2), (8, 2), (64, 2))}
+
+    @staticmethod
+    def reference(a, b):
+        return (a.astype(F16).astype(F32).sum(1, keepdims=True) + b.sum(1, keepdims=True),
+                (2 * a.astype(F16)).astype(F32))
+
+
+class FakeContext:
+    """A TensorRT execution context's interface; its kernel takes shapes and addresses as they are when queued."""
+
+    def __init__(self, cuda, refuse_capture):
+        self.cuda, self.refuse_capture = cuda, refuse_capture
+        self.shapes, self.addresses, self.runs = {}, {}, 0
+
+    def set_optimization_profile_async(self, profile, stream):
+        return profile == 0
+
+    def set_input_shape(self, name, shape):
+        rng = TwoHeadedModel.profile[name]
+        if not all(low <= d <= high for d, low, high in zip(shape, rng.min, rng.max)):
+            return False
+        self.shapes[name] = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name):
+        batch = self.shapes["a"][0]
+        return {"total": (batch, 1), "double": (batch, 3)}[name]
+
+    def set_tensor_address(self, name, ptr):
+        self.addresses[name] = ptr
+
+    def execute_async_v3(self, handle):
+        stream = self.cuda.streams[handle]
+        if stream.recording is not None and self.refuse_capture:
+            return False
+        self.runs += 1
+        shapes, addresses = dict(self.shapes), dict(self.addresses)
+        assert shapes["a"][0] == shapes["b"][0]
+
+        def kernel():
+            def tensor(name, dtype, shape):
+                return self.cuda.device[addresses[name]][:runtime.nbytes(shape, dtype)].view(dtype).reshape(shape)
+            batch = shapes["a"][0]
+            a, b = tensor("a", F16, shapes["a"]), tensor("b", F32, shapes["b"])
+            tensor("total", F32, (batch, 1))[:] = a.astype(F32).sum(1, keepdims=True) + b.sum(1, keepdims=True)
+            tensor("double", F16, (batch, 3))[:] = 2 * a
+        stream.run(kernel)
+        return True
+
+
+class FakeLoaded:
+    scratch_bytes = 1024
+
+    def __init__(self, cuda, refuse_capture=False):
+        self.cuda, self.refuse_capture, self.contexts, self.scratch = cuda, refuse_capture, [], set()
+
+    def io(self):
+        return TwoHeadedModel.io
+
+    def profiles(self, inputs):
+        return [TwoHeadedModel.profile]
+
+    def new_context(self, scratch, profile, stream):
+        assert scratch.ptr in self.cuda.device
+        self.scratch.add(scratch.ptr)   # one per lane
+        self.contexts.append(FakeContext(self.cuda, self.refuse_capture))
+        return self.contexts[-1]
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    cuda = FakeCuda()
+    monkeypatch.setattr(runtime, "cuda", cuda)
+    return cuda
+
+
+def fake_engine(monkeypatch, fake_cuda, tmp_path, refuse_capture=False, **options):
+    """An Engine whose TensorRT and driver are the simulation; everything else is the real runtime."""
+    loaded = FakeLoaded(fake_cuda, refuse_capture)
+    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: "tensorrt")
+    monkeypatch.setattr(runtime, "_Loaded", lambda trt, plan: loaded)
+    plan = tmp_path / "two.plan"
+    plan.write_bytes(b"plan")
+    return Engine(plan, _probe=probe("8.6.1"), **options), loaded
+
+
+def inputs(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3)).astype(np.float32), rng.standard_normal((batch, 2))
+
+
+def assert_matches(outputs, a, b):
+    total, double = TwoHeadedModel.reference(a, b)
+    assert outputs[0].dtype == F32 and outputs[1].dtype == F32
+    np.testing.assert_allclose(outputs[0], total, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(outputs[1], double)
+
+
+def test_small_batches_run_once_then_replay_their_graph(monkeypatch, fake_cuda, tmp_path):
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path)
+    a, b = inputs(5)
+    assert_matches(engine.predict([a, b]), a, b)        # a run, then the same queued again under capture
+    graph_context = loaded.contexts[-1]
+    assert graph_context.runs == 2 and fake_cuda.launches == 0
+    a2, b2 = inputs(5, seed=1)
+    assert_matches(engine.predict({"b": b2, "a": a2}), a2, b2)
+    assert graph_context.runs == 2 and fake_cuda.launches == 1   # replayed: TensorRT was not called again
+    assert list(engine.predict([a, b], as_dict=True)) == ["total", "double"]
+    engine.close()
+
+
+def test_the_graph_cache_is_bounded_per_lane(monkeypatch, fake_cuda, tmp_path):
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, graph_cache_size=2, max_lanes=1)
+    for batch in (1, 2, 3, 1):
+        a, b = inputs(batch, seed=batch)
+        assert_matches(engine.predict([a, b]), a, b)
+    # 1, 2 and 3 were captured; 3 evicted 1 (destroyed), and 1 came back as a new capture, evicting 2
+    assert fake_cuda.destroyed_graphs == 2 and len(loaded.contexts) == 1 + 4
+    engine.close()
+    assert fake_cuda.destroyed_graphs == 4
+
+
+def test_small_buffers_are_made_once_for_the_largest_small_batch(monkeypatch, fake_cuda, tmp_path):
+    """Here 4 rows (by bytes at the engine: 3 float16 + 2 float32 a row); their graphs stay as batches grow."""
+    engine, _ = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=4 * (3 * 2 + 2 * 4), max_lanes=1)
+    a, b = inputs(2)
+    assert_matches(engine.predict([a, b]), a, b)
+    a, b = inputs(4)                      # fits the buffers made for 4 rows: a second graph
+    assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.destroyed_graphs == 0
+    a, b = inputs(5)                      # over small_batch_bytes: streamed, small buffers stay
+    assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.destroyed_graphs == 0
+    engine.close()
+
+
+def test_an_engine_that_cannot_be_captured_runs_without_graphs(monkeypatch, fake_cuda, tmp_path):
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, refuse_capture=True, max_lanes=1)
+    a, b = inputs(3)
+    with pytest.warns(RuntimeWarning, match="CUDA graphs are off for this engine"):
+        assert_matches(engine.predict([a, b]), a, b)
+    for seed in (1, 2):
+        a, b = inputs(3, seed)
+        assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.launches == 0 and loaded.contexts[0].runs == 2   # the lane's own context ran them
+    engine.close()
+
+
+def test_graphs_off(monkeypatch, fake_cuda, tmp_path):
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, graphs=False, max_lanes=1)
+    for seed in range(3):
+        a, b = inputs(7, seed)
+        assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.launches == 0 and len(loaded.contexts) == 1 and loaded.contexts[0].runs == 3
+    engine.close()
+
+
+@pytest.mark.parametrize("batch", [64, 65, 1000, 1001])
+def test_large_batches_stream_in_chunks_into_one_result(monkeypatch, fake_cuda, tmp_path, batch):
+    """Chunks of at most 64 rows (the profile's max) or stream_chunk_bytes; float16 in and out at the engine."""
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=0, stream_chunk_bytes=600,
+                                 fill_threads=3, max_lanes=1)
+    a, b = inputs(batch)
+    outputs = engine.predict([a, b])
+    assert_matches(outputs, a, b)
+    runs = loaded.contexts[0].runs
+    assert runs == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1))
+    engine.close()
+
+
+def test_predict_from_many_threads(monkeypatch, fake_cuda, tmp_path):
+    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, stream_chunk_bytes=200, max_lanes=2)
+
+    def call(seed):
+        a, b = inputs(1 + seed * 37 % 300, seed)
+        assert_matches(engine.predict([a, b]), a, b)
+
+    with ThreadPoolExecutor(6) as threads:
+        list(threads.map(call, range(24)))
+    assert len(loaded.scratch) == 2            # two lanes served six threads
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.predict(list(inputs(1)))

@@ -1,0 +1,987 @@
+"""Call a trtkit engine from your application: numpy in, numpy out, like Keras' Model.predict.
+
+    from trtkit.runtime import Engine
+    engine = Engine("trtkit-out/model")          # the output folder, or a .plan
+    y = engine.predict(x)
+
+- Before loading, the engine is checked against trtkit.json beside it: the TensorRT release and the GPU's
+  compute capability must be the ones it was built with (else IncompatibleEngine says what to rebuild);
+  another GPU model of the same capability loads, with a warning that it was tuned elsewhere.
+- Inputs by position, or by name in a dict (the engine's name, or the Keras name: `lstm_1_input` or
+  `lstm_1_input:0`); one output comes back as an array, several as a list in Keras' order (as_dict=True:
+  a dict by name). Any batch the optimization profiles allow; a larger one is split into runs.
+- Small batches (up to small_batch_bytes of input) replay a CUDA graph of copy-in, run and copy-out,
+  captured per input shape on its first use and kept in a bounded LRU cache (graph_cache_size).
+- Other batches stream through pinned staging buffers in chunks of about stream_chunk_bytes: host-to-device
+  copies, compute and device-to-host copies run on three streams and overlap, while a thread pool fills the
+  next chunk from your array and empties finished ones into the result.
+- Thread-safe: each predict() takes a lane (its own execution contexts, streams, buffers and graphs) from a
+  pool of at most max_lanes; further concurrent calls wait for one.
+- Float16 inputs and outputs of the engine are converted at the edge: you pass and get float32.
+
+Python 3.8+, numpy and TensorRT 8.6+ only; TensorRT is imported when an Engine is made, not before. CUDA
+is reached through the driver (runtime_cuda.py, ctypes), so no CUDA Python package is needed.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import operator
+import os
+import re
+import threading
+import warnings
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+try:
+    from . import runtime_cuda as cuda
+except ImportError:  # shipped as two top-level modules, beside a script in a container
+    import runtime_cuda as cuda  # type: ignore[no-redef]
+
+__all__ = ["Engine", "Host", "IncompatibleEngine", "ProfileRange", "TensorSpec"]
+
+MANIFEST_NAME = "trtkit.json"
+PLAN_NAME = "model.plan"
+MIN_TENSORRT = (8, 6)         # from 8.6 on, several execution contexts may share an optimization profile
+STREAM_SLOTS = 3              # chunks in flight: one filling, one copying in or computing, one copying out
+MIN_FILL_PART_BYTES = 1 << 20  # smaller copies are not worth handing to another thread
+SMALL_BATCH_BYTES = 16 << 20   # Engine's defaults: input bytes up to which a batch is one graph run,
+STREAM_CHUNK_BYTES = 32 << 20  # and input bytes per streamed chunk
+
+
+class IncompatibleEngine(RuntimeError):
+    """The engine cannot run here; the message says what to rebuild or install."""
+
+
+# --- where the engine was built, and where it would run ---------------------
+
+@dataclass(frozen=True)
+class Host:
+    """Where the engine would run: TensorRT's version, the GPU and its compute capability ("9.0")."""
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """Where trtkit built the engine (trtkit.json), and how to build it again."""
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+    source: str      # what `trtkit build` took: the model, or the earlier output folder it continued
+    image: str       # the image it was built in
+
+
+@dataclass(frozen=True)
+class Manifest:
+    built: Built
+    names: dict              # trtkit.json's "names": inputs and outputs with their Keras tensors
+    plan_sha256: str | None  # the engine's digest, when recorded
+
+
+def locate(path: str) -> tuple[str, str | None]:
+    """(the plan, the trtkit.json that describes it or None) for an output folder or a .plan file."""
+    if os.path.isdir(path):
+        plan = os.path.join(path, PLAN_NAME)
+        if not os.path.isfile(plan):
+            raise FileNotFoundError(f"{path} has no {PLAN_NAME}: give the output folder of "
+                                    "`trtkit build --target engine`, or a .plan file")
+    elif os.path.isfile(path):
+        plan = path
+    else:
+        raise FileNotFoundError(f"no engine at {path}")
+    manifest = os.path.join(os.path.dirname(os.path.abspath(plan)), MANIFEST_NAME)
+    return plan, manifest if os.path.isfile(manifest) else None
+
+
+def read_manifest(path: str, plan_name: str) -> Manifest | None:
+    """The engine's record in trtkit.json; None when that manifest lists no engine of this plan's name."""
+    with open(path) as f:
+        manifest = json.load(f)
+    artifact = next((a for a in manifest.get("artifacts") or [] if a.get("name") == plan_name), None)
+    if artifact is None or artifact.get("kind") != "engine":
+        return None
+    engine = manifest.get("engine")
+    if not isinstance(engine, dict) or not all(isinstance(engine.get(k), str)
+                                               for k in ("tensorrt", "gpu", "compute_capability")):
+        raise IncompatibleEngine(f"{path} lacks the engine's TensorRT version and GPU")
+    source = (manifest.get("earlier_build") or {}).get("path") or (manifest.get("model") or {}).get("path", "MODEL")
+    image = (manifest.get("image") or {}).get("reference", "IMAGE")
+    built = Built(engine["tensorrt"], engine["gpu"], engine["compute_capability"], source, image)
+    return Manifest(built, manifest.get("names") or {}, artifact.get("sha256"))
+
+
+def check_plan_digest(plan: bytes, manifest: Manifest, plan_path: str) -> None:
+    """The plan must be the engine the manifest describes, or the manifest's checks say nothing about it."""
+    if manifest.plan_sha256 and hashlib.sha256(plan).hexdigest() != manifest.plan_sha256:
+        raise IncompatibleEngine(f"{plan_path} is not the engine {MANIFEST_NAME} beside it describes (its sha256 "
+                                 "differs): it was changed or damaged since the build; rebuild it, or pass "
+                                 "check=False to load it unchecked")
+
+
+def tensorrt_release(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch): "8.6.1", "8.6.1.6" (older Python packages) and trtexec's "8.6.1" agree."""
+    parts = [int(m.group()) if m else 0 for m in (re.match(r"\d+", p) for p in version.split(".")[:3])]
+    major, minor, patch = (parts + [0, 0, 0])[:3]
+    return major, minor, patch
+
+
+def require_supported_tensorrt(version: str) -> None:
+    if tensorrt_release(version)[:2] < MIN_TENSORRT:
+        raise IncompatibleEngine(f"trtkit.runtime needs TensorRT {MIN_TENSORRT[0]}.{MIN_TENSORRT[1]} or newer "
+                                 f"(several execution contexts per optimization profile); this host has {version}")
+
+
+def compatibility(built: Built, here: Host) -> str | None:
+    """Raises IncompatibleEngine when the engine cannot load here; else a warning, or None when it runs as built.
+
+    An engine loads only with the TensorRT release that built it, and holds kernels for one compute capability.
+    """
+    where = (f"built with TensorRT {built.tensorrt} on {built.gpu}, sm {built.compute_capability}; "
+             f"here TensorRT {here.tensorrt} on {here.gpu}, sm {here.compute_capability}")
+    if tensorrt_release(built.tensorrt) != tensorrt_release(here.tensorrt):
+        raise IncompatibleEngine(
+            f"the engine cannot load here: it was built with TensorRT {built.tensorrt} and this host has TensorRT "
+            f"{here.tensorrt} ({where}). Install TensorRT {built.tensorrt} here (pip install "
+            f"'tensorrt=={'.'.join(map(str, tensorrt_release(built.tensorrt)))}.*'), or rebuild it with an image "
+            f"whose TensorRT is {here.tensorrt}: {_rebuild(built, f'<an image with TensorRT {here.tensorrt}>')}")
+    if built.compute_capability != here.compute_capability:
+        raise IncompatibleEngine(
+            f"the engine cannot load here: it was built for sm {built.compute_capability} and this GPU is sm "
+            f"{here.compute_capability} ({where}). Rebuild it on this GPU: {_rebuild(built, built.image)}")
+    if built.gpu != here.gpu:
+        return (f"the engine loads here, but it was tuned on {built.gpu} (sm {built.compute_capability}), not "
+                f"{here.gpu}: rebuild on this GPU for its best speed: {_rebuild(built, built.image)}")
+    return None
+
+
+def _rebuild(built: Built, image: str) -> str:
+    return f"trtkit build {built.source} --target engine --image {image} --gpus all"
+
+
+# --- names: by position, engine name or Keras name ----------------------------
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of the engine, as predict() sees it."""
+    name: str                  # the engine's tensor name; for trtkit's engines, the Keras input or output name
+    keras_tensor: str | None   # the Keras tensor it came from ("lstm_1_input:0"), from trtkit.json
+    dtype: np.dtype            # what predict() takes and returns: float32 where the engine has float16
+    engine_dtype: np.dtype     # what the engine's tensor holds
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The names a dict of inputs may use for it."""
+        names = [self.name]
+        if self.keras_tensor:
+            names += [self.keras_tensor, re.sub(r":\d+$", "", self.keras_tensor)]
+        return tuple(dict.fromkeys(names))
+
+    def describe(self) -> str:
+        return f"{self.name} (Keras {self.keras_tensor})" if self.keras_tensor else self.name
+
+
+def user_dtype(engine_dtype: np.dtype) -> np.dtype:
+    """What the user sees of an engine tensor's type: float16 becomes float32 at the edge."""
+    return np.dtype(np.float32) if engine_dtype == np.float16 else np.dtype(engine_dtype)
+
+
+def tensor_specs(io: Sequence[tuple[str, bool, np.dtype]], names: dict | None
+                 ) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """(inputs, outputs) of the engine's tensors [(name, is input, dtype)], in Keras' order where trtkit.json
+    names them; tensors it does not name follow in the engine's order."""
+    specs = []
+    for is_input, key in ((True, "inputs"), (False, "outputs")):
+        engine_names = {name: dtype for name, flag, dtype in io if flag == is_input}
+        recorded = [entry for entry in (names or {}).get(key) or [] if isinstance(entry, dict)]
+        unknown = [entry.get("name") for entry in recorded if entry.get("name") not in engine_names]
+        if unknown:
+            raise IncompatibleEngine(f"{MANIFEST_NAME} names {key} {unknown} that the engine does not have; "
+                                     f"its {key} are {sorted(engine_names)}")
+        keras = {entry["name"]: entry.get("keras_tensor") for entry in recorded}
+        order = list(keras) + [name for name in engine_names if name not in keras]
+        specs.append([TensorSpec(name, keras.get(name), user_dtype(engine_names[name]), np.dtype(engine_names[name]))
+                      for name in order])
+    return specs[0], specs[1]
+
+
+def map_inputs(x: Any, inputs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    """{engine input name: array} from one array, a list by position, or a dict by engine or Keras name."""
+    if isinstance(x, dict):
+        return _inputs_by_name(x, inputs)
+    if len(inputs) == 1:
+        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            x = x[0]
+        return {inputs[0].name: np.asarray(x)}
+    if not isinstance(x, (list, tuple)) or len(x) != len(inputs):
+        raise ValueError(f"the engine has {len(inputs)} inputs, {', '.join(s.describe() for s in inputs)}: "
+                         f"pass a list of {len(inputs)} arrays in that order, or a dict by name")
+    return {spec.name: np.asarray(value) for spec, value in zip(inputs, x)}
+
+
+def _inputs_by_name(x: dict, inputs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    for key, value in x.items():
+        spec = next((s for s in inputs if key in s.aliases), None)
+        if spec is None:
+            raise ValueError(f"{key!r} is not an input of the engine; its inputs are "
+                             f"{', '.join(s.describe() for s in inputs)}")
+        if spec.name in found:
+            raise ValueError(f"input {spec.describe()} is given twice")
+        found[spec.name] = np.asarray(value)
+    missing = [s.describe() for s in inputs if s.name not in found]
+    if missing:
+        raise ValueError(f"no data for input {', '.join(missing)}")
+    return found
+
+
+def check_dtypes(arrays: dict[str, np.ndarray], inputs: Sequence[TensorSpec]) -> None:
+    """Casts within a kind (float64 or float16 to float32, float32 to the engine's float16) are made; no others."""
+    for spec in inputs:
+        given = arrays[spec.name].dtype
+        if not np.can_cast(given, spec.engine_dtype, casting="same_kind"):
+            raise TypeError(f"input {spec.describe()} is {given}; the engine takes {spec.dtype}")
+
+
+def arrange_outputs(results: dict[str, np.ndarray], outputs: Sequence[TensorSpec], as_dict: bool) -> Any:
+    """Like Keras: one array, or a list in the model's output order; or a dict by name."""
+    if as_dict:
+        return {spec.name: results[spec.name] for spec in outputs}
+    if len(outputs) == 1:
+        return results[outputs[0].name]
+    return [results[spec.name] for spec in outputs]
+
+
+# --- shapes: profiles, chunks -------------------------------------------------
+
+@dataclass(frozen=True)
+class ProfileRange:
+    """One input's shapes in one optimization profile."""
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+def volume(shape: Sequence[int]) -> int:
+    """Elements of a shape, as a Python int (numpy's int64 product can overflow)."""
+    return functools.reduce(operator.mul, shape, 1)
+
+
+def batch_of(shapes: dict[str, tuple[int, ...]]) -> int:
+    if not all(shapes.values()):
+        raise ValueError(f"every input needs a batch dimension first; got shapes {shapes}")
+    batches = {name: shape[0] for name, shape in shapes.items()}
+    if len(set(batches.values())) != 1:
+        raise ValueError(f"the inputs have different batch sizes: {batches}")
+    return next(iter(batches.values()))
+
+
+def batch_range(profile: dict[str, ProfileRange]) -> tuple[int, int]:
+    """The batch sizes every input of the profile accepts."""
+    return max(r.min[0] for r in profile.values()), min(r.max[0] for r in profile.values())
+
+
+def _fits_apart_from_batch(rng: ProfileRange, shape: tuple[int, ...]) -> bool:
+    return len(shape) == len(rng.min) and all(low <= d <= high for d, low, high in
+                                              zip(shape[1:], rng.min[1:], rng.max[1:]))
+
+
+def select_profile(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str, tuple[int, ...]]) -> int:
+    """The first profile that takes these shapes, batch included; else the one that takes them in the largest
+    runs (the batch is then split)."""
+    fitting = [i for i, profile in enumerate(profiles)
+               if all(_fits_apart_from_batch(profile[name], shape) for name, shape in shapes.items())]
+    if not fitting:
+        ranges = "; ".join(f"profile {i}: " + ", ".join(f"{name} {list(r.min)} to {list(r.max)}"
+                                                        for name, r in profile.items())
+                           for i, profile in enumerate(profiles))
+        raise ValueError(f"inputs of shapes {shapes} fit none of the engine's optimization profiles ({ranges}); "
+                         "rebuild with --shapes that cover them")
+    batch = batch_of(shapes)
+    holding = [i for i in fitting if batch_range(profiles[i])[0] <= batch <= batch_range(profiles[i])[1]]
+    return holding[0] if holding else max(fitting, key=lambda i: batch_range(profiles[i])[1])
+
+
+def stream_rows(row_bytes: int, low: int, high: int, chunk_bytes: int) -> int:
+    """Rows per streamed chunk: about chunk_bytes of input, within the batches the profile takes."""
+    return max(1, low, min(high, chunk_bytes // max(row_bytes, 1)))
+
+
+def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
+    """[(start, stop)]: the fewest runs of at most `rows` rows that cover `total`, of about equal size (so that
+    none falls under `low`, the profile's smallest batch)."""
+    if total < 1:
+        raise ValueError("predict() needs at least one row")
+    runs = -(-total // rows)
+    if total // runs < low:
+        raise ValueError(f"the engine runs batches of {low} to {rows} rows: {total} rows cannot be split "
+                         "into such runs")
+    return even_ranges(total, runs)
+
+
+def split_rows(rows: int, row_bytes: int, workers: int, min_part_bytes: int = MIN_FILL_PART_BYTES
+               ) -> list[tuple[int, int]]:
+    """[(start, stop)] of about equal parts for the fill threads; one part for a small copy."""
+    return even_ranges(rows, max(1, min(workers, rows, rows * row_bytes // max(min_part_bytes, 1))))
+
+
+def even_ranges(total: int, parts: int) -> list[tuple[int, int]]:
+    bounds = [total * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """How one predict() call runs."""
+    profile: int
+    chunks: list[tuple[int, int]]   # row ranges, each one run of the engine
+    buffer_rows: int                # rows the staging buffers are made for (a batch the profile takes)
+    small: bool                     # one run from the small buffers (a CUDA graph); else streamed
+
+
+def plan_call(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str, tuple[int, ...]], row_bytes: int,
+              small_bytes: int, chunk_bytes: int) -> CallPlan:
+    """row_bytes: input bytes per row, as the engine holds them. Small buffers are made for the largest small
+    batch at once, so that growing batches do not replace them (and the graphs recorded on them) each time."""
+    profile = select_profile(profiles, shapes)
+    low, high = batch_range(profiles[profile])
+    batch = batch_of(shapes)
+    if low <= batch <= high and batch * row_bytes <= small_bytes:
+        return CallPlan(profile, [(0, batch)], max(batch, min(high, small_bytes // max(row_bytes, 1))), small=True)
+    rows = stream_rows(row_bytes, low, high, chunk_bytes)
+    return CallPlan(profile, plan_chunks(batch, rows, low), rows, small=False)
+
+
+# --- bounded caches and the lane pool (no GPU here) ---------------------------
+
+class GraphCache:
+    """Values (CUDA graphs) by key (input shapes), least recently used evicted first; release() frees a value."""
+
+    def __init__(self, capacity: int, release: Callable[[Any], None]):
+        self.capacity = capacity
+        self._release = release
+        self._entries: OrderedDict = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Any, entry: Any) -> None:
+        if key in self._entries:
+            self._release(self._entries.pop(key))
+        self._entries[key] = entry
+        while len(self._entries) > self.capacity:
+            self._release(self._entries.popitem(last=False)[1])
+
+    def clear(self) -> None:
+        while self._entries:
+            self._release(self._entries.popitem(last=False)[1])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class LanePool:
+    """At most `size` lanes, made on demand by factory(); a caller waits while all are in use."""
+
+    def __init__(self, factory: Callable[[], Any], size: int):
+        if size < 1:
+            raise ValueError("max_lanes must be at least 1")
+        self._factory = factory
+        self._size = size
+        self._free: list = []
+        self._made = 0
+        self._closed = False
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def lane(self) -> Iterator[Any]:
+        lane = self._acquire()
+        try:
+            yield lane
+        finally:
+            with self._changed:
+                self._free.append(lane)
+                self._changed.notify()
+
+    def _acquire(self) -> Any:
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the Engine is closed")
+                if self._free:
+                    return self._free.pop()
+                if self._made < self._size:
+                    self._made += 1
+                    break
+                self._changed.wait()
+        try:
+            return self._factory()
+        except BaseException:
+            with self._changed:
+                self._made -= 1
+                self._changed.notify()
+            raise
+
+    def close(self, destroy: Callable[[Any], None]) -> None:
+        """Refuse new calls, wait for those running, then destroy every lane."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+            while len(self._free) < self._made:
+                self._changed.wait()
+            lanes, self._free, self._made = self._free, [], 0
+        for lane in lanes:
+            destroy(lane)
+
+
+# --- TensorRT -----------------------------------------------------------------
+
+_loggers: list = []
+
+
+def _import_tensorrt() -> Any:
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise ImportError("trtkit.runtime needs TensorRT's Python package: pip install 'trtkit[runtime]' on a GPU "
+                          f"host, or run it in NVIDIA's TensorRT container ({e})") from None
+    return tensorrt
+
+
+def _logger(trt: Any) -> Any:
+    """One logger for every runtime: TensorRT warns when a second one differs."""
+    if not _loggers:
+        _loggers.append(trt.Logger(trt.Logger.WARNING))
+    return _loggers[0]
+
+
+def probe_host(device: int) -> Host:
+    """This host's TensorRT and GPU (what the manifest's record is checked against)."""
+    gpu, capability = cuda.device_info(device)
+    return Host(_import_tensorrt().__version__, gpu, capability)
+
+
+def _numpy_dtype(trt: Any, name: str, dtype: Any) -> np.dtype:
+    try:
+        return np.dtype(trt.nptype(dtype))
+    except TypeError:
+        raise ValueError(f"tensor {name} is {dtype}, which numpy has no type for: trtkit.runtime cannot "
+                         "pass it") from None
+
+
+class _Loaded:
+    """The deserialized engine and what every lane shares of it."""
+
+    def __init__(self, trt: Any, plan: bytes):
+        self.trt = trt
+        self.runtime = trt.Runtime(_logger(trt))  # must outlive the engine
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        if self.engine is None:
+            raise IncompatibleEngine("TensorRT cannot load the engine: engines load only with the TensorRT version "
+                                     "and GPU model that built them (TensorRT's log above says more)")
+        engine = self.engine
+        self.scratch_bytes = (engine.device_memory_size_v2 if hasattr(engine, "device_memory_size_v2")
+                              else engine.device_memory_size)
+        # Only an engine with dynamic shapes has profiles to select ("need not be called" otherwise).
+        self.dynamic = any(-1 in tuple(engine.get_tensor_shape(engine.get_tensor_name(index)))
+                           for index in range(engine.num_io_tensors))
+        self._lock = threading.Lock()
+
+    def io(self) -> list[tuple[str, bool, np.dtype]]:
+        """[(name, is input, dtype)] in the engine's order; only device tensors in row-major layout."""
+        trt, engine, found = self.trt, self.engine, []
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            if engine.get_tensor_location(name) != trt.TensorLocation.DEVICE:
+                raise ValueError(f"tensor {name} is a host (shape) tensor: trtkit.runtime passes device tensors only")
+            if engine.get_tensor_format(name) != trt.TensorFormat.LINEAR:
+                raise ValueError(f"tensor {name} has the vectorized format {engine.get_tensor_format(name)}: "
+                                 "trtkit.runtime passes row-major (LINEAR) tensors only")
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            found.append((name, is_input, _numpy_dtype(trt, name, engine.get_tensor_dtype(name))))
+        return found
+
+    def profiles(self, inputs: Sequence[TensorSpec]) -> list[dict[str, ProfileRange]]:
+        return [{spec.name: self._range(spec.name, index) for spec in inputs}
+                for index in range(self.engine.num_optimization_profiles)]
+
+    def _range(self, name: str, profile: int) -> ProfileRange:
+        try:
+            shapes = [tuple(dims) for dims in self.engine.get_tensor_profile_shape(name, profile)]
+        except (RuntimeError, TypeError, ValueError):
+            shapes = []
+        if len(shapes) == 3 and all(shape and min(shape) >= 0 for shape in shapes):
+            return ProfileRange(*shapes)
+        fixed = tuple(self.engine.get_tensor_shape(name))  # an input of static shape has no profile range
+        if not fixed or min(fixed) < 0:
+            raise ValueError(f"TensorRT reports no shape range for input {name}")
+        return ProfileRange(fixed, fixed, fixed)
+
+    def new_context(self, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream) -> Any:
+        """An execution context on the lane's shared scratch memory (its contexts never run at once)."""
+        trt = self.trt
+        with self._lock:
+            if hasattr(trt, "ExecutionContextAllocationStrategy"):  # TensorRT 10 on
+                context = self.engine.create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
+            else:
+                context = self.engine.create_execution_context_without_device_memory()
+        if context is None:
+            raise RuntimeError("TensorRT could not create an execution context (its log above says why)")
+        if hasattr(context, "set_device_memory"):
+            context.set_device_memory(scratch.ptr, scratch.nbytes)
+        else:
+            context.device_memory = scratch.ptr
+        # TensorRT 8.6 gives profile 0 implicitly to the first context only: each selects its own.
+        if self.dynamic and not context.set_optimization_profile_async(profile, stream.handle):
+            raise RuntimeError(f"TensorRT refused optimization profile {profile}")
+        stream.synchronize()
+        return context
+
+
+class _Context:
+    """One execution context, its profile, and the input shapes last set on it."""
+
+    def __init__(self, loaded: _Loaded, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream):
+        self.trt = loaded.new_context(scratch, profile, stream)
+        self.profile = profile
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def use_profile(self, profile: int, stream: cuda.Stream) -> None:
+        if profile != self.profile:
+            if not self.trt.set_optimization_profile_async(profile, stream.handle):
+                raise RuntimeError(f"TensorRT refused optimization profile {profile}")
+            stream.synchronize()
+            self.profile, self.shapes = profile, {}
+
+    def set_shapes(self, shapes: dict[str, tuple[int, ...]], outputs: Sequence[TensorSpec]
+                   ) -> dict[str, tuple[int, ...]]:
+        """Set the input shapes (those that changed); the output shapes that follow."""
+        for name, shape in shapes.items():
+            if self.shapes.get(name) != shape:
+                if not self.trt.set_input_shape(name, shape):
+                    raise ValueError(f"input {name} of shape {list(shape)} is outside optimization profile "
+                                     f"{self.profile}")
+                self.shapes[name] = shape
+        found = {spec.name: tuple(self.trt.get_tensor_shape(spec.name)) for spec in outputs}
+        unknown = {name: shape for name, shape in found.items() if min(shape, default=0) < 0}
+        if unknown:
+            raise ValueError(f"outputs {unknown} have data-dependent shapes, which trtkit.runtime cannot size")
+        return found
+
+    def bind(self, addresses: dict[str, int]) -> None:
+        for name, ptr in addresses.items():
+            self.trt.set_tensor_address(name, ptr)
+
+    def execute(self, stream: cuda.Stream) -> bool:
+        return bool(self.trt.execute_async_v3(stream.handle))
+
+
+# --- staging buffers and the lane --------------------------------------------
+
+def nbytes(shape: Sequence[int], dtype: np.dtype) -> int:
+    return volume(shape) * dtype.itemsize
+
+
+def host_view(buffer: Any, dtype: np.dtype, shape: Sequence[int]) -> np.ndarray:
+    """An array over the first bytes of a (pinned) buffer: writes go into the buffer."""
+    return np.frombuffer(buffer, dtype=dtype, count=volume(shape)).reshape(tuple(shape))
+
+
+class _Staging:
+    """A pinned host buffer and a device buffer per tensor, of the given sizes."""
+
+    def __init__(self, sizes: dict[str, int]):
+        self.sizes = dict(sizes)
+        self.host: dict[str, cuda.PinnedMemory] = {}
+        self.device: dict[str, cuda.DeviceMemory] = {}
+        try:
+            for name, size in sizes.items():
+                self.host[name] = cuda.PinnedMemory(size)
+                self.device[name] = cuda.DeviceMemory(size)
+        except BaseException:
+            self.free()
+            raise
+
+    def holds(self, sizes: dict[str, int]) -> bool:
+        return all(self.sizes.get(name, -1) >= size for name, size in sizes.items())
+
+    def view(self, name: str, dtype: np.dtype, shape: Sequence[int]) -> np.ndarray:
+        return host_view(self.host[name].buffer, dtype, shape)
+
+    def addresses(self) -> dict[str, int]:
+        return {name: memory.ptr for name, memory in self.device.items()}
+
+    def free(self) -> None:
+        for memory in list(self.host.values()) + list(self.device.values()):
+            memory.free()
+
+
+class _Slot:
+    """One streamed chunk's buffers, and the events that order its copy-in, run and copy-out."""
+
+    def __init__(self, sizes: dict[str, int]):
+        self.staging = _Staging(sizes)
+        self.uploaded, self.computed, self.downloaded = cuda.Event(), cuda.Event(), cuda.Event()
+
+    def free(self) -> None:
+        self.staging.free()
+        for event in (self.uploaded, self.computed, self.downloaded):
+            event.destroy()
+
+
+@dataclass
+class _Graph:
+    context: Any                     # a _Context kept for this graph alone, at the shapes it was captured with
+    graph: cuda.GraphExec
+    output_shapes: dict[str, tuple[int, ...]]
+
+
+def _release_graph(entry: _Graph) -> None:
+    entry.graph.destroy()
+    entry.context = None
+
+
+@dataclass(frozen=True)
+class _Options:
+    graphs: bool
+    graph_cache_size: int
+    small_batch_bytes: int
+    stream_chunk_bytes: int
+    fill_threads: int
+
+    def __post_init__(self) -> None:
+        if min(self.graph_cache_size, self.stream_chunk_bytes, self.fill_threads) < 1 or self.small_batch_bytes < 0:
+            raise ValueError("graph_cache_size, stream_chunk_bytes and fill_threads must be 1 or more, "
+                             "small_batch_bytes 0 or more")
+
+
+class _Lane:
+    """What one predict() at a time uses: streams, scratch memory, execution contexts, buffers, graphs.
+
+    The lane's contexts share one scratch memory: they run one at a time, on the compute stream."""
+
+    def __init__(self, loaded: _Loaded, inputs: list[TensorSpec], outputs: list[TensorSpec], options: _Options,
+                 fill: ThreadPoolExecutor):
+        self.loaded, self.inputs, self.outputs, self.options, self.fill = loaded, inputs, outputs, options, fill
+        self.graphs = GraphCache(options.graph_cache_size, _release_graph)
+        self.graph_failure = None if options.graphs else "graphs=False"
+        self.small: _Staging | None = None
+        self.slots: list[_Slot] = []
+        with ExitStack() as undo:  # a lane that cannot be made in full frees what it made
+            self.compute, self.upload, self.download = (self._stream(undo) for _ in range(3))
+            self.scratch = cuda.DeviceMemory(loaded.scratch_bytes)
+            undo.callback(self.scratch.free)
+            self.eager = _Context(loaded, self.scratch, 0, self.compute)
+            undo.pop_all()
+
+    @staticmethod
+    def _stream(undo: ExitStack) -> cuda.Stream:
+        stream = cuda.Stream()
+        undo.callback(stream.destroy)
+        return stream
+
+    def run(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            if plan.small:
+                return self._run_small(plan, arrays)
+            return self._run_streamed(plan, arrays)
+        except BaseException:
+            self._settle()
+            raise
+
+    # small batches: one run from the small buffers, replayed as a CUDA graph
+
+    @property
+    def _small(self) -> _Staging:
+        assert self.small is not None, "the small buffers are made before the first small run"
+        return self.small
+
+    def _run_small(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = {name: array.shape for name, array in arrays.items()}
+        key = (plan.profile,) + tuple(shapes[spec.name] for spec in self.inputs)
+        entry = self.graphs.get(key)
+        if entry is not None:
+            self._stage(arrays)
+            entry.graph.launch(self.compute)
+            self.compute.synchronize()
+            return self._unstage(entry.output_shapes)
+        if self.graph_failure:
+            context = self._eager(plan.profile)
+        else:
+            context = _Context(self.loaded, self.scratch, plan.profile, self.compute)  # this graph's own
+        output_shapes = context.set_shapes(shapes, self.outputs)
+        self._ensure_small(shapes, output_shapes, plan.buffer_rows)
+        context.bind(self._small.addresses())
+        self._stage(arrays)
+        # The first run at these shapes also does TensorRT's set-up, which must not be captured.
+        if not self._enqueue_small(context, shapes, output_shapes):
+            raise RuntimeError("TensorRT failed to run the engine (its log above says why)")
+        self.compute.synchronize()
+        results = self._unstage(output_shapes)
+        if context is not self.eager:
+            self._capture(key, context, shapes, output_shapes)
+        return results
+
+    def _eager(self, profile: int) -> _Context:
+        self.eager.use_profile(profile, self.compute)
+        return self.eager
+
+    def _ensure_small(self, shapes: dict, output_shapes: dict, rows: int) -> None:
+        """Small buffers that hold this call, made for `rows` rows; graphs recorded on the buffers they replace
+        go with them."""
+        needed = self._sizes(shapes, output_shapes)
+        if self.small is not None and self.small.holds(needed):
+            return
+        batch = batch_of(shapes)
+        self.graphs.clear()
+        if self.small is not None:
+            self.small.free()
+            self.small = None
+        self.small = _Staging({name: size // batch * rows for name, size in needed.items()})
+
+    def _sizes(self, shapes: dict, output_shapes: dict) -> dict[str, int]:
+        """Bytes of each input and output at these shapes."""
+        return {spec.name: nbytes(found[spec.name], spec.engine_dtype)
+                for specs, found in ((self.inputs, shapes), (self.outputs, output_shapes)) for spec in specs}
+
+    def _stage(self, arrays: dict[str, np.ndarray]) -> None:
+        for spec in self.inputs:
+            array = arrays[spec.name]
+            np.copyto(self._small.view(spec.name, spec.engine_dtype, array.shape), array, casting="same_kind")
+
+    def _unstage(self, output_shapes: dict) -> dict[str, np.ndarray]:
+        """Copies of the outputs (the buffers are reused), float16 made float32."""
+        return {spec.name: self._small.view(spec.name, spec.engine_dtype, output_shapes[spec.name]).astype(spec.dtype)
+                for spec in self.outputs}
+
+    def _enqueue_small(self, context: _Context, shapes: dict, output_shapes: dict) -> bool:
+        """Copy in, run, copy out, all on the compute stream; False when TensorRT refused to run."""
+        small = self._small
+        for spec in self.inputs:
+            self.compute.upload(small.device[spec.name].ptr, small.host[spec.name].ptr,
+                                nbytes(shapes[spec.name], spec.engine_dtype))
+        ran = context.execute(self.compute)
+        for spec in self.outputs:
+            self.compute.download(small.host[spec.name].ptr, small.device[spec.name].ptr,
+                                  nbytes(output_shapes[spec.name], spec.engine_dtype))
+        return ran
+
+    def _capture(self, key: tuple, context: _Context, shapes: dict, output_shapes: dict) -> None:
+        try:
+            graph = self._record(context, shapes, output_shapes)
+            why = "TensorRT's run could not be captured"
+        except cuda.CudaError as e:
+            graph, why = None, str(e)
+        if graph is None:
+            self.graph_failure = why
+            warnings.warn(f"trtkit.runtime: CUDA graphs are off for this engine ({why}); small batches run "
+                          "without them", RuntimeWarning, stacklevel=5)
+            return
+        self.graphs.put(key, _Graph(context, graph, output_shapes))
+
+    def _record(self, context: _Context, shapes: dict, output_shapes: dict) -> cuda.GraphExec | None:
+        """The copy-in, run and copy-out, recorded (not run) as a CUDA graph; None when not capturable."""
+        ran = False
+        cuda.begin_capture(self.compute)
+        try:
+            ran = self._enqueue_small(context, shapes, output_shapes)
+        finally:
+            graph = cuda.end_capture(self.compute)
+        if graph is None:
+            return None
+        try:
+            return cuda.GraphExec(graph) if ran else None
+        finally:
+            cuda.destroy_graph(graph)
+
+    # larger batches: chunks streamed through pinned buffers on three streams
+
+    def _run_streamed(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        context = self._eager(plan.profile)
+        samples = {name: tuple(array.shape[1:]) for name, array in arrays.items()}
+        full = {name: (plan.buffer_rows,) + sample for name, sample in samples.items()}
+        output_shapes = context.set_shapes(full, self.outputs)
+        not_batched = [name for name, shape in output_shapes.items() if not shape or shape[0] != plan.buffer_rows]
+        if not_batched:
+            raise ValueError(f"outputs {not_batched} do not have the batch first, so the batch cannot be split "
+                             "into runs; pass at most the profile's largest batch")
+        self._ensure_slots(self._sizes(full, output_shapes))
+        batch = plan.chunks[-1][1]
+        results = {spec.name: np.empty((batch,) + output_shapes[spec.name][1:], spec.dtype) for spec in self.outputs}
+        in_flight: deque = deque()
+        for index, (start, stop) in enumerate(plan.chunks):
+            slot = self.slots[index % len(self.slots)]
+            if len(in_flight) == len(self.slots):  # the oldest chunk in flight is this slot's
+                self._collect(in_flight.popleft(), results)
+            self._fill(slot, arrays, start, stop)
+            self._launch(slot, context, samples, stop - start)
+            in_flight.append((slot, start, stop))
+        while in_flight:
+            self._collect(in_flight.popleft(), results)
+        return results
+
+    def _ensure_slots(self, sizes: dict[str, int]) -> None:
+        if self.slots and all(slot.staging.holds(sizes) for slot in self.slots):
+            return
+        self._free_slots()
+        for _ in range(STREAM_SLOTS):
+            self.slots.append(_Slot(sizes))
+
+    def _fill(self, slot: _Slot, arrays: dict[str, np.ndarray], start: int, stop: int) -> None:
+        """The chunk's rows of every input into the slot's pinned buffers (cast to the engine's types)."""
+        copies = []
+        for spec in self.inputs:
+            source = arrays[spec.name]
+            target = slot.staging.view(spec.name, spec.engine_dtype, (stop - start,) + source.shape[1:])
+            copies += [(target[low:high], source[start + low:start + high])
+                       for low, high in split_rows(stop - start, target[:1].nbytes, self.options.fill_threads)]
+        self._copy(copies)
+
+    def _launch(self, slot: _Slot, context: _Context, samples: dict, rows: int) -> None:
+        """Queue the chunk's copy-in, run and copy-out; each stream waits on the GPU for the step before."""
+        staging = slot.staging
+        for spec in self.inputs:
+            self.upload.upload(staging.device[spec.name].ptr, staging.host[spec.name].ptr,
+                               nbytes((rows,) + samples[spec.name], spec.engine_dtype))
+        slot.uploaded.record(self.upload)
+        self.compute.wait(slot.uploaded)
+        shapes = {name: (rows,) + sample for name, sample in samples.items()}
+        if any(context.shapes.get(name) != shape for name, shape in shapes.items()):
+            self.compute.synchronize()  # shapes change between runs, never under one still running
+        output_shapes = context.set_shapes(shapes, self.outputs)
+        context.bind(staging.addresses())
+        if not context.execute(self.compute):
+            raise RuntimeError("TensorRT failed to run the engine (its log above says why)")
+        slot.computed.record(self.compute)
+        self.download.wait(slot.computed)
+        for spec in self.outputs:
+            self.download.download(staging.host[spec.name].ptr, staging.device[spec.name].ptr,
+                                   nbytes(output_shapes[spec.name], spec.engine_dtype))
+        slot.downloaded.record(self.download)
+
+    def _collect(self, done: tuple[_Slot, int, int], results: dict[str, np.ndarray]) -> None:
+        """Wait for a chunk's copy-out, then its rows into the results (float16 becomes float32 here)."""
+        slot, start, stop = done
+        slot.downloaded.synchronize()
+        copies = []
+        for spec in self.outputs:
+            target = results[spec.name][start:stop]
+            source = slot.staging.view(spec.name, spec.engine_dtype, target.shape)
+            copies += [(target[low:high], source[low:high])
+                       for low, high in split_rows(stop - start, source[:1].nbytes, self.options.fill_threads)]
+        self._copy(copies)
+
+    def _copy(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """np.copyto in the fill threads (numpy lets go of the GIL while it copies)."""
+        if len(copies) == 1:
+            np.copyto(copies[0][0], copies[0][1], casting="same_kind")
+            return
+        list(self.fill.map(lambda pair: np.copyto(pair[0], pair[1], casting="same_kind"), copies))
+
+    def _settle(self) -> None:
+        """After a failure: let queued work finish, so no copy lands in a buffer the next call reuses."""
+        for stream in (self.upload, self.compute, self.download):
+            try:
+                stream.synchronize()
+            except cuda.CudaError:
+                pass
+
+    def _free_slots(self) -> None:
+        for slot in self.slots:
+            slot.free()
+        self.slots = []
+
+    def close(self) -> None:
+        self._settle()
+        self.graphs.clear()
+        self._free_slots()
+        if self.small is not None:
+            self.small.free()
+            self.small = None
+        self.scratch.free()
+        for stream in (self.upload, self.compute, self.download):
+            stream.destroy()
+
+
+# --- the engine ---------------------------------------------------------------
+
+class Engine:
+    """A trtkit engine, ready to predict; see the module's docstring. Close it (or use `with`) to free the GPU
+    memory, pinned memory and threads it holds.
+
+    path: a trtkit output folder (model.plan and trtkit.json), or a .plan file (checked against a trtkit.json
+    beside it when that lists it). device: the GPU's index. graphs: replay small batches as CUDA graphs.
+    graph_cache_size: graphs kept per lane. max_lanes: predict() calls that run at once. fill_threads: threads
+    that copy chunks between your arrays and pinned memory. small_batch_bytes: input bytes up to which a batch
+    is one run from the small buffers (a graph). stream_chunk_bytes: input bytes per streamed chunk.
+    check: compare the engine with trtkit.json before loading it.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, device: int = 0, graphs: bool = True,
+                 graph_cache_size: int = 16, max_lanes: int = 2, fill_threads: int | None = None,
+                 small_batch_bytes: int = SMALL_BATCH_BYTES, stream_chunk_bytes: int = STREAM_CHUNK_BYTES,
+                 check: bool = True,
+                 _probe: Callable[[int], Host] = probe_host):
+        self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
+                                 fill_threads or min(8, os.cpu_count() or 1))
+        self._lanes = LanePool(self._new_lane, max_lanes)  # lanes are made on first use
+        plan_path, manifest_path = locate(os.fspath(path))
+        with open(plan_path, "rb") as f:
+            plan = f.read()
+        manifest = read_manifest(manifest_path, os.path.basename(plan_path)) if manifest_path else None
+        self.device = device
+        self.host = _probe(device)  # before TensorRT loads anything: its own errors say less
+        self.built = manifest.built if manifest is not None else None
+        if check and manifest is not None:
+            check_plan_digest(plan, manifest, plan_path)
+            tuned_elsewhere = compatibility(manifest.built, self.host)
+            if tuned_elsewhere:
+                warnings.warn(tuned_elsewhere, RuntimeWarning, stacklevel=2)
+        require_supported_tensorrt(self.host.tensorrt)
+        trt = _import_tensorrt()
+        with cuda.current(device):
+            self._loaded = _Loaded(trt, plan)
+        self.inputs, self.outputs = tensor_specs(self._loaded.io(), manifest.names if manifest else None)
+        self.profiles = self._loaded.profiles(self.inputs)
+        self._fill = ThreadPoolExecutor(self._options.fill_threads, "trtkit-fill")
+
+    def _new_lane(self) -> _Lane:
+        return _Lane(self._loaded, self.inputs, self.outputs, self._options, self._fill)
+
+    def predict(self, x: Any, as_dict: bool = False) -> Any:
+        """Outputs for inputs x: an array (one input), a list by position, or a dict by engine or Keras name.
+
+        Returns one array, or a list in the model's output order (as_dict: a dict by output name)."""
+        arrays = map_inputs(x, self.inputs)
+        check_dtypes(arrays, self.inputs)
+        shapes = {name: tuple(int(d) for d in array.shape) for name, array in arrays.items()}
+        row_bytes = sum(nbytes(shapes[spec.name][1:], spec.engine_dtype) for spec in self.inputs)
+        plan = plan_call(self.profiles, shapes, row_bytes, self._options.small_batch_bytes,
+                         self._options.stream_chunk_bytes)
+        with cuda.current(self.device), self._lanes.lane() as lane:
+            results = lane.run(plan, arrays)
+        return arrange_outputs(results, self.outputs, as_dict)
+
+    def close(self) -> None:
+        """Wait for running calls, then free the lanes, the engine and the fill threads."""
+        with cuda.current(self.device):
+            self._lanes.close(_Lane.close)
+            self._loaded = None  # type: ignore[assignment]
+        self._fill.shutdown()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
