@@ -10,13 +10,14 @@
 #                   strictly, CNN int8 with calibration data).
 #   run.sh bench    then, on the same host: trtkit bench of the engines, and trtkit check: an engine as
 #                   built, one whose record names another GPU, one whose plan is damaged.
+#   run.sh runtime  then: benchmarks/runtime_check.py (trtkit.runtime) on the engines, in the same image.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PHASE=${1:?usage: run.sh export|gpu}
+PHASE=${1:?usage: run.sh export|builds|bench|runtime}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 TRTKIT=${TRTKIT:-trtkit}
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
@@ -56,6 +57,20 @@ pack() {
   for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
   mkdir -p "$OUT"; tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .; cp "$PROOF/proof.log" "$OUT/"
 }
+
+if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in the image that built them
+  RT=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/runtime_check.py "$RT/"
+  for build in origin-fp32:1,64,1024,100000 origin-fp16:1,64,1024,100000 cnn-int8:1,64,1024; do
+    name=${build%%:*}
+    echo "=== runtime-$name" | tee -a "$PROOF/proof.log"
+    docker run --rm --gpus all --network none -v "$RT:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
+      python3 /rt/runtime_check.py /out "${build#*:}" > "$PROOF/runtime-$name.jsonl" 2> "$PROOF/runtime-$name.log"
+    echo "=== runtime-$name: exit $?" | tee -a "$PROOF/proof.log"
+    tail -5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
+  done
+  pack
+  exit 0
+fi
 
 if [ "$PHASE" = bench ]; then
   BENCH=("${IMAGE[@]}" --gpus all --json)
