@@ -326,3 +326,18 @@ def test_default_tolerances_follow_precision_and_tf32():
     assert settings.default_atol("fp32", True) == settings.TF32_ATOL
     assert settings.default_atol("fp16", True) == 1e-2
     assert settings.default_atol("int8", False) is None
+
+
+def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_path):
+    """TensorRT 8.6 has no ERROR_ON_TIMING_CACHE_MISS (seen on the GPU machine): a clear exit 19, no build."""
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+    trt_86 = SimpleNamespace(__version__="8.6.0", BuilderFlag=SimpleNamespace(FP16=1, INT8=2, TF32=7))
+    with pytest.raises(Unsupported, match="TensorRT 8.6.0 cannot"):
+        polygraphy_api.PolygraphyApi(trt_86).build(_job(strict=True))
+    old_trtexec = tmp_path / "trtexec"
+    old_trtexec.write_text("#!/bin/sh\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --help'\n")
+    old_trtexec.chmod(0o755)
+    with pytest.raises(Unsupported, match="cannot"):
+        trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))

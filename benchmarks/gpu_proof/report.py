@@ -13,8 +13,8 @@ import re
 import textwrap
 from pathlib import Path
 
-BUILDS = ["origin-default", "origin-fp32", "origin-fp16", "origin-fp16-again", "origin-fp16-replayed", "cnn-fp32",
-          "cnn-fp16", "cnn-int8"]
+BUILDS = ["origin-default", "origin-fp32", "origin-fp16", "origin-fp16-again", "origin-fp16-replayed",
+          "origin-fp16-strict", "cnn-fp32", "cnn-fp16", "cnn-int8"]
 HOW_IT_RAN = (
     "Two stages, as engines are built in practice. `run.sh export`, on a CPU host in the stand-in image "
     "(TensorFlow, tf2onnx, ONNX Runtime): Keras -> verified ONNX plus the Keras reference, with Keras and ONNX "
@@ -73,27 +73,41 @@ def artifact_sha256(manifest, name):
     return next((a.get("sha256") for a in manifest.get("artifacts") or [] if a.get("name") == name), None)
 
 
+def last_error(proof, name):
+    log = proof / f"{name}.log"
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")] if log.exists() else []
+    return errors[-1] if errors else ""
+
+
 def replay_lines(proof, codes):
-    """Did the strict replay of origin-fp16's timing cache load exactly that file, and what came of it?"""
+    """Did the replay of origin-fp16's timing cache load exactly that file, and what came of it, strict or not?"""
     first, replayed = load(proof / "origin-fp16.json") or {}, load(proof / "origin-fp16-replayed.json") or {}
     engine = replayed.get("engine") or {}
     pinned = artifact_sha256(first, "timing.cache")
     same_plan = artifact_sha256(first, "model.plan") == artifact_sha256(replayed, "model.plan")
     return [
-        "## Timing cache replayed (`--timing-cache origin-fp16/timing.cache --strict-timing-cache`)", "",
-        f"- exit {codes.get('origin-fp16-replayed', 'not run')}; strict: {engine.get('strict_timing_cache')}",
+        "## Timing cache replayed (`--timing-cache origin-fp16/timing.cache`)", "",
+        f"- origin-fp16-replayed: exit {codes.get('origin-fp16-replayed', 'not run')}",
         f"- sha256 of origin-fp16's `timing.cache` artifact: `{pinned}`",
         f"- sha256 of the cache the replay loaded: `{engine.get('timing_cache_loaded_sha256')}` "
         f"({'the same file' if pinned and pinned == engine.get('timing_cache_loaded_sha256') else 'different'})",
-        f"- engine byte-identical to origin-fp16's: {same_plan} (TensorRT does not promise it; the tactics are "
-        "the cache's)", "",
+        f"- engine byte-identical to origin-fp16's: {same_plan} (TensorRT does not promise it)",
+        f"- with `--strict-timing-cache` (origin-fp16-strict): exit {codes.get('origin-fp16-strict', 'not run')}, "
+        f"`{last_error(proof, 'origin-fp16-strict')}`", "",
     ]
 
 
+def gpu_name(proof):
+    return (proof / "gpu.txt").read_text().split(",")[0].strip()
+
+
 def baseline_lines(proof, baseline):
-    """This run's errors and engine latencies beside an earlier run's (each on its own GPU)."""
-    lines = [f"## Against the earlier run ({(baseline / 'gpu.txt').read_text().strip()})", "",
-             "Errors against Keras per build, then the engine's median latency per batch.", ""]
+    """This run's errors and engine latencies beside a baseline run's; ratios only when both ran on one GPU model."""
+    same_gpu = gpu_name(proof) == gpu_name(baseline)
+    lines = [f"## Against the baseline (`{(baseline / 'version.txt').read_text().strip()}` on "
+             f"{gpu_name(baseline)}; this run on {gpu_name(proof)})", "",
+             "Errors against Keras per build, then the engine's median latency per batch"
+             + ("." if same_gpu else ": different GPU models, so no ratio is taken."), ""]
     rows = []
     for name in BUILDS:
         now, before = load(proof / f"{name}.json") or {}, load(baseline / f"{name}.json")
@@ -101,7 +115,7 @@ def baseline_lines(proof, baseline):
             rows.append([name, (before.get("engine") or {}).get("builder", "python-api"),
                          number(engine_verification(before).get("max_abs_err")),
                          (now.get("engine") or {}).get("builder"), number(engine_verification(now).get("max_abs_err"))])
-    lines += table(["build", "builder before", "max abs err before", "builder now", "max abs err now"], rows)
+    lines += table(["build", "builder (baseline)", "max abs err (baseline)", "builder", "max abs err"], rows)
     rows = []
     for name in BENCHES:
         now, before = load(proof / f"{name}.json") or {}, load(baseline / f"{name}.json") or {}
@@ -109,9 +123,10 @@ def baseline_lines(proof, baseline):
         for r in now.get("rows") or []:
             old = earlier.get((r["batch"], r["mode"]))
             if r["framework"] == "tensorrt" and old and not r.get("error") and not old.get("error"):
-                rows.append([name, r["batch"], r["mode"], number(old["median_ms"]), number(r["median_ms"]),
-                             number(r["median_ms"] / old["median_ms"])])
-    return lines + table(["bench", "batch", "mode", "median ms before", "median ms now", "now / before"], rows)
+                rows.append([name, r["batch"], r["mode"], number(old["median_ms"]), number(r["median_ms"])]
+                            + ([number(r["median_ms"] / old["median_ms"])] if same_gpu else []))
+    headers = ["bench", "batch", "mode", "median ms (baseline)", "median ms"] + (["ratio"] if same_gpu else [])
+    return lines + table(headers, rows)
 
 
 def bench_lines(proof, name):
@@ -203,11 +218,7 @@ def main(proof, baseline=None, export_note=""):
 def check_answer(proof, name):
     """The verdict of a check that passed, else its one-line error."""
     result = load(proof / f"{name}.json")
-    if result:
-        return result["verdict"]
-    log = proof / f"{name}.log"
-    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")] if log.exists() else []
-    return errors[-1] if errors else ""
+    return result["verdict"] if result else last_error(proof, name)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,11 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
   exit 0
 fi
 
+# PROOF, BUILDS and TRTKIT_CACHE may be set to run a second trtkit (a baseline) beside the first.
 OUT=${OUT:-/tmp/gpu-proof-out}
-PROOF=/tmp/gpu-proof
-BUILDS=/tmp/gpu-proof-builds
-export TRTKIT_CACHE=/tmp/gpu-proof-cache
+PROOF=${PROOF:-/tmp/gpu-proof}
+BUILDS=${BUILDS:-/tmp/gpu-proof-builds}
+export TRTKIT_CACHE=${TRTKIT_CACHE:-/tmp/gpu-proof-cache}
 pack() {
   for build in "$BUILDS"/*/; do cp "$build/trtkit.json" "$PROOF/manifest-$(basename "$build").json"; done
   rm -f "$PROOF"/triton/*/1/model.plan      # the engines are in the builds; their configs are what is shown
@@ -104,9 +105,11 @@ run origin-fp32 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp32 --o
 run origin-fp16 build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16" \
   --triton-repo "$PROOF/triton"
 run origin-fp16-again build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/origin-fp16-again"
-# The first FP16 build's own timing cache, replayed strictly: every tactic must come from it.
+# The first FP16 build's own timing cache replayed, then strictly: every tactic must come from it.
 run origin-fp16-replayed build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 \
-  --timing-cache "$BUILDS/origin-fp16/timing.cache" --strict-timing-cache --out "$BUILDS/origin-fp16-replayed"
+  --timing-cache "$BUILDS/origin-fp16/timing.cache" --out "$BUILDS/origin-fp16-replayed"
+run origin-fp16-strict build "$ORIGIN" "${GPU[@]}" --target engine --precision fp16 \
+  --timing-cache "$BUILDS/origin-fp16/timing.cache" --strict-timing-cache --out "$BUILDS/origin-fp16-strict"
 run cnn-fp32 build "$CNN" "${GPU[@]}" --target engine --precision fp32 --out "$BUILDS/cnn-fp32"
 run cnn-fp16 build "$CNN" "${GPU[@]}" --target engine --precision fp16 --out "$BUILDS/cnn-fp16"
 run cnn-int8 build "$CNN" "${GPU[@]}" --target engine --precision int8 --calib-data "$WORK/cnn_calib.npy" \

@@ -14,7 +14,6 @@ are in trtkit_steps/trt/.
 """
 import hashlib
 import os
-import shutil
 
 from trtkit_steps import contract, trt_cuda
 from trtkit_steps.common import (
@@ -24,10 +23,12 @@ from trtkit_steps.common import (
     gate,
     load_reference,
     nonempty,
+    read_bytes,
     read_json,
     run_main,
     step,
     tolerance,
+    write_atomic,
 )
 from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
 from trtkit_steps.trt.polygraphy_api import PolygraphyApi
@@ -40,7 +41,7 @@ from trtkit_steps.trt.settings import (
     import_tensorrt,
     timing_cache_name,
 )
-from trtkit_steps.trt.trtexec import TRTEXEC_DIRS, Trtexec, find_trtexec, trtexec_version
+from trtkit_steps.trt.trtexec import TRTEXEC_DIRS, Trtexec, find_trtexec
 
 
 def select_backend():
@@ -52,7 +53,7 @@ def select_backend():
     if exe is None:
         raise Unsupported("no TensorRT in this image: neither the tensorrt Python package (8.0 or newer) nor "
                           f"trtexec (looked on PATH and in {', '.join(TRTEXEC_DIRS)})")
-    return Trtexec(exe, trtexec_version(exe))
+    return Trtexec(exe)
 
 
 # --- the step ------------------------------------------------------------------
@@ -63,8 +64,12 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
     cache_dir = plan["cache_dir"]
     os.makedirs(cache_dir, exist_ok=True)
     shared_timing_cache = os.path.join(cache_dir, timing_cache_name(trt_version, gpu_name, capability))
-    # A pinned cache (--timing-cache) is replayed as given; else this model's cache for this TensorRT and GPU.
-    load_timing_cache = plan["timing_cache"] or shared_timing_cache
+    # A pinned cache (--timing-cache) is replayed as given, from a copy beside the artifacts (the data folder is
+    # read-only, and Polygraphy locks a cache with a file beside it); else this model's cache for this TensorRT/GPU.
+    load_timing_cache = shared_timing_cache
+    if plan["timing_cache"]:
+        load_timing_cache = os.path.join(work, "replayed-timing.cache")
+        write_atomic(load_timing_cache, read_bytes(plan["timing_cache"]))
     if settings.strict_timing_cache and not nonempty(load_timing_cache):
         raise StepError("--strict-timing-cache needs a timing cache to replay: --timing-cache FILE")
     calibration = None
@@ -107,7 +112,7 @@ def main(argv):
         job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
         loaded_sha256 = _sha256(job.load_timing_cache) if job.load_timing_cache else None
         backend.build(job)
-        shutil.copyfile(job.save_timing_cache, shared_timing_cache)  # this model's next build starts from it
+        write_atomic(shared_timing_cache, read_bytes(job.save_timing_cache))  # this model's next build starts here
         if job.calibration:
             job.calibration.save()
     major, minor = capability

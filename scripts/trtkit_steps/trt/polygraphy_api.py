@@ -6,7 +6,7 @@ network's inputs must be the model's, tactic sources can be left out, INT8
 calibrates on fixed-size batches, and the timing cache is read and written
 where the step says.
 """
-from trtkit_steps.common import StepError, first_line, write_atomic
+from trtkit_steps.common import StepError, Unsupported, first_line, read_bytes, write_atomic
 from trtkit_steps.trt.calibration import CALIBRATION_BATCH
 from trtkit_steps.trt.settings import major_of, tactic_mask
 
@@ -34,6 +34,9 @@ class PolygraphyApi(object):
 
     def build(self, job):
         api = self.api
+        if job.settings.strict_timing_cache and not hasattr(self.trt.BuilderFlag, "ERROR_ON_TIMING_CACHE_MISS"):
+            raise Unsupported(f"--strict-timing-cache needs a TensorRT that can refuse timing-cache misses "
+                              f"(BuilderFlag.ERROR_ON_TIMING_CACHE_MISS); TensorRT {self.version} cannot")
         network = api.network_from_onnx_path(job.onnx)
         _check_network_inputs(network[1], job.settings.profiles)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
@@ -60,7 +63,8 @@ class PolygraphyApi(object):
 
     def load(self, engine_path):
         try:
-            return self.api.engine_from_path(engine_path)
+            # From bytes: this Polygraphy's engine_from_path streams the file with TensorRT 10's IStreamReaderV2.
+            return self.api.engine_from_bytes(read_bytes(engine_path))
         except Exception as e:  # Polygraphy raises its own exception; TensorRT's log says more
             raise StepError(f"TensorRT cannot load the engine ({first_line(e)}): engines load only with the "
                             "TensorRT version and GPU model that built them") from None

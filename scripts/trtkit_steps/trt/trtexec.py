@@ -39,10 +39,14 @@ def parse_trtexec_version(text):
     return int(code[:-3]), int(code[-3]), int(code[-2:])  # before: major * 1000 + minor * 100 + patch
 
 
-def trtexec_version(exe):
+def trtexec_help(exe):
     proc = subprocess.Popen([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True)
-    version = parse_trtexec_version(proc.communicate()[0])
+    return proc.communicate()[0]
+
+
+def trtexec_version(exe, help_text=None):
+    version = parse_trtexec_version(trtexec_help(exe) if help_text is None else help_text)
     if version is None:
         raise StepError(f"cannot tell which TensorRT {exe} is: its --help shows no '[TensorRT vNNNN]' banner")
     return version
@@ -127,13 +131,18 @@ def _run_trtexec(args):
 class Trtexec(object):
     name = "trtexec"
 
-    def __init__(self, exe, version):
+    def __init__(self, exe):
+        help_text = trtexec_help(exe)
         self.exe = exe
-        self.version_info = version
-        self.version = ".".join(str(part) for part in version)
-        self.major = version[0]
+        self.version_info = trtexec_version(exe, help_text)
+        self.version = ".".join(str(part) for part in self.version_info)
+        self.major = self.version_info[0]
+        self.refuses_timing_cache_misses = "--errorOnTimingCacheMiss" in help_text
 
     def build(self, job):
+        if job.settings.strict_timing_cache and not self.refuses_timing_cache_misses:
+            raise Unsupported(f"--strict-timing-cache needs a trtexec that can refuse timing-cache misses "
+                              f"(--errorOnTimingCacheMiss); this one, TensorRT {self.version}, cannot")
         calibration_cache = None
         if job.calibration:
             if not job.calibration.reused:
