@@ -7,13 +7,20 @@ may sit beside this file instead (as copied into a TensorRT container). For each
 reference inputs repeated to that many rows (rows are independent, so the expected outputs are the reference
 outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
 the largest error against Keras, the largest difference from the first call of a graph replay, of four
-threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off.
+threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off. After
+all batches, one more line replays each batch again, now that the lane's execution context has run the other
+shapes since (replay_after_other_shapes_vs_first per batch: its graphs must still agree with their first call).
+
+A failure prints one JSON line {"batch": ..., "error": "..."} (or {"error": ...}) and the check goes on, or
+exits 1; a crash inside TensorRT or CUDA at least leaves Python's stack on stderr (faulthandler).
 """
+import faulthandler
 import json
 import os
 import statistics
 import sys
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -65,7 +72,7 @@ def check_batch(engine, eager, inputs, expected, batch):
     replayed = engine.predict(x, as_dict=True)
     with ThreadPoolExecutor(4) as threads:
         concurrent = list(threads.map(lambda _: engine.predict(x, as_dict=True), range(8)))
-    return {
+    return first, {
         "batch": batch,
         "runs_as": how_it_runs(engine, x),
         "max_abs_err_vs_keras": largest_difference(first, want),
@@ -77,18 +84,44 @@ def check_batch(engine, eager, inputs, expected, batch):
     }
 
 
+def error_line(error, **where):
+    """One JSON line for a failure, its traceback on stderr."""
+    traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    return json.dumps(dict(where, error="%s: %s" % (type(error).__name__, error)))
+
+
 def main(argv):
     out = argv[0]
     inputs = load_arrays(os.path.join(out, "reference-inputs.npz"))
     expected = load_arrays(os.path.join(out, "reference-outputs.npz"))
+    failed = False
     with runtime.Engine(out) as engine, runtime.Engine(out, graphs=False) as eager:
         largest = min(r.max[0] for r in engine.profiles[0].values())
         batches = [int(b) for b in argv[1].split(",")] if len(argv) > 1 else sorted({1, 64, 1024, largest})
-        print(json.dumps({"host": vars(engine.host), "built": vars(engine.built) if engine.built else None}),
-              flush=True)
+        print(json.dumps({"host": vars(engine.host), "built": vars(engine.built) if engine.built else None,
+                          "profiles": len(engine.profiles)}), flush=True)
+        firsts = {}
         for batch in batches:
-            print(json.dumps(check_batch(engine, eager, inputs, expected, batch)), flush=True)
+            try:
+                firsts[batch], line = check_batch(engine, eager, inputs, expected, batch)
+                print(json.dumps(line), flush=True)
+            except Exception as e:  # one line, then the next batch
+                failed = True
+                print(error_line(e, batch=batch), flush=True)
+        try:
+            again = {str(batch): largest_difference(engine.predict(repeated(inputs, batch), as_dict=True), first)
+                     for batch, first in firsts.items()}
+            print(json.dumps({"replay_after_other_shapes_vs_first": again}), flush=True)
+        except Exception as e:
+            failed = True
+            print(error_line(e, check="replay_after_other_shapes"), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    faulthandler.enable()
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as error:  # loading, or closing: a line, not a bare traceback
+        print(error_line(error), flush=True)
+        sys.exit(1)

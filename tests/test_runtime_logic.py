@@ -5,6 +5,8 @@ records instead of running while a stream captures; it checks what the runtime a
 (sizes, offsets, casts, shapes, graph reuse), not timing or concurrency on a real device.
 """
 import ctypes
+import functools
+import gc
 import hashlib
 import itertools
 import json
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -433,7 +436,7 @@ def test_graph_cache_evicts_the_least_recently_used_and_frees_it():
 def test_lane_pool_makes_at_most_its_size_and_reuses_lanes():
     made, busy, most = [], [0], [0]
     lock = threading.Lock()
-    pool = LanePool(lambda: made.append(object()) or made[-1], 2)
+    pool = LanePool(lambda key: made.append(object()) or made[-1], 2)
 
     def call(_):
         with pool.lane():
@@ -449,10 +452,32 @@ def test_lane_pool_makes_at_most_its_size_and_reuses_lanes():
     assert len(made) == 2 and most[0] == 2
 
 
+def test_lane_pool_makes_at_most_per_key_lanes_of_a_key_and_runs_at_most_size():
+    """One lane a key (a profile, as TensorRT allows one context a profile); at most 2 calls at once in all."""
+    made, running, most, lock = [], {}, {"all": 0}, threading.Lock()
+    pool = LanePool(lambda key: made.append(key) or (key, len(made)), 2, per_key=1)
+
+    def call(i):
+        key = i % 3
+        with pool.lane(key) as lane:
+            assert lane[0] == key
+            with lock:
+                running[key] = running.get(key, 0) + 1
+                assert running[key] == 1, "two calls on one key's lane"
+                most["all"] = max(most["all"], sum(running.values()))
+            time.sleep(0.005)
+            with lock:
+                running[key] -= 1
+
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(call, range(48)))
+    assert sorted(made) == [0, 1, 2] and most["all"] == 2
+
+
 def test_lane_pool_gives_the_slot_back_when_making_a_lane_fails():
     attempts = itertools.count()
 
-    def factory():
+    def factory(key):
         if next(attempts) == 0:
             raise MemoryError("out of device memory")
         return "lane"
@@ -466,7 +491,7 @@ def test_lane_pool_gives_the_slot_back_when_making_a_lane_fails():
 
 
 def test_lane_pool_close_waits_for_running_calls_then_refuses():
-    pool, destroyed, entered, leave = LanePool(lambda: "lane", 2), [], threading.Event(), threading.Event()
+    pool, destroyed, entered, leave = LanePool(lambda key: "lane", 2), [], threading.Event(), threading.Event()
 
     def running_call():
         with pool.lane():
@@ -571,6 +596,7 @@ class FakeCuda:
 
             def destroy(self):
                 fake.destroyed_graphs += 1
+                self.work = []
 
         self.DeviceMemory, self.PinnedMemory, self.Stream, self.Event, self.GraphExec = (
             DeviceMemory, PinnedMemory, Stream, Event, GraphExec)
@@ -585,7 +611,7 @@ class FakeCuda:
         return graph
 
     def destroy_graph(self, graph):
-        pass
+        self.graphs[graph] = []
 
     def current(self, device):
         return nullcontext()
@@ -593,9 +619,10 @@ class FakeCuda:
 
 class TwoHeadedModel:
     """Inputs a (N, 3) float16 at the engine and b (N, 2) float32; outputs total = sum(a) + sum(b) (N, 1) and
-    double = 2a (N, 3) float16."""
+    double = 2a (N, 3) float16. Profile 0 takes batches 1 to 64, profile 1 (when built with two) 65 to 256."""
     io = [("a", True, F16), ("b", True, F32), ("total", False, F32), ("double", False, F16)]
     profile = {"a": ProfileRange((1, 3), (8, 3), (64, 3)), "b": ProfileRange((1, 2), (8, 2), (64, 2))}
+    second = {"a": ProfileRange((65, 3), (128, 3), (256, 3)), "b": ProfileRange((65, 2), (128, 2), (256, 2))}
 
     @staticmethod
     def reference(a, b):
@@ -603,19 +630,150 @@ class TwoHeadedModel:
                 (2 * a.astype(F16)).astype(F32))
 
 
-class FakeContext:
-    """A TensorRT execution context's interface; its kernel takes shapes and addresses as they are when queued."""
+class FakeTensorRT:
+    """The parts of TensorRT's Python API the runtime uses, with TensorRT 8.6's rule on profiles: a profile of an
+    engine with dynamic shapes is held by at most one live execution context. A new context takes profile 0 when
+    it is free; selecting a profile another live context holds logs TensorRT's error and returns False (the real
+    one may also crash the process later). Anything TensorRT would refuse or leave undefined is recorded in
+    `errors` (a False it returned) or `violations` (misuse the runtime must never commit)."""
 
-    def __init__(self, cuda, refuse_capture):
-        self.cuda, self.refuse_capture = cuda, refuse_capture
-        self.shapes, self.addresses, self.runs = {}, {}, 0
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    class TensorLocation:
+        DEVICE, HOST = "device", "host"
+
+    class TensorFormat:
+        LINEAR = "linear"
+
+    class TensorIOMode:
+        INPUT, OUTPUT = "input", "output"
+
+    def __init__(self, cuda, version="8.6.1", profiles=1, refuse_capture=False, fail_execute=False):
+        self.cuda, self.__version__ = cuda, version
+        self.refuse_capture, self.fail_execute = refuse_capture, fail_execute
+        self.ranges = [TwoHeadedModel.profile, TwoHeadedModel.second][:profiles]
+        self.errors, self.violations, self.contexts, self.executions = [], [], [], 0
+        if not version.startswith("8."):
+            self.ExecutionContextAllocationStrategy = type("Strategy", (), {"USER_MANAGED": "user"})
+
+    @staticmethod
+    def nptype(dtype):
+        return dtype
+
+    def Runtime(self, logger):  # noqa: N802 - TensorRT's name
+        return FakeRuntime(self)
+
+    def live_contexts(self):
+        return [c for c in (ref() for ref in self.contexts) if c is not None]
+
+
+class FakeRuntime:
+    def __init__(self, trt):
+        self.trt = trt
+
+    def deserialize_cuda_engine(self, plan):
+        return FakeEngine(self.trt, self)
+
+
+class FakeEngine:
+    def __init__(self, trt, runtime):
+        self.trt, self.runtime = trt, weakref.ref(runtime)
+        self.num_io_tensors = len(TwoHeadedModel.io)
+        self.num_optimization_profiles = len(trt.ranges)
+        self.device_memory_size = self.device_memory_size_v2 = 1024
+        self.holders = {}    # profile -> weakref to the context holding it
+
+    def __del__(self):
+        if self.runtime() is None:
+            self.trt.violations.append("engine destroyed after its runtime")
+
+    def get_tensor_name(self, index):
+        return TwoHeadedModel.io[index][0]
+
+    def _io(self, name):
+        return next(entry for entry in TwoHeadedModel.io if entry[0] == name)
+
+    def get_tensor_location(self, name):
+        return FakeTensorRT.TensorLocation.DEVICE
+
+    def get_tensor_format(self, name):
+        return FakeTensorRT.TensorFormat.LINEAR
+
+    def get_tensor_mode(self, name):
+        return FakeTensorRT.TensorIOMode.INPUT if self._io(name)[1] else FakeTensorRT.TensorIOMode.OUTPUT
+
+    def get_tensor_dtype(self, name):
+        return self._io(name)[2]
+
+    def get_tensor_shape(self, name):
+        return (-1, {"a": 3, "b": 2, "total": 1, "double": 3}[name])
+
+    def get_tensor_profile_shape(self, name, profile):
+        rng = self.trt.ranges[profile][name]
+        return [rng.min, rng.opt, rng.max]
+
+    def holder(self, profile):
+        ref = self.holders.get(profile)
+        return ref() if ref is not None else None
+
+    def create_execution_context_without_device_memory(self):
+        if not self.trt.__version__.startswith("8."):
+            raise AttributeError("removed in TensorRT 10")
+        return self._new_context()
+
+    def create_execution_context(self, strategy):
+        assert strategy == "user"
+        return self._new_context()
+
+    def _new_context(self):
+        context = (FakeContext86 if self.trt.__version__.startswith("8.") else FakeContext10)(self)
+        self.trt.contexts.append(weakref.ref(context))
+        if self.holder(0) is None:          # profile 0 is given to a new context only when it is free
+            context.profile, self.holders[0] = 0, weakref.ref(context)
+        return context
+
+
+class FakeContext:
+    """Its kernel reads the shapes and addresses as they are when queued (as kernel arguments are), and checks,
+    when it runs from a graph, that the context was set back to the shapes it was captured at."""
+
+    def __init__(self, engine):
+        self.trt, self.engine, self.profile = engine.trt, weakref.ref(engine), -1
+        self.shapes, self.addresses, self.memory = {}, {}, None
+
+    def __del__(self):
+        if self.engine() is None:
+            self.trt.violations.append("context destroyed after its engine")
+
+    def _engine(self):
+        engine = self.engine()
+        if engine is None:
+            self.trt.violations.append("context used after its engine was destroyed")
+        return engine
 
     def set_optimization_profile_async(self, profile, stream):
-        return profile == 0
+        engine = self._engine()
+        holder = engine.holder(profile)
+        if holder is not None and holder is not self:
+            self.trt.errors.append(f"Profile {profile} has been chosen by another IExecutionContext")
+            return False
+        if self.profile >= 0 and engine.holder(self.profile) is self:
+            del engine.holders[self.profile]
+        self.profile, self.shapes = profile, {}
+        engine.holders[profile] = weakref.ref(self)
+        return True
 
     def set_input_shape(self, name, shape):
-        rng = TwoHeadedModel.profile[name]
-        if not all(low <= d <= high for d, low, high in zip(shape, rng.min, rng.max)):
+        if self.profile < 0:
+            self.trt.errors.append("no optimization profile")
+            return False
+        rng = self.trt.ranges[self.profile][name]
+        if len(shape) != len(rng.min) or not all(low <= d <= high for d, low, high in zip(shape, rng.min, rng.max)):
+            self.trt.errors.append(f"shape {shape} of {name} outside profile {self.profile}")
             return False
         self.shapes[name] = tuple(shape)
         return True
@@ -626,18 +784,32 @@ class FakeContext:
 
     def set_tensor_address(self, name, ptr):
         self.addresses[name] = ptr
+        return True
 
     def execute_async_v3(self, handle):
-        stream = self.cuda.streams[handle]
-        if stream.recording is not None and self.refuse_capture:
+        engine, stream = self._engine(), self.trt.cuda.streams[handle]
+        if self.memory is None or self.profile < 0 or engine.holder(self.profile) is not self:
+            self.trt.errors.append("run without device memory or without holding its profile")
             return False
-        self.runs += 1
-        shapes, addresses = dict(self.shapes), dict(self.addresses)
+        if set(self.shapes) != {"a", "b"} or set(self.addresses) != {"a", "b", "total", "double"}:
+            self.trt.errors.append("run without every shape and address set")
+            return False
+        if self.trt.fail_execute or (stream.recording is not None and self.trt.refuse_capture):
+            self.trt.errors.append("enqueueV3 failed")
+            return False
+        self.trt.executions += 1
+        shapes, addresses, device = dict(self.shapes), dict(self.addresses), self.trt.cuda.device
         assert shapes["a"][0] == shapes["b"][0]
+        context, violations = weakref.ref(self), self.trt.violations
 
         def kernel():
+            if context() is None:
+                violations.append("graph replayed after its context was destroyed")
+            elif context().shapes != shapes:
+                violations.append(f"graph for {shapes} replayed while the context is at {context().shapes}")
+
             def tensor(name, dtype, shape):
-                return self.cuda.device[addresses[name]][:runtime.nbytes(shape, dtype)].view(dtype).reshape(shape)
+                return device[addresses[name]][:runtime.nbytes(shape, dtype)].view(dtype).reshape(shape)
             batch = shapes["a"][0]
             a, b = tensor("a", F16, shapes["a"]), tensor("b", F32, shapes["b"])
             tensor("total", F32, (batch, 1))[:] = a.astype(F32).sum(1, keepdims=True) + b.sum(1, keepdims=True)
@@ -646,23 +818,24 @@ class FakeContext:
         return True
 
 
-class FakeLoaded:
-    scratch_bytes = 1024
+class FakeContext86(FakeContext):
+    """TensorRT 8.6 takes the device memory as a property."""
 
-    def __init__(self, cuda, refuse_capture=False):
-        self.cuda, self.refuse_capture, self.contexts, self.scratch = cuda, refuse_capture, [], set()
+    @property
+    def device_memory(self):
+        raise AttributeError("write-only")
 
-    def io(self):
-        return TwoHeadedModel.io
+    @device_memory.setter
+    def device_memory(self, ptr):
+        self.memory = ptr
 
-    def profiles(self, inputs):
-        return [TwoHeadedModel.profile]
 
-    def new_context(self, scratch, profile, stream):
-        assert scratch.ptr in self.cuda.device
-        self.scratch.add(scratch.ptr)   # one per lane
-        self.contexts.append(FakeContext(self.cuda, self.refuse_capture))
-        return self.contexts[-1]
+class FakeContext10(FakeContext):
+    """TensorRT 10 takes the device memory with its size (set_device_memory, 10.1 on)."""
+
+    def set_device_memory(self, ptr, size):
+        assert size >= 1024
+        self.memory = ptr
 
 
 @pytest.fixture
@@ -672,14 +845,20 @@ def fake_cuda(monkeypatch):
     return cuda
 
 
-def fake_engine(monkeypatch, fake_cuda, tmp_path, refuse_capture=False, **options):
+def fake_engine(monkeypatch, fake_cuda, tmp_path, version="8.6.1", profiles=1, refuse_capture=False,
+                fail_execute=False, **options):
     """An Engine whose TensorRT and driver are the simulation; everything else is the real runtime."""
-    loaded = FakeLoaded(fake_cuda, refuse_capture)
-    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: "tensorrt")
-    monkeypatch.setattr(runtime, "_Loaded", lambda trt, plan: loaded)
+    trt = FakeTensorRT(fake_cuda, version, profiles, refuse_capture, fail_execute)
+    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: trt)
     plan = tmp_path / "two.plan"
     plan.write_bytes(b"plan")
-    return Engine(plan, _probe=probe("8.6.1"), **options), loaded
+    return Engine(plan, _probe=probe(version), **options), trt
+
+
+def closed_cleanly(engine, trt):
+    engine.close()
+    gc.collect()
+    return trt.live_contexts() == [] and trt.violations == [] and trt.errors == []
 
 
 def inputs(batch, seed=0):
@@ -694,33 +873,60 @@ def assert_matches(outputs, a, b):
     np.testing.assert_array_equal(outputs[1], double)
 
 
-def test_small_batches_run_once_then_replay_their_graph(monkeypatch, fake_cuda, tmp_path):
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path)
+def test_the_simulation_enforces_one_context_per_profile(fake_cuda):
+    """As TensorRT 8.6 did on an H200: a second context cannot select profile 0 while the first lives."""
+    trt = FakeTensorRT(fake_cuda, profiles=2)
+    engine = FakeRuntime(trt).deserialize_cuda_engine(b"")
+    first, second = engine.create_execution_context_without_device_memory(), \
+        engine.create_execution_context_without_device_memory()
+    assert first.profile == 0 and second.profile == -1
+    assert not second.set_optimization_profile_async(0, 0)
+    assert trt.errors == ["Profile 0 has been chosen by another IExecutionContext"]
+    assert second.set_optimization_profile_async(1, 0)
+    del first
+    assert second.set_optimization_profile_async(0, 0)   # free once the first is gone
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.0.1"])
+def test_small_batches_run_once_then_replay_their_graph(monkeypatch, fake_cuda, tmp_path, version):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, version=version)
     a, b = inputs(5)
     assert_matches(engine.predict([a, b]), a, b)        # a run, then the same queued again under capture
-    graph_context = loaded.contexts[-1]
-    assert graph_context.runs == 2 and fake_cuda.launches == 0
+    assert trt.executions == 2 and fake_cuda.launches == 0
     a2, b2 = inputs(5, seed=1)
     assert_matches(engine.predict({"b": b2, "a": a2}), a2, b2)
-    assert graph_context.runs == 2 and fake_cuda.launches == 1   # replayed: TensorRT was not called again
+    assert trt.executions == 2 and fake_cuda.launches == 1   # replayed: TensorRT was not called again
     assert list(engine.predict([a, b], as_dict=True)) == ["total", "double"]
-    engine.close()
+    assert len(trt.contexts) == 1                             # graphs share the lane's one context
+    assert closed_cleanly(engine, trt)
+
+
+def test_graphs_of_several_shapes_share_the_context_and_replay_after_it_changed(monkeypatch, fake_cuda, tmp_path):
+    """Each replay finds the context set back to its graph's shapes (the simulation checks), after other
+    shapes, and after a streamed batch, ran on that context."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=40 * 14, stream_chunk_bytes=200,
+                              max_lanes=1)
+    for batch, seed in [(5, 0), (7, 1), (5, 2), (50, 3), (7, 4), (5, 5), (7, 6)]:
+        a, b = inputs(batch, seed)
+        assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.launches == 4 and len(trt.contexts) == 1
+    assert closed_cleanly(engine, trt)
 
 
 def test_the_graph_cache_is_bounded_per_lane(monkeypatch, fake_cuda, tmp_path):
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, graph_cache_size=2, max_lanes=1)
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, graph_cache_size=2, max_lanes=1)
     for batch in (1, 2, 3, 1):
         a, b = inputs(batch, seed=batch)
         assert_matches(engine.predict([a, b]), a, b)
     # 1, 2 and 3 were captured; 3 evicted 1 (destroyed), and 1 came back as a new capture, evicting 2
-    assert fake_cuda.destroyed_graphs == 2 and len(loaded.contexts) == 1 + 4
-    engine.close()
+    assert fake_cuda.destroyed_graphs == 2 and len(trt.contexts) == 1
+    assert closed_cleanly(engine, trt)
     assert fake_cuda.destroyed_graphs == 4
 
 
 def test_small_buffers_are_made_once_for_the_largest_small_batch(monkeypatch, fake_cuda, tmp_path):
     """Here 4 rows (by bytes at the engine: 3 float16 + 2 float32 a row); their graphs stay as batches grow."""
-    engine, _ = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=4 * (3 * 2 + 2 * 4), max_lanes=1)
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=4 * (3 * 2 + 2 * 4), max_lanes=1)
     a, b = inputs(2)
     assert_matches(engine.predict([a, b]), a, b)
     a, b = inputs(4)                      # fits the buffers made for 4 rows: a second graph
@@ -729,45 +935,48 @@ def test_small_buffers_are_made_once_for_the_largest_small_batch(monkeypatch, fa
     a, b = inputs(5)                      # over small_batch_bytes: streamed, small buffers stay
     assert_matches(engine.predict([a, b]), a, b)
     assert fake_cuda.destroyed_graphs == 0
-    engine.close()
+    assert closed_cleanly(engine, trt)
 
 
 def test_an_engine_that_cannot_be_captured_runs_without_graphs(monkeypatch, fake_cuda, tmp_path):
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, refuse_capture=True, max_lanes=1)
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, refuse_capture=True, max_lanes=1)
     a, b = inputs(3)
     with pytest.warns(RuntimeWarning, match="CUDA graphs are off for this engine"):
         assert_matches(engine.predict([a, b]), a, b)
     for seed in (1, 2):
         a, b = inputs(3, seed)
         assert_matches(engine.predict([a, b]), a, b)
-    assert fake_cuda.launches == 0 and loaded.contexts[0].runs == 2   # the lane's own context ran them
-    engine.close()
+    assert fake_cuda.launches == 0 and trt.executions == 3 and len(trt.contexts) == 1
+    assert trt.errors == ["enqueueV3 failed"]           # the refused capture, once
+    trt.errors.clear()
+    assert closed_cleanly(engine, trt)
 
 
 def test_graphs_off(monkeypatch, fake_cuda, tmp_path):
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, graphs=False, max_lanes=1)
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, graphs=False, max_lanes=1)
     for seed in range(3):
         a, b = inputs(7, seed)
         assert_matches(engine.predict([a, b]), a, b)
-    assert fake_cuda.launches == 0 and len(loaded.contexts) == 1 and loaded.contexts[0].runs == 3
-    engine.close()
+    assert fake_cuda.launches == 0 and len(trt.contexts) == 1 and trt.executions == 3
+    assert closed_cleanly(engine, trt)
 
 
 @pytest.mark.parametrize("batch", [64, 65, 1000, 1001])
 def test_large_batches_stream_in_chunks_into_one_result(monkeypatch, fake_cuda, tmp_path, batch):
     """Chunks of at most 64 rows (the profile's max) or stream_chunk_bytes; float16 in and out at the engine."""
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=0, stream_chunk_bytes=600,
-                                 fill_threads=3, max_lanes=1)
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=0, stream_chunk_bytes=600,
+                              fill_threads=3, max_lanes=1)
     a, b = inputs(batch)
     outputs = engine.predict([a, b])
     assert_matches(outputs, a, b)
-    runs = loaded.contexts[0].runs
-    assert runs == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1))
-    engine.close()
+    assert trt.executions == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1))
+    assert closed_cleanly(engine, trt)
 
 
-def test_predict_from_many_threads(monkeypatch, fake_cuda, tmp_path):
-    engine, loaded = fake_engine(monkeypatch, fake_cuda, tmp_path, stream_chunk_bytes=200, max_lanes=2)
+@pytest.mark.parametrize("version", ["8.6.1", "10.0.1"])
+def test_many_threads_share_the_one_lane_of_a_single_profile(monkeypatch, fake_cuda, tmp_path, version):
+    """max_lanes=4, but the engine has one profile: one context, and the calls take turns on it."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, version=version, stream_chunk_bytes=200, max_lanes=4)
 
     def call(seed):
         a, b = inputs(1 + seed * 37 % 300, seed)
@@ -775,7 +984,113 @@ def test_predict_from_many_threads(monkeypatch, fake_cuda, tmp_path):
 
     with ThreadPoolExecutor(6) as threads:
         list(threads.map(call, range(24)))
-    assert len(loaded.scratch) == 2            # two lanes served six threads
-    engine.close()
+    assert len(trt.contexts) == 1
+    assert closed_cleanly(engine, trt)
     with pytest.raises(RuntimeError, match="closed"):
         engine.predict(list(inputs(1)))
+
+
+def test_two_profiles_get_a_lane_each(monkeypatch, fake_cuda, tmp_path):
+    """Batches of up to 64 rows take profile 0's lane, of 65 to 256 profile 1's: two contexts, one a profile, even
+    when the lane of profile 1 is made first (its new context is given profile 0, and gives it up)."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, profiles=2, max_lanes=4)
+    a, b = inputs(100)
+    assert_matches(engine.predict([a, b]), a, b)
+
+    def call(seed):
+        a, b = inputs((3, 100, 64, 200)[seed % 4], seed)
+        assert_matches(engine.predict([a, b]), a, b)
+
+    with ThreadPoolExecutor(6) as threads:
+        list(threads.map(call, range(24)))
+    assert len(trt.contexts) == 2
+    assert closed_cleanly(engine, trt)
+
+
+def test_a_profile_tensorrt_refuses_raises_instead_of_running(monkeypatch, fake_cuda, tmp_path):
+    """Another context (not the runtime's) holds profile 0: the lane cannot be made, and predict() says why."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path)
+    squatter = engine._loaded.engine.create_execution_context_without_device_memory()
+    with pytest.raises(RuntimeError, match="TensorRT refused optimization profile 0 to a new execution context"):
+        engine.predict(list(inputs(3)))
+    assert trt.errors == ["Profile 0 has been chosen by another IExecutionContext"] and trt.executions == 0
+    del squatter
+    trt.errors.clear()
+    a, b = inputs(3)
+    assert_matches(engine.predict([a, b]), a, b)      # the slot was given back: a lane is made now
+    assert closed_cleanly(engine, trt)
+
+
+def test_the_runtime_never_asks_for_a_second_context_on_a_profile(monkeypatch, fake_cuda, tmp_path):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path)
+    engine.predict(list(inputs(3)))
+    with pytest.raises(RuntimeError, match="already has 1 execution context"):
+        engine._loaded.new_context(fake_cuda.DeviceMemory(1024), 0, fake_cuda.Stream(), 1)
+    assert trt.errors == [] and len(trt.contexts) == 1   # refused before TensorRT was asked
+    assert closed_cleanly(engine, trt)
+
+
+def test_a_failed_run_raises_and_the_lane_stays_usable(monkeypatch, fake_cuda, tmp_path):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, fail_execute=True, max_lanes=1)
+    with pytest.raises(RuntimeError, match="TensorRT failed to run the engine"):
+        engine.predict(list(inputs(3)))
+    with pytest.raises(RuntimeError, match="TensorRT failed to run the engine"):
+        engine.predict(list(inputs(500)))
+    trt.fail_execute = False
+    trt.errors.clear()
+    a, b = inputs(3)
+    assert_matches(engine.predict([a, b]), a, b)
+    assert closed_cleanly(engine, trt)
+
+
+def test_close_drops_contexts_before_the_engine_and_the_engine_before_its_runtime(monkeypatch, fake_cuda, tmp_path):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, profiles=2)
+    for batch in (3, 100, 1000):
+        engine.predict(list(inputs(batch)))
+    assert len(trt.live_contexts()) == 2
+    assert closed_cleanly(engine, trt)
+    engine.close()                                     # twice is harmless
+
+
+def save_arrays(path, arrays):
+    """As a trtkit build keeps references: a0, a1... with their names in `names`."""
+    np.savez(path, names=np.array(list(arrays)), **{"a%d" % i: v for i, v in enumerate(arrays.values())})
+
+
+def run_check(monkeypatch, fake_cuda, tmp_path, capsys, **fake):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import runtime_check
+    finally:
+        sys.path.pop(0)
+    trt = FakeTensorRT(fake_cuda, **fake)
+    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: trt)
+    monkeypatch.setattr(runtime, "Engine", functools.partial(Engine, _probe=probe("8.6.1")))
+    monkeypatch.setattr(runtime_check, "TIME_BUDGET_S", 0.0)
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.plan").write_bytes(b"plan")
+    a, b = inputs(4)
+    total, double = TwoHeadedModel.reference(a, b)
+    save_arrays(out / "reference-inputs.npz", {"a": a, "b": b})
+    save_arrays(out / "reference-outputs.npz", {"total": total, "double": double})
+    rc = runtime_check.main([str(out), "1,3,40,200"])
+    return rc, [json.loads(line) for line in capsys.readouterr().out.splitlines()], trt
+
+
+def test_runtime_check_on_the_simulation(monkeypatch, fake_cuda, tmp_path, capsys):
+    rc, lines, trt = run_check(monkeypatch, fake_cuda, tmp_path, capsys)
+    assert rc == 0 and lines[0]["profiles"] == 1 and lines[0]["built"] is None
+    assert [line["batch"] for line in lines[1:5]] == [1, 3, 40, 200]
+    assert lines[4]["runs_as"] == "4 streamed chunks"
+    assert all(line["max_abs_err_vs_keras"] < 1e-5 and line["replay_vs_first"] == 0 for line in lines[1:5])
+    assert lines[5] == {"replay_after_other_shapes_vs_first": {"1": 0.0, "3": 0.0, "40": 0.0, "200": 0.0}}
+    assert trt.violations == [] and trt.errors == []
+
+
+def test_runtime_check_prints_a_line_for_a_failure(monkeypatch, fake_cuda, tmp_path, capsys):
+    rc, lines, trt = run_check(monkeypatch, fake_cuda, tmp_path, capsys, fail_execute=True)
+    assert rc == 1
+    assert lines[1] == {"batch": 1, "error": "RuntimeError: TensorRT failed to run the engine (its log above says why)"}
+    assert [line["batch"] for line in lines[1:5] if "error" in line] == [1, 3, 40, 200]   # each, then on
+    assert lines[5] == {"replay_after_other_shapes_vs_first": {}}

@@ -15,8 +15,10 @@
 - Other batches stream through pinned staging buffers in chunks of about stream_chunk_bytes: host-to-device
   copies, compute and device-to-host copies run on three streams and overlap, while a thread pool fills the
   next chunk from your array and empties finished ones into the result.
-- Thread-safe: each predict() takes a lane (its own execution contexts, streams, buffers and graphs) from a
-  pool of at most max_lanes; further concurrent calls wait for one.
+- Thread-safe: each predict() takes a lane (one execution context, its streams, buffers and graphs) for the
+  optimization profile its shapes need. TensorRT lets only one live execution context hold a profile of an
+  engine with dynamic shapes, so an engine has one lane per profile: calls on one profile run one at a time,
+  and at most max_lanes calls run at once. Further concurrent calls wait for a lane.
 - Float16 inputs and outputs of the engine are converted at the edge: you pass and get float32.
 
 Python 3.8+, numpy and TensorRT 8.6+ only; TensorRT is imported when an Engine is made, not before. CUDA
@@ -49,7 +51,13 @@ __all__ = ["Engine", "Host", "IncompatibleEngine", "ProfileRange", "TensorSpec"]
 
 MANIFEST_NAME = "trtkit.json"
 PLAN_NAME = "model.plan"
-MIN_TENSORRT = (8, 6)         # from 8.6 on, several execution contexts may share an optimization profile
+MIN_TENSORRT = (8, 6)         # the name-based tensor API (set_input_shape, execute_async_v3) as tested
+# Live execution contexts one optimization profile of an engine with dynamic shapes may have. TensorRT 8.6 refuses a
+# second ("Profile 0 has been chosen by another IExecutionContext", seen on an H200), and NvInferRuntime.h of 10.x
+# and 11.x still says "each execution context in concurrent use must use a separate optimization profile": one, on
+# every release. The headers set no such limit for an engine without dynamic shapes, but that is unconfirmed on a
+# GPU here, so it has one lane too.
+CONTEXTS_PER_PROFILE = 1
 STREAM_SLOTS = 3              # chunks in flight: one filling, one copying in or computing, one copying out
 MIN_FILL_PART_BYTES = 1 << 20  # smaller copies are not worth handing to another thread
 SMALL_BATCH_BYTES = 16 << 20   # Engine's defaults: input bytes up to which a batch is one graph run,
@@ -137,7 +145,7 @@ def tensorrt_release(version: str) -> tuple[int, int, int]:
 def require_supported_tensorrt(version: str) -> None:
     if tensorrt_release(version)[:2] < MIN_TENSORRT:
         raise IncompatibleEngine(f"trtkit.runtime needs TensorRT {MIN_TENSORRT[0]}.{MIN_TENSORRT[1]} or newer "
-                                 f"(several execution contexts per optimization profile); this host has {version}")
+                                 f"(set_input_shape, execute_async_v3); this host has {version}")
 
 
 def compatibility(built: Built, here: Host) -> str | None:
@@ -392,45 +400,54 @@ class GraphCache:
 
 
 class LanePool:
-    """At most `size` lanes, made on demand by factory(); a caller waits while all are in use."""
+    """Lanes by key (the optimization profile), made on demand by factory(key): at most per_key of one key, and
+    at most `size` in use at once. A caller waits while its key has no free lane and may have no more, or while
+    `size` lanes are in use."""
 
-    def __init__(self, factory: Callable[[], Any], size: int):
-        if size < 1:
+    def __init__(self, factory: Callable[[Any], Any], size: int, per_key: int | None = None):
+        if size < 1 or (per_key is not None and per_key < 1):
             raise ValueError("max_lanes must be at least 1")
         self._factory = factory
         self._size = size
-        self._free: list = []
-        self._made = 0
+        self._per_key = size if per_key is None else per_key
+        self._free: dict[Any, list] = {}
+        self._made: dict[Any, int] = {}
+        self._busy = 0
         self._closed = False
         self._changed = threading.Condition()
 
     @contextmanager
-    def lane(self) -> Iterator[Any]:
-        lane = self._acquire()
+    def lane(self, key: Any = 0) -> Iterator[Any]:
+        lane = self._acquire(key)
         try:
             yield lane
         finally:
             with self._changed:
-                self._free.append(lane)
-                self._changed.notify()
+                self._free.setdefault(key, []).append(lane)
+                self._busy -= 1
+                self._changed.notify_all()  # waiters may be for other keys
 
-    def _acquire(self) -> Any:
+    def _acquire(self, key: Any) -> Any:
         with self._changed:
             while True:
                 if self._closed:
                     raise RuntimeError("the Engine is closed")
-                if self._free:
-                    return self._free.pop()
-                if self._made < self._size:
-                    self._made += 1
-                    break
+                if self._busy < self._size:
+                    if self._free.get(key):
+                        self._busy += 1
+                        return self._free[key].pop()
+                    if self._made.get(key, 0) < self._per_key:
+                        self._made[key] = self._made.get(key, 0) + 1
+                        self._busy += 1
+                        break
                 self._changed.wait()
         try:
-            return self._factory()
+            return self._factory(key)
         except BaseException:
             with self._changed:
-                self._made -= 1
-                self._changed.notify()
+                self._made[key] -= 1
+                self._busy -= 1
+                self._changed.notify_all()
             raise
 
     def close(self, destroy: Callable[[Any], None]) -> None:
@@ -438,9 +455,10 @@ class LanePool:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-            while len(self._free) < self._made:
+            while self._busy:
                 self._changed.wait()
-            lanes, self._free, self._made = self._free, [], 0
+            lanes = [lane for free in self._free.values() for lane in free]
+            self._free, self._made = {}, {}
         for lane in lanes:
             destroy(lane)
 
@@ -497,6 +515,11 @@ class _Loaded:
         self.dynamic = any(-1 in tuple(engine.get_tensor_shape(engine.get_tensor_name(index)))
                            for index in range(engine.num_io_tensors))
         self._lock = threading.Lock()
+        self._held: dict[int, int] = {}  # live contexts by profile
+
+    def contexts_per_profile(self, wanted: int) -> int:
+        """How many live contexts (lanes) one profile may have, of the `wanted`."""
+        return min(wanted, CONTEXTS_PER_PROFILE)
 
     def io(self) -> list[tuple[str, bool, np.dtype]]:
         """[(name, is input, dtype)] in the engine's order; only device tensors in row-major layout."""
@@ -528,51 +551,79 @@ class _Loaded:
             raise ValueError(f"TensorRT reports no shape range for input {name}")
         return ProfileRange(fixed, fixed, fixed)
 
-    def new_context(self, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream) -> Any:
-        """An execution context on the lane's shared scratch memory (its contexts never run at once)."""
+    def new_context(self, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream, limit: int) -> Any:
+        """An execution context on the lane's scratch memory, holding `profile`; never more than `limit` live
+        contexts on one profile (TensorRT 8.6 logs an error and may crash past its limit, so it is not asked)."""
         trt = self.trt
-        with self._lock:
+        with self._lock:  # creating a context and choosing its profile, one thread at a time
+            if self.engine is None:
+                raise RuntimeError("the Engine is closed")
+            if self._held.get(profile, 0) >= limit:
+                raise RuntimeError(f"optimization profile {profile} already has {limit} execution context(s): "
+                                   "TensorRT allows no more (a trtkit.runtime bug: lanes are made per profile)")
             if hasattr(trt, "ExecutionContextAllocationStrategy"):  # TensorRT 10 on
                 context = self.engine.create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
             else:
                 context = self.engine.create_execution_context_without_device_memory()
-        if context is None:
-            raise RuntimeError("TensorRT could not create an execution context (its log above says why)")
-        if hasattr(context, "set_device_memory"):
-            context.set_device_memory(scratch.ptr, scratch.nbytes)
-        else:
-            context.device_memory = scratch.ptr
-        # TensorRT 8.6 gives profile 0 implicitly to the first context only: each selects its own.
-        if self.dynamic and not context.set_optimization_profile_async(profile, stream.handle):
-            raise RuntimeError(f"TensorRT refused optimization profile {profile}")
-        stream.synchronize()
+            if context is None:
+                raise RuntimeError("TensorRT could not create an execution context (its log above says why)")
+            try:
+                if hasattr(context, "set_device_memory"):
+                    context.set_device_memory(scratch.ptr, scratch.nbytes)
+                else:
+                    context.device_memory = scratch.ptr
+                # A new context holds profile 0 if it is free, else none: each selects its own, and checks it took.
+                if self.dynamic and not context.set_optimization_profile_async(profile, stream.handle):
+                    raise RuntimeError(f"TensorRT refused optimization profile {profile} to a new execution context "
+                                       "(its log above says why; another context may hold it)")
+                stream.synchronize()
+            except BaseException:
+                del context  # gone now, not when the traceback is: never after the engine
+                raise
+            self._held[profile] = self._held.get(profile, 0) + 1
         return context
+
+    def forget(self, profile: int) -> None:
+        """A context of this profile was dropped."""
+        with self._lock:
+            self._held[profile] -= 1
+
+    def close(self) -> None:
+        """Drop the engine, then the runtime (TensorRT's order), once every context is gone."""
+        with self._lock:
+            if any(self._held.values()):
+                raise RuntimeError(f"execution contexts are still alive: {self._held}")
+            self.engine = None
+            self.runtime = None
 
 
 class _Context:
-    """One execution context, its profile, and the input shapes last set on it."""
+    """The lane's execution context: its profile, and the input shapes and tensor addresses last set on it.
 
-    def __init__(self, loaded: _Loaded, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream):
-        self.trt = loaded.new_context(scratch, profile, stream)
+    Every TensorRT call that reports failure by returning False is checked: carrying on would run the engine in
+    a state TensorRT did not take, which can crash the process rather than raise."""
+
+    def __init__(self, loaded: _Loaded, scratch: cuda.DeviceMemory, profile: int, stream: cuda.Stream, limit: int):
+        self.loaded = loaded
         self.profile = profile
+        self.trt: Any = loaded.new_context(scratch, profile, stream, limit)
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
 
-    def use_profile(self, profile: int, stream: cuda.Stream) -> None:
-        if profile != self.profile:
-            if not self.trt.set_optimization_profile_async(profile, stream.handle):
-                raise RuntimeError(f"TensorRT refused optimization profile {profile}")
-            stream.synchronize()
-            self.profile, self.shapes = profile, {}
+    def use_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Set the input shapes that differ from those last set."""
+        for name, shape in shapes.items():
+            if self.shapes.get(name) != shape:
+                self.shapes.pop(name, None)  # unknown until TensorRT takes it
+                if not self.trt.set_input_shape(name, shape):
+                    raise RuntimeError(f"TensorRT refused shape {list(shape)} for input {name} in optimization "
+                                       f"profile {self.profile} (its log above says why)")
+                self.shapes[name] = shape
 
     def set_shapes(self, shapes: dict[str, tuple[int, ...]], outputs: Sequence[TensorSpec]
                    ) -> dict[str, tuple[int, ...]]:
-        """Set the input shapes (those that changed); the output shapes that follow."""
-        for name, shape in shapes.items():
-            if self.shapes.get(name) != shape:
-                if not self.trt.set_input_shape(name, shape):
-                    raise ValueError(f"input {name} of shape {list(shape)} is outside optimization profile "
-                                     f"{self.profile}")
-                self.shapes[name] = shape
+        """Set the input shapes; the output shapes that follow."""
+        self.use_shapes(shapes)
         found = {spec.name: tuple(self.trt.get_tensor_shape(spec.name)) for spec in outputs}
         unknown = {name: shape for name, shape in found.items() if min(shape, default=0) < 0}
         if unknown:
@@ -581,10 +632,21 @@ class _Context:
 
     def bind(self, addresses: dict[str, int]) -> None:
         for name, ptr in addresses.items():
-            self.trt.set_tensor_address(name, ptr)
+            if self.addresses.get(name) != ptr:
+                self.addresses.pop(name, None)
+                if not self.trt.set_tensor_address(name, ptr):
+                    raise RuntimeError(f"TensorRT refused the address of tensor {name} (its log above says why)")
+                self.addresses[name] = ptr
 
     def execute(self, stream: cuda.Stream) -> bool:
+        """Queue a run; False when TensorRT refused (under capture: the run cannot be captured)."""
         return bool(self.trt.execute_async_v3(stream.handle))
+
+    def release(self) -> None:
+        """Drop TensorRT's context, which frees its profile; its graphs must be gone, its engine still here."""
+        if self.trt is not None:
+            self.trt = None
+            self.loaded.forget(self.profile)
 
 
 # --- staging buffers and the lane --------------------------------------------
@@ -642,14 +704,12 @@ class _Slot:
 
 @dataclass
 class _Graph:
-    context: Any                     # a _Context kept for this graph alone, at the shapes it was captured with
-    graph: cuda.GraphExec
+    graph: cuda.GraphExec            # copy-in, run and copy-out on the lane's small buffers, at one input shape
     output_shapes: dict[str, tuple[int, ...]]
 
 
 def _release_graph(entry: _Graph) -> None:
     entry.graph.destroy()
-    entry.context = None
 
 
 @dataclass(frozen=True)
@@ -667,13 +727,13 @@ class _Options:
 
 
 class _Lane:
-    """What one predict() at a time uses: streams, scratch memory, execution contexts, buffers, graphs.
+    """What one predict() at a time on one optimization profile uses: streams, scratch memory, one execution
+    context (the profile's, or one of them), buffers, and the CUDA graphs captured on that context."""
 
-    The lane's contexts share one scratch memory: they run one at a time, on the compute stream."""
-
-    def __init__(self, loaded: _Loaded, inputs: list[TensorSpec], outputs: list[TensorSpec], options: _Options,
-                 fill: ThreadPoolExecutor):
+    def __init__(self, loaded: _Loaded, profile: int, limit: int, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                 options: _Options, fill: ThreadPoolExecutor):
         self.loaded, self.inputs, self.outputs, self.options, self.fill = loaded, inputs, outputs, options, fill
+        self.profile = profile
         self.graphs = GraphCache(options.graph_cache_size, _release_graph)
         self.graph_failure = None if options.graphs else "graphs=False"
         self.small: _Staging | None = None
@@ -682,7 +742,7 @@ class _Lane:
             self.compute, self.upload, self.download = (self._stream(undo) for _ in range(3))
             self.scratch = cuda.DeviceMemory(loaded.scratch_bytes)
             undo.callback(self.scratch.free)
-            self.eager = _Context(loaded, self.scratch, 0, self.compute)
+            self.context = _Context(loaded, self.scratch, profile, self.compute, limit)
             undo.pop_all()
 
     @staticmethod
@@ -692,6 +752,7 @@ class _Lane:
         return stream
 
     def run(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert plan.profile == self.profile, "a lane runs its own profile only"
         try:
             if plan.small:
                 return self._run_small(plan, arrays)
@@ -708,34 +769,33 @@ class _Lane:
         return self.small
 
     def _run_small(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One run from the small buffers: a graph replay when this shape has one, else a run of TensorRT, then
+        (graphs on) the same captured for the next call at this shape."""
         shapes = {name: array.shape for name, array in arrays.items()}
-        key = (plan.profile,) + tuple(shapes[spec.name] for spec in self.inputs)
+        key = tuple(shapes[spec.name] for spec in self.inputs)
+        context = self.context
         entry = self.graphs.get(key)
         if entry is not None:
             self._stage(arrays)
+            # The graph holds the run as captured at these shapes; the context (which later calls may have set to
+            # other shapes and buffers) is set back to them first, so that it agrees with what replays.
+            context.use_shapes(shapes)
+            context.bind(self._small.addresses())
             entry.graph.launch(self.compute)
             self.compute.synchronize()
             return self._unstage(entry.output_shapes)
-        if self.graph_failure:
-            context = self._eager(plan.profile)
-        else:
-            context = _Context(self.loaded, self.scratch, plan.profile, self.compute)  # this graph's own
         output_shapes = context.set_shapes(shapes, self.outputs)
         self._ensure_small(shapes, output_shapes, plan.buffer_rows)
         context.bind(self._small.addresses())
         self._stage(arrays)
-        # The first run at these shapes also does TensorRT's set-up, which must not be captured.
-        if not self._enqueue_small(context, shapes, output_shapes):
+        # The first run at these shapes also does TensorRT's set-up for them, which must not be captured.
+        if not self._enqueue_small(shapes, output_shapes):
             raise RuntimeError("TensorRT failed to run the engine (its log above says why)")
         self.compute.synchronize()
         results = self._unstage(output_shapes)
-        if context is not self.eager:
-            self._capture(key, context, shapes, output_shapes)
+        if self.graph_failure is None:
+            self._capture(key, shapes, output_shapes)
         return results
-
-    def _eager(self, profile: int) -> _Context:
-        self.eager.use_profile(profile, self.compute)
-        return self.eager
 
     def _ensure_small(self, shapes: dict, output_shapes: dict, rows: int) -> None:
         """Small buffers that hold this call, made for `rows` rows; graphs recorded on the buffers they replace
@@ -765,21 +825,21 @@ class _Lane:
         return {spec.name: self._small.view(spec.name, spec.engine_dtype, output_shapes[spec.name]).astype(spec.dtype)
                 for spec in self.outputs}
 
-    def _enqueue_small(self, context: _Context, shapes: dict, output_shapes: dict) -> bool:
+    def _enqueue_small(self, shapes: dict, output_shapes: dict) -> bool:
         """Copy in, run, copy out, all on the compute stream; False when TensorRT refused to run."""
         small = self._small
         for spec in self.inputs:
             self.compute.upload(small.device[spec.name].ptr, small.host[spec.name].ptr,
                                 nbytes(shapes[spec.name], spec.engine_dtype))
-        ran = context.execute(self.compute)
+        ran = self.context.execute(self.compute)
         for spec in self.outputs:
             self.compute.download(small.host[spec.name].ptr, small.device[spec.name].ptr,
                                   nbytes(output_shapes[spec.name], spec.engine_dtype))
         return ran
 
-    def _capture(self, key: tuple, context: _Context, shapes: dict, output_shapes: dict) -> None:
+    def _capture(self, key: tuple, shapes: dict, output_shapes: dict) -> None:
         try:
-            graph = self._record(context, shapes, output_shapes)
+            graph = self._record(shapes, output_shapes)
             why = "TensorRT's run could not be captured"
         except cuda.CudaError as e:
             graph, why = None, str(e)
@@ -788,14 +848,14 @@ class _Lane:
             warnings.warn(f"trtkit.runtime: CUDA graphs are off for this engine ({why}); small batches run "
                           "without them", RuntimeWarning, stacklevel=5)
             return
-        self.graphs.put(key, _Graph(context, graph, output_shapes))
+        self.graphs.put(key, _Graph(graph, output_shapes))
 
-    def _record(self, context: _Context, shapes: dict, output_shapes: dict) -> cuda.GraphExec | None:
+    def _record(self, shapes: dict, output_shapes: dict) -> cuda.GraphExec | None:
         """The copy-in, run and copy-out, recorded (not run) as a CUDA graph; None when not capturable."""
         ran = False
         cuda.begin_capture(self.compute)
         try:
-            ran = self._enqueue_small(context, shapes, output_shapes)
+            ran = self._enqueue_small(shapes, output_shapes)
         finally:
             graph = cuda.end_capture(self.compute)
         if graph is None:
@@ -808,7 +868,7 @@ class _Lane:
     # larger batches: chunks streamed through pinned buffers on three streams
 
     def _run_streamed(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        context = self._eager(plan.profile)
+        context = self.context
         samples = {name: tuple(array.shape[1:]) for name, array in arrays.items()}
         full = {name: (plan.buffer_rows,) + sample for name, sample in samples.items()}
         output_shapes = context.set_shapes(full, self.outputs)
@@ -903,8 +963,10 @@ class _Lane:
         self.slots = []
 
     def close(self) -> None:
+        """Graphs first (they replay the context's work), then the context, then the memory it used."""
         self._settle()
         self.graphs.clear()
+        self.context.release()
         self._free_slots()
         if self.small is not None:
             self.small.free()
@@ -922,7 +984,8 @@ class Engine:
 
     path: a trtkit output folder (model.plan and trtkit.json), or a .plan file (checked against a trtkit.json
     beside it when that lists it). device: the GPU's index. graphs: replay small batches as CUDA graphs.
-    graph_cache_size: graphs kept per lane. max_lanes: predict() calls that run at once. fill_threads: threads
+    graph_cache_size: graphs kept per lane. max_lanes: predict() calls that run at once, at most one per
+    optimization profile (TensorRT's limit of one execution context a profile). fill_threads: threads
     that copy chunks between your arrays and pinned memory. small_batch_bytes: input bytes up to which a batch
     is one run from the small buffers (a graph). stream_chunk_bytes: input bytes per streamed chunk.
     check: compare the engine with trtkit.json before loading it.
@@ -935,7 +998,8 @@ class Engine:
                  _probe: Callable[[int], Host] = probe_host):
         self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
                                  fill_threads or min(8, os.cpu_count() or 1))
-        self._lanes = LanePool(self._new_lane, max_lanes)  # lanes are made on first use
+        if max_lanes < 1:
+            raise ValueError("max_lanes must be at least 1")
         plan_path, manifest_path = locate(os.fspath(path))
         with open(plan_path, "rb") as f:
             plan = f.read()
@@ -954,10 +1018,12 @@ class Engine:
             self._loaded = _Loaded(trt, plan)
         self.inputs, self.outputs = tensor_specs(self._loaded.io(), manifest.names if manifest else None)
         self.profiles = self._loaded.profiles(self.inputs)
+        per_profile = self._loaded.contexts_per_profile(max_lanes)
+        self._lanes = LanePool(functools.partial(self._new_lane, per_profile), max_lanes, per_profile)  # on first use
         self._fill = ThreadPoolExecutor(self._options.fill_threads, "trtkit-fill")
 
-    def _new_lane(self) -> _Lane:
-        return _Lane(self._loaded, self.inputs, self.outputs, self._options, self._fill)
+    def _new_lane(self, limit: int, profile: int) -> _Lane:
+        return _Lane(self._loaded, profile, limit, self.inputs, self.outputs, self._options, self._fill)
 
     def predict(self, x: Any, as_dict: bool = False) -> Any:
         """Outputs for inputs x: an array (one input), a list by position, or a dict by engine or Keras name.
@@ -969,15 +1035,16 @@ class Engine:
         row_bytes = sum(nbytes(shapes[spec.name][1:], spec.engine_dtype) for spec in self.inputs)
         plan = plan_call(self.profiles, shapes, row_bytes, self._options.small_batch_bytes,
                          self._options.stream_chunk_bytes)
-        with cuda.current(self.device), self._lanes.lane() as lane:
+        with cuda.current(self.device), self._lanes.lane(plan.profile) as lane:
             results = lane.run(plan, arrays)
         return arrange_outputs(results, self.outputs, as_dict)
 
     def close(self) -> None:
-        """Wait for running calls, then free the lanes, the engine and the fill threads."""
+        """Wait for running calls, then free the lanes (their graphs, contexts and memory), the engine, its runtime
+        and the fill threads, in that order."""
         with cuda.current(self.device):
             self._lanes.close(_Lane.close)
-            self._loaded = None  # type: ignore[assignment]
+            self._loaded.close()
         self._fill.shutdown()
 
     def __enter__(self) -> Engine:
