@@ -10,6 +10,8 @@
 #                   strictly, CNN int8 with calibration data).
 #   run.sh bench    then, on the same host: trtkit bench of the engines, and trtkit check: an engine as
 #                   built, one whose record names another GPU, one whose plan is damaged.
+#   run.sh baseline WHEEL   then: builds and bench again with another trtkit (an earlier version's wheel),
+#                   on the same machine, into $PROOF/baseline, for report.py --baseline.
 #   run.sh runtime  then: benchmarks/runtime_check.py (trtkit.runtime) on the engines, in the same image.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
@@ -17,7 +19,7 @@
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PHASE=${1:?usage: run.sh export|builds|bench|runtime}
+PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 TRTKIT=${TRTKIT:-trtkit}
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
@@ -59,6 +61,15 @@ pack() {
   mkdir -p "$OUT"; tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .; cp "$PROOF/proof.log" "$OUT/"
 }
 
+if [ "$PHASE" = baseline ]; then   # the same builds and benches with another trtkit, into $PROOF/baseline
+  WHEEL=${2:?usage: run.sh baseline TRTKIT_WHEEL}
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site-baseline "$WHEEL" || exit 1
+  export PYTHONPATH=/tmp/site-baseline:$PYTHONPATH PROOF=$PROOF/baseline BUILDS=$BUILDS-baseline \
+    TRTKIT_CACHE=$TRTKIT_CACHE-baseline OUT=$OUT-baseline
+  bash "$0" builds && bash "$0" bench
+  exit
+fi
+
 if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in the image that built them
   RT=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/runtime_check.py "$RT/"
   for build in origin-fp32:1,64,1024,100000 origin-fp16:1,64,1024,100000 cnn-int8:1,64,1024; do
@@ -67,7 +78,7 @@ if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in
     docker run --rm --gpus all --network none -v "$RT:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
       python3 /rt/runtime_check.py /out "${build#*:}" > "$PROOF/runtime-$name.jsonl" 2> "$PROOF/runtime-$name.log"
     echo "=== runtime-$name: exit $?" | tee -a "$PROOF/proof.log"
-    tail -5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
+    tail -n 5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
   done
   pack
   exit 0
