@@ -19,12 +19,14 @@ HOW_IT_RAN = (
     "Two stages, as engines are built in practice. `run.sh export`, on a CPU host in the stand-in image "
     "(TensorFlow, tf2onnx, ONNX Runtime): Keras -> verified ONNX plus the Keras reference, with Keras and ONNX "
     "Runtime timed there. `run.sh builds` and `run.sh bench`, on the GPU host: every engine is built by "
-    "`trtkit build OUTPUT_FOLDER --gpus all` in `trtkit/tensorrt:8.6-py3` (no TensorFlow in it) and verified "
-    "against the Keras outputs the export stored. The Docker engine is real (dockerd 20.10); the GPU reaches "
-    "containers through `DeviceRequest`, served by this environment's stand-in for the NVIDIA Container Toolkit "
-    "(`../shared/gpu/docker`); the image was built there by `images/build-tensorrt.sh` from the TensorRT 8.6.0 "
-    "wheel's files (`benchmarks/gpu_proof/machine.sh` says why). Its cuBLAS/cuDNN are stubs, so builds ran with "
-    "`--disable-tactic-sources CUBLAS,CUBLAS_LT,CUDNN`.")
+    "`trtkit build OUTPUT_FOLDER --gpus all` in `trtkit/tensorrt:8.6-py3` (no TensorFlow in it) through "
+    "Polygraphy, and verified against the Keras outputs the export stored. The Docker engine is real "
+    "(dockerd 20.10); the GPU reaches containers through `DeviceRequest`, served by this environment's stand-in "
+    "for the NVIDIA Container Toolkit (`../shared/gpu/docker`); the image was built there by "
+    "`images/build-tensorrt.sh` from the TensorRT 8.6.0 wheel's files and the CUDA runtime wheel "
+    "(`benchmarks/gpu_proof/machine.sh` says why). Its cuBLAS/cuDNN are stubs, so builds ran with "
+    "`--disable-tactic-sources CUBLAS,CUBLAS_LT,CUDNN`. `run.sh baseline` then ran the same builds and benches "
+    "with trtkit as it was before Polygraphy (its own TensorRT Python API code), on the same machine.")
 CHECKS = {"check-origin-fp16": "the origin FP16 engine, as built",
           "check-other-gpu": "the same engine, its manifest edited to say it was built on an A100",
           "check-damaged": "the same engine, its plan cut to 100000 bytes"}
@@ -95,6 +97,33 @@ def replay_lines(proof, codes):
         f"- with `--strict-timing-cache` (origin-fp16-strict): exit {codes.get('origin-fp16-strict', 'not run')}, "
         f"`{last_error(proof, 'origin-fp16-strict')}`", "",
     ]
+
+
+RUNTIMES = {"runtime-origin-fp32": "bench-origin-fp32", "runtime-origin-fp16": "bench-origin-fp16",
+            "runtime-cnn-int8": "bench-cnn-int8"}
+
+
+def runtime_lines(proof):
+    """benchmarks/runtime_check.py's lines (trtkit.runtime), beside the same engine's end-to-end bench row."""
+    lines = ["## trtkit.runtime (`run.sh runtime`: `benchmarks/runtime_check.py` in the same image)", "",
+             "`Engine.predict`, numpy in and out, beside `trtkit bench`'s end-to-end row of the same engine in this "
+             "run (pageable copies, no graphs). Differences are the largest absolute ones between the outputs.", ""]
+    for name, bench in RUNTIMES.items():
+        path = proof / f"{name}.jsonl"
+        results = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] \
+            if path.exists() else []
+        e2e = {r["batch"]: r.get("median_ms") for r in (load(proof / f"{bench}.json") or {}).get("rows") or []
+               if r["framework"] == "tensorrt" and r["mode"] == "end-to-end"}
+        rows = [[r["batch"], r.get("runs_as", r.get("error")), number(r.get("max_abs_err_vs_keras")),
+                 number(r.get("replay_vs_first")), number(r.get("threads_vs_first")),
+                 number(r.get("graphs_off_vs_first")), number(r.get("median_ms")),
+                 number(r.get("median_ms_graphs_off")), number(e2e.get(r["batch"])),
+                 number(e2e[r["batch"]] / r["median_ms"]) if e2e.get(r["batch"]) and r.get("median_ms") else ""]
+                for r in results if "batch" in r]
+        lines += [f"### {name}", ""] + table(
+            ["batch", "runs as", "max abs err vs Keras", "replay vs first", "4 threads vs first", "graphs off vs first",
+             "median ms", "median ms, graphs off", "bench end-to-end ms", "bench / runtime"], rows)
+    return lines
 
 
 def gpu_name(proof):
@@ -210,6 +239,8 @@ def main(proof, baseline=None, export_note=""):
     for config in sorted(proof.glob("triton/*/config.pbtxt")):
         lines += [f"## Triton model `{config.parent.name}` (`--triton-repo`)", "", "```", config.read_text().strip(),
                   "```", ""]
+    if any(proof.glob("runtime-*.jsonl")):
+        lines += runtime_lines(proof)
     if baseline:
         lines += baseline_lines(proof, baseline)
     print("\n".join(lines))
