@@ -48,14 +48,14 @@ def test_frameworks_follow_the_artifacts(tmp_path):
     (tmp_path / "artifacts" / "model.onnx").write_bytes(b"")
     (tmp_path / "artifacts" / "model.plan").write_bytes(b"")
     assert bench.available_frameworks(str(tmp_path), everything) == (
-        ["keras-call", "keras-predict", "onnxruntime", "tensorrt"], [])
+        ["keras-call", "keras-predict", "onnxruntime", "tensorrt", "trtkit-runtime"], [])
 
 
 def test_frameworks_missing_from_the_image_are_named_not_failed(tmp_path):
     (tmp_path / "artifacts").mkdir()
     (tmp_path / "artifacts" / "model.plan").write_bytes(b"")
     found, missing = bench.available_frameworks(str(tmp_path), lambda module: module == "tensorrt")
-    assert found == ["tensorrt"]
+    assert found == ["tensorrt", "trtkit-runtime"]
     assert missing == [{"framework": f, "reason": "tensorflow is not in this image"}
                        for f in ("keras-call", "keras-predict")]
 
@@ -207,3 +207,23 @@ def test_chart_is_drawn(tmp_path):
     path = str(tmp_path / "bench.png")
     assert draw_latency_chart(rows, "gpu: H100", path) == path
     assert Path(path).stat().st_size > 0
+
+
+def test_the_box_gets_trtkit_runtime_as_a_package_the_bench_imports(tmp_path):
+    """What Inputs.scripts() packs: trtkit.runtime's two modules as trtkit_runtime, importable without trtkit."""
+    import subprocess
+    import sys
+    import tarfile
+
+    from trtkit.transfer import Inputs
+    inputs = Inputs(tmp_path)
+    inputs.scripts()
+    with tarfile.open(fileobj=inputs.finish()) as tar:
+        tar.extractall(tmp_path / "root", filter="data")
+    scripts = tmp_path / "root" / "scripts"
+    assert sorted(p.name for p in (scripts / "trtkit_runtime").iterdir()) == ["__init__.py", "runtime.py",
+                                                                             "runtime_cuda.py"]
+    code = "from trtkit_runtime.runtime import Engine; import polygraphy; print(Engine.__name__)"
+    ran = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(scripts)!r}); {code}"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0 and ran.stdout.strip() == "Engine", ran.stderr

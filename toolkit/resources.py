@@ -23,3 +23,9 @@ def polygraphy_dir() -> Path:
     spec = importlib.util.find_spec("polygraphy")
     assert spec is not None and spec.submodule_search_locations, "polygraphy is a dependency of trtkit"
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def runtime_files() -> list[Path]:
+    """trtkit.runtime's modules, which the bench runs in the container as the package trtkit_runtime."""
+    here = Path(__file__).parent
+    return [here / "runtime.py", here / "runtime_cuda.py"]

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from .contract import contract
 from .errors import StepFailed
-from .resources import polygraphy_dir, scripts_dir
+from .resources import polygraphy_dir, runtime_files, scripts_dir
 
 WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
 
@@ -33,10 +33,14 @@ class Inputs:
         self.tar = tarfile.open(fileobj=self.file, mode="w")
 
     def scripts(self) -> None:
-        """trtkit's in-container scripts at contract.SCRIPTS, and beside them the Polygraphy trtkit pins,
-        which so comes first on the container's path, before any the image has."""
+        """trtkit's in-container scripts at contract.SCRIPTS, and beside them the Polygraphy trtkit pins (so
+        first on the container's path, before any the image has) and trtkit.runtime as trtkit_runtime."""
         self.path(contract.SCRIPTS, scripts_dir())
         self.path(f"{contract.SCRIPTS}/polygraphy", polygraphy_dir())
+        self.folder(f"{contract.SCRIPTS}/trtkit_runtime")
+        self.data(f"{contract.SCRIPTS}/trtkit_runtime/__init__.py", b"")
+        for module in runtime_files():
+            self.path(f"{contract.SCRIPTS}/trtkit_runtime/{module.name}", module)
 
     def folder(self, path: str, mode: int = 0o555) -> None:
         info = tarfile.TarInfo(_member(path))

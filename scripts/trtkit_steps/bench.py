@@ -49,10 +49,12 @@ REFERENCE = "keras-call"  # runs first on each batch: it writes the inputs and t
 BASELINE = "keras-predict"  # speedups are against its median
 END_TO_END = "end-to-end"  # host arrays in, host arrays out
 ON_DEVICE = "on-device"  # inputs already on the GPU, outputs left there
+# trtkit.runtime, as an application calls the engine (graphs, pinned streaming), shipped beside these scripts
+RUNTIME = "trtkit-runtime"
 MODES = {"tensorrt": [ON_DEVICE, END_TO_END]}
-FRAMEWORK_MODULES = {REFERENCE: "tensorflow", BASELINE: "tensorflow", "onnxruntime": "onnxruntime",
+FRAMEWORK_MODULES = {REFERENCE: "tensorflow", BASELINE: "tensorflow", "onnxruntime": "onnxruntime", RUNTIME: "tensorrt",
                      "tensorrt": "tensorrt"}
-FRAMEWORK_ARTIFACTS = {"onnxruntime": "model.onnx", "tensorrt": "model.plan"}
+FRAMEWORK_ARTIFACTS = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", RUNTIME: "model.plan"}
 TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
 # A batch runs only when its inputs take at most 1/MEMORY_SHARE of the free memory:
 # a worker holds the inputs, the framework's copies and the activations (the
@@ -76,7 +78,7 @@ def available_frameworks(work, has_module=lambda name: importlib.util.find_spec(
     no TensorFlow (the second stage of a two-stage build) measures what it has.
     """
     found, missing = [], []
-    for framework in (REFERENCE, BASELINE, "onnxruntime", "tensorrt"):
+    for framework in (REFERENCE, BASELINE, "onnxruntime", "tensorrt", RUNTIME):
         artifact = FRAMEWORK_ARTIFACTS.get(framework)
         if artifact and not os.path.exists(os.path.join(work, contract.ARTIFACTS, artifact)):
             continue
@@ -232,6 +234,13 @@ def _tensorrt_targets(work, inputs):
             (END_TO_END, lambda: runner.infer_host(inputs), None)]
 
 
+def _runtime_targets(work, inputs):
+    """Engine.predict, numpy in and out. trtkit checks the engine against this host elsewhere (check=False)."""
+    from trtkit_runtime.runtime import Engine
+    engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
+    return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None)]
+
+
 def _targets(framework, plan, work, batch, inputs_path):
     """[(mode, call, fetch)]: call() runs the model once; fetch(call's result) gives outputs by name."""
     if framework in (REFERENCE, BASELINE):
@@ -240,6 +249,8 @@ def _targets(framework, plan, work, batch, inputs_path):
         return _ort_targets(work, load_arrays(inputs_path))
     if framework == "tensorrt":
         return _tensorrt_targets(work, load_arrays(inputs_path))
+    if framework == RUNTIME:
+        return _runtime_targets(work, load_arrays(inputs_path))
     raise StepError("unknown bench framework %r" % framework)
 
 
