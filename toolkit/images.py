@@ -8,11 +8,9 @@ toolchain there, pip installing from those wheels only.
 """
 import gzip
 import importlib.util
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
@@ -28,6 +26,7 @@ from . import console
 from .console import err, show
 from .docker_runner import DockerRunner, Limits, _daemon_errors, _show_pull_event, first_line
 from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, TrtkitError
+from .files import write_atomically
 from .resources import toolchain_dir
 from .toolchain import BASE_ID_LABEL, REPOSITORY, Toolchain, ensure_toolchain
 
@@ -55,7 +54,7 @@ def save(runner: DockerRunner, references: list[str], path: Path, force: bool) -
     if path.is_dir() or (path.exists() and not force):
         raise OutputNotWritable(f"{path} already exists" + ("" if path.is_dir() else ": pass --force to replace it"))
     images = with_toolchains(runner, references)
-    write_atomically(path, exported(runner, [image.reference for image in images]))
+    _save_to(path, exported(runner, [image.reference for image in images]))
     return images
 
 
@@ -104,24 +103,14 @@ def exported(runner: DockerRunner, names: list[str]) -> Iterator[bytes]:
         raise DockerUnavailable(f"lost the Docker daemon during the save: {first_line(e, 160)}") from None
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as e:
-        raise OutputNotWritable(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        os.fchmod(fd, 0o644)    # not mkstemp's 0600: the archive is for other users and hosts too
-        with open(fd, "wb") as raw, compressed(path, raw) as f, transfer_progress() as progress:
+def _save_to(path: Path, chunks: Iterable[bytes]) -> None:
+    def write(raw) -> None:
+        with compressed(path, raw) as f, transfer_progress() as progress:
             task = progress.add_task(f"saving {path.name}", total=None)
             for chunk in chunks:
                 f.write(chunk)
                 progress.advance(task, len(chunk))
-        os.replace(temporary, path)
-    except BaseException as e:      # Ctrl-C included: never a half-written file, under either name
-        os.unlink(temporary)
-        if isinstance(e, OSError):
-            raise OutputNotWritable(f"cannot write {path}: {e.strerror or e}") from None
-        raise
+    write_atomically(path, write)
 
 
 def compressed(path: Path, raw: IO[bytes]):

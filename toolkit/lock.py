@@ -7,12 +7,11 @@ and stops before any build when the image, the toolchain's packages or trtkit di
 difference. The file is JSON, one entry per image, sorted, so that it diffs well in review.
 """
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from . import __version__
-from .errors import LockMismatch, OutputNotWritable
+from .errors import LockMismatch
+from .files import write_atomically
 from .toolchain import Toolchain
 
 LOCK_NAME = "trtkit.lock"
@@ -45,14 +44,7 @@ def record(path: Path, reference: str, toolchain: Toolchain) -> dict:
     lock["trtkit"] = __version__
     lock["images"][reference] = entry(toolchain)
     lock["images"] = dict(sorted(lock["images"].items()))
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(lock, indent=2) + "\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as e:
-        raise OutputNotWritable(f"cannot write {path}: {e.strerror or e}") from None
+    write_atomically(path, lambda f: f.write((json.dumps(lock, indent=2) + "\n").encode()))
     return lock
 
 

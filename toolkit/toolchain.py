@@ -23,6 +23,7 @@ from .console import show
 from .contract import contract
 from .docker_runner import LABEL, DockerRunner, Limits
 from .errors import ToolchainBuildFailed
+from .files import write_atomically
 from .resources import scripts_dir, toolchain_dir
 from .transfer import Inputs
 
@@ -131,7 +132,6 @@ def probe(runner: DockerRunner, image_id: str, limits: Limits) -> dict:
     if code != 0 or result is None:
         raise ToolchainBuildFailed(f"probing {image_id} failed (exit {code}): {' | '.join(lines[-5:])}")
     cached.parent.mkdir(exist_ok=True)
-    temporary = cached.with_name(f".{cached.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(result, indent=2, sort_keys=True))
-    os.replace(temporary, cached)       # whole or absent: builds running at once (a matrix) read it meanwhile
+    # whole or absent: builds running at once (a matrix) read it meanwhile
+    write_atomically(cached, lambda f: f.write(json.dumps(result, indent=2, sort_keys=True).encode()))
     return result
