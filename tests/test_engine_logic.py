@@ -115,7 +115,7 @@ def test_trtexec_fp32_build_on_8_6():
     assert args == [
         "trtexec", "--onnx=/w/artifacts/model.onnx", "--saveEngine=/w/model.plan.tmp",
         "--minShapes=lstm_1_input:1x11x192", "--optShapes=lstm_1_input:1024x11x192",
-        "--maxShapes=lstm_1_input:100000x11x192", "--noTF32", "--skipInference",
+        "--maxShapes=lstm_1_input:100000x11x192", "--noTF32", "--builderOptimizationLevel=3", "--skipInference",
     ]
 
 
@@ -341,3 +341,22 @@ def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_
     old_trtexec.chmod(0o755)
     with pytest.raises(Unsupported, match="cannot"):
         trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))
+
+
+def test_typical_batch_becomes_the_profiles_opt_where_shapes_do_not_say():
+    two = [LSTM_INPUT, {"name": "b", "shape": [None, 4], "dtype": "float32"}]
+    tuned = profiles.resolve_profiles(two, {"b": [1, 8, 16]}, typical_batch=100000)
+    assert tuned["lstm_1_input"] == {"min": [1, 11, 192], "opt": [100000, 11, 192], "max": [100000, 11, 192]}
+    assert tuned["b"] == {"min": [1, 4], "opt": [8, 4], "max": [16, 4]}       # --shapes wins
+    bigger = profiles.resolve_profiles([LSTM_INPUT], {}, typical_batch=200000)["lstm_1_input"]
+    assert bigger["opt"][0] == bigger["max"][0] == 200000                    # MAX grows to hold it
+
+
+def test_optimisation_level_goes_to_trtexec_from_86_and_only_the_default_before():
+    job = _job()
+    assert "--builderOptimizationLevel=3" in trtexec.trtexec_build_args("trtexec", (8, 6, 0), job, "e")
+    assert not [a for a in trtexec.trtexec_build_args("trtexec", (8, 5, 3), job, "e") if "Optimization" in a]
+    job.settings.optimization_level = 5
+    assert "--builderOptimizationLevel=5" in trtexec.trtexec_build_args("trtexec", (10, 3, 0), job, "e")
+    with pytest.raises(Unsupported, match="--opt-level 5 needs TensorRT 8.6"):
+        trtexec.trtexec_build_args("trtexec", (8, 5, 3), job, "e")

@@ -46,6 +46,8 @@ class BuildPlan:
     locked: Path | None = None                 # the lock file a --locked build must match
     timing_cache: Path | None = None           # a TensorRT timing cache to replay (an earlier build's timing.cache)
     strict_timing_cache: bool = False          # a tactic missing from timing_cache fails the build
+    typical_batch: int | None = None           # the profile's OPT batch where --shapes does not say
+    optimization_level: int = 3                # TensorRT's builder optimisation level (8.6 and newer)
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
@@ -76,6 +78,8 @@ class BuildPlan:
             "disabled_tactic_sources": list(self.disabled_tactic_sources) if self.disabled_tactic_sources else None,
             "timing_cache": data.get("timing"),
             "strict_timing_cache": self.strict_timing_cache,
+            "typical_batch": self.typical_batch,
+            "optimization_level": self.optimization_level,
         }
 
     def options(self) -> dict:
@@ -91,4 +95,6 @@ class BuildPlan:
             "triton_repo": str(self.triton_repo) if self.triton_repo else None,
             "timing_cache": str(self.timing_cache) if self.timing_cache else None,
             "strict_timing_cache": self.strict_timing_cache,
+            "typical_batch": self.typical_batch,
+            "optimization_level": self.optimization_level,
         }

@@ -102,7 +102,7 @@ def main(argv):
     plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     io = read_json(os.path.join(work, contract.IO))
-    settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}))
+    settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}, plan["typical_batch"]))
     gpu_name, capability = trt_cuda.device_info()
     backend = select_backend()
     emit("versions", tensorrt=backend.version)
@@ -118,6 +118,7 @@ def main(argv):
     major, minor = capability
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
+         optimization_level=settings.optimization_level, typical_batch=plan["typical_batch"],
          build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
          builder=backend.name, timing_cache_hit=loaded_sha256 is not None, timing_cache_loaded_sha256=loaded_sha256,
          timing_cache_pinned=bool(plan["timing_cache"]), strict_timing_cache=settings.strict_timing_cache,

@@ -8,7 +8,7 @@ where the step says.
 """
 from trtkit_steps.common import StepError, Unsupported, first_line, read_bytes, write_atomic
 from trtkit_steps.trt.calibration import CALIBRATION_BATCH
-from trtkit_steps.trt.settings import major_of, tactic_mask
+from trtkit_steps.trt.settings import check_optimization_level, major_of, tactic_mask
 
 
 def import_polygraphy():
@@ -50,11 +50,15 @@ class PolygraphyApi(object):
         workspace = {trt.MemoryPoolType.WORKSPACE: settings.workspace} if settings.workspace else None
         calibrator = self.api.Calibrator(_calibration_batches(job.calibration),
                                          cache=job.calibration.cache_path) if job.calibration else None
+        has_levels = hasattr(trt.IBuilderConfig, "builder_optimization_level")
+        check_optimization_level(has_levels, settings.optimization_level, self.version)
         return self.api.CreateConfig(
+            builder_optimization_level=settings.optimization_level if has_levels else None,
             tf32=settings.tf32, fp16=settings.precision in ("fp16", "int8"),  # INT8 falls back to FP16
             int8=settings.precision == "int8", profiles=[_profile(self.api, settings.profiles)],
-            calibrator=calibrator, memory_pool_limits=workspace, load_timing_cache=job.load_timing_cache,
-            error_on_timing_cache_miss=settings.strict_timing_cache)  # None: start from an empty cache
+            calibrator=calibrator, memory_pool_limits=workspace,
+            load_timing_cache=job.load_timing_cache,  # None: start from an empty cache
+            error_on_timing_cache_miss=settings.strict_timing_cache)
 
     def run(self, engine_path, inputs, scratch):
         """{output name: array} of one inference on host inputs."""

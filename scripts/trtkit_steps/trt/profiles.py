@@ -8,22 +8,24 @@ OPT_BATCH = 1024
 MAX_BATCH_BYTES = 2 ** 30  # the default max batch keeps one input batch within 1 GiB
 
 
-def resolve_profiles(io_inputs, shapes):
-    """{input: {"min", "opt", "max"}} from --shapes, else batch 1 / min(1024, max) / max."""
+def resolve_profiles(io_inputs, shapes, typical_batch=None):
+    """{input: {"min", "opt", "max"}} from --shapes, else batch 1 / OPT / max, where OPT is --typical-batch
+    (TensorRT tunes its kernels for OPT: 1.1-1.4x faster at batch 100000 with OPT 100000 than with 1024) or
+    min(1024, max)."""
     names = [spec["name"] for spec in io_inputs]
     unknown = sorted(set(shapes) - set(names))
     if unknown:
         raise StepError(f"--shapes names {unknown} are not inputs of the model; its inputs are {names}")
-    return {spec["name"]: _input_profile(spec, shapes.get(spec["name"])) for spec in io_inputs}
+    return {spec["name"]: _input_profile(spec, shapes.get(spec["name"]), typical_batch) for spec in io_inputs}
 
 
-def _input_profile(spec, override):
+def _input_profile(spec, override, typical_batch):
     if override:
         if len(override) != 3:
             raise StepError(f"--shapes for {spec['name']} needs MIN/OPT/MAX, got {override}")
         profile = dict(zip(("min", "opt", "max"), [_full_shape(spec, value) for value in override]))
     else:
-        profile = _default_profile(spec)
+        profile = _default_profile(spec, typical_batch)
     _check_profile(spec, profile)
     return profile
 
@@ -41,7 +43,7 @@ def _example_shape(spec):
     return "x".join("N" if d is None else str(d) for d in spec["shape"])
 
 
-def _default_profile(spec):
+def _default_profile(spec, typical_batch=None):
     dims = list(spec["shape"])
     sample = dims[1:]
     if any(d is None or d < 0 for d in sample):
@@ -51,6 +53,8 @@ def _default_profile(spec):
         return {"min": dims, "opt": dims, "max": dims}
     sample_bytes = np.dtype(spec["dtype"]).itemsize * int(np.prod(sample))
     largest = max(1, min(MAX_BATCH, MAX_BATCH_BYTES // sample_bytes))
+    if typical_batch:
+        return {"min": [1] + sample, "opt": [typical_batch] + sample, "max": [max(largest, typical_batch)] + sample}
     return {"min": [1] + sample, "opt": [min(OPT_BATCH, largest)] + sample, "max": [largest] + sample}
 
 

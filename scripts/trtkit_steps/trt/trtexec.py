@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 
 from trtkit_steps.common import StepError, Unsupported, compare, log, run_relayed
-from trtkit_steps.trt.settings import check_precision
+from trtkit_steps.trt.settings import check_optimization_level, check_precision
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
 
@@ -87,6 +87,9 @@ def trtexec_build_args(exe, version, job, engine, timing_cache=None, calibration
         args.append("--timingCacheFile=" + timing_cache)
     if settings.strict_timing_cache:
         args.append("--errorOnTimingCacheMiss")
+    check_optimization_level(version >= (8, 6), settings.optimization_level, ".".join(map(str, version)))
+    if version >= (8, 6):
+        args.append(f"--builderOptimizationLevel={settings.optimization_level}")
     if settings.disabled_tactics:
         args.append("--tacticSources=" + ",".join("-" + name.upper() for name in settings.disabled_tactics))
     args.append("--skipInference" if version >= (8, 6) else "--buildOnly")  # --buildOnly is gone in 10
