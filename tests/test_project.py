@@ -27,6 +27,7 @@ path = "models/origin.h5"
 precisions = ["fp32", "fp16"]
 shapes = ["lstm_1_input:1/64/1024"]
 sample_data = "data/sample.npz"
+timing_cache = "data/timing.cache"
 
 [models.cnn]
 path = "models/cnn.h5"
@@ -43,6 +44,7 @@ def project(tmp_path, monkeypatch):
     for name in ("origin.h5", "cnn.h5"):
         (folder / "models" / name).write_bytes(HDF5_SIGNATURE + b"\0" * 64)
     (folder / "data" / "sample.npz").write_bytes(b"PK")
+    (folder / "data" / "timing.cache").write_bytes(b"tactics")
     (folder / "trtkit.toml").write_text(PROJECT)
     monkeypatch.chdir(tmp_path)
     return folder
@@ -82,6 +84,7 @@ def test_the_matrix_is_models_by_tags_by_targets_by_precisions(project, recorded
     cell, plan = recorded["matrix"][0]
     assert plan.model.path == project / "models" / "origin.h5"            # relative to the project file
     assert plan.sample_data == project / "data" / "sample.npz"
+    assert plan.timing_cache == project / "data" / "timing.cache"
     assert plan.image == "trtkit/standin:19.07-py3" and plan.shapes == {"lstm_1_input": [1, 64, 1024]}
     assert plan.out_dir == project / "trtkit-out" / "origin" / "19.07-py3-onnx-fp32"
     assert len({p.out_dir for _, p in recorded["matrix"]}) == 10, "every build has its own folder"

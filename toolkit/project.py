@@ -39,7 +39,7 @@ PROJECT_NAME = "trtkit.toml"
 PYPROJECT_NAME = "pyproject.toml"
 AXES = {"tag": "tags", "target": "targets", "precision": "precisions"}   # build option -> its list in the file
 RUN_WIDE = {"gpus", "jobs", "out"}
-PATH_KEYS = {"path", "sample_data", "calib_data", "out", "triton_repo"}   # resolved against the project's folder
+PATH_KEYS = {"path", "sample_data", "calib_data", "timing_cache", "out", "triton_repo"}   # against the project file
 DEFAULT_OUT = "trtkit-out"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
