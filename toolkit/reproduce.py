@@ -68,15 +68,17 @@ def _dims(value) -> str:
 def _build_command(folder: Path, plan: BuildPlan, target: str, image: str, default_out: str) -> list[str]:
     """The `trtkit build` line. An engine build replays its own timing cache (which holds any it was given),
     pinned by the sha256 it had when the build ended."""
+    engine = target == "engine"
+    args = arguments(dataclasses.replace(plan, timing_cache=None) if engine else plan, target, image)
+    line = " ".join(shlex.quote(a) for a in ["trtkit", "build", *args])
     out = f' --out "${{1:-{default_out}}}"'
-    if target != "engine":
-        return [" ".join(shlex.quote(a) for a in ["trtkit", "build", *arguments(plan, target, image)]) + out]
-    args = ["trtkit", "build", *arguments(dataclasses.replace(plan, timing_cache=None), target, image)]
+    if not engine:
+        return [line + out]
     return [
         f'timing_cache="$(cd "$(dirname "$0")" && pwd)/{TIMING_CACHE}"',
         f'echo "{sha256_of(folder / TIMING_CACHE)}  $timing_cache" | sha256sum -c --status || {{ echo "reproduce.sh: '
         '$timing_cache is not the timing cache this build ended with" >&2; exit 1; }',
-        " ".join(shlex.quote(a) for a in args) + ' --timing-cache "$timing_cache"' + out,
+        line + ' --timing-cache "$timing_cache"' + out,
     ]
 
 
