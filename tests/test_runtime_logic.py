@@ -528,6 +528,8 @@ class FakeCuda:
         self.graphs: dict[int, list] = {}
         self.destroyed_graphs = 0
         self.launches = 0
+        self.page_locked: list[tuple[int, int]] = []   # (start, stop) of the pinned buffers handed out
+        self.upload_sources: list[int] = []
         ids = itertools.count(1)
 
         class DeviceMemory:
@@ -559,6 +561,8 @@ class FakeCuda:
                     self.recording.append(work)
 
             def upload(self, device_ptr, host_ptr, nbytes):
+                fake.upload_sources.append(host_ptr)
+
                 def copy():
                     fake.device[device_ptr][:nbytes] = np.frombuffer(ctypes.string_at(host_ptr, nbytes), np.uint8)
                 self.run(copy)
@@ -576,8 +580,15 @@ class FakeCuda:
                 fake.streams.pop(self.handle)
 
         class Event:
+            def __init__(self, timing=False):
+                self.timing, self.recorded = timing, 0
+
             def record(self, stream):
-                pass
+                self.recorded += 1
+
+            def milliseconds_since(self, start):
+                assert self.timing and start.timing and self.recorded and start.recorded
+                return 0.25
 
             def synchronize(self):
                 pass
@@ -615,6 +626,14 @@ class FakeCuda:
 
     def current(self, device):
         return nullcontext()
+
+    def owned_pinned_buffer(self, nbytes, device):
+        buffer = (ctypes.c_byte * max(nbytes, 1))()
+        self.page_locked.append((ctypes.addressof(buffer), ctypes.addressof(buffer) + len(buffer)))
+        return buffer
+
+    def is_page_locked(self, ptr, nbytes):
+        return any(start <= ptr and ptr + nbytes <= stop for start, stop in self.page_locked)
 
 
 class TwoHeadedModel:
@@ -971,6 +990,71 @@ def test_large_batches_stream_in_chunks_into_one_result(monkeypatch, fake_cuda, 
     assert_matches(outputs, a, b)
     assert trt.executions == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1))
     assert closed_cleanly(engine, trt)
+
+
+def _within(ptr, array):
+    return array.ctypes.data <= ptr < array.ctypes.data + array.nbytes
+
+
+def test_page_locked_inputs_stream_to_the_gpu_straight_from_the_callers_array(monkeypatch, fake_cuda, tmp_path):
+    """pinned_empty() arrays of the engine's dtypes are copied from where they are, chunk by chunk; the results
+    are those of the staged path."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=0, stream_chunk_bytes=600,
+                              max_lanes=1)
+    a, b = inputs(1001)
+    pinned_a, pinned_b = runtime.pinned_empty(a.shape, F16), runtime.pinned_empty(b.shape, F32)
+    pinned_a[:], pinned_b[:] = a, b
+    staged_uploads = len(fake_cuda.upload_sources)
+    outputs = engine.predict([pinned_a, pinned_b])
+    assert_matches(outputs, pinned_a.astype(F32), pinned_b)
+    uploads = fake_cuda.upload_sources[staged_uploads:]
+    assert len(uploads) == 2 * trt.executions
+    assert all(_within(ptr, pinned_a if i % 2 == 0 else pinned_b) for i, ptr in enumerate(uploads))
+    assert sorted(uploads[::2]) == uploads[::2] and uploads[0] == pinned_a.ctypes.data
+    assert closed_cleanly(engine, trt)
+
+
+@pytest.mark.parametrize("why", ["float64, not the engine's float32", "not C-contiguous", "pageable"])
+def test_other_inputs_go_through_staging(monkeypatch, fake_cuda, tmp_path, why):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=0, stream_chunk_bytes=600,
+                              max_lanes=1)
+    a, b = inputs(300)
+    if why.startswith("float64"):
+        given = runtime.pinned_empty(b.shape, np.float64)
+    elif why == "not C-contiguous":
+        given = runtime.pinned_empty((300, 4), F32)[:, :2]
+    else:
+        given = np.empty(b.shape, F32)
+    given[:] = b
+    assert_matches(engine.predict([a, given]), a, given)
+    assert not any(_within(ptr, given.base if given.base is not None else given) for ptr in fake_cuda.upload_sources)
+    assert closed_cleanly(engine, trt)
+
+
+def test_pinned_empty_is_freed_with_its_last_view(fake_cuda):
+    freed = []
+    x = runtime.pinned_empty((4, 3), np.float16)
+    assert x.shape == (4, 3) and x.dtype == F16 and fake_cuda.is_page_locked(x.ctypes.data, x.nbytes)
+    weakref.finalize(x.base, freed.append, True)
+    view = x[1:]
+    del x
+    gc.collect()
+    assert not freed
+    del view
+    gc.collect()
+    assert freed == [True]
+
+
+@pytest.mark.parametrize("batch", [5, 1000])
+def test_device_time_is_kept_only_when_asked(monkeypatch, fake_cuda, tmp_path, batch):
+    """For a graph replay, a first run and a streamed batch; events with timing are made only when asked."""
+    for time_device in (False, True):
+        engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, stream_chunk_bytes=600, max_lanes=1,
+                                  time_device=time_device)
+        for _ in range(2):
+            engine.predict(list(inputs(batch)))
+            assert engine.last_device_ms == (0.25 if time_device else None)
+        assert closed_cleanly(engine, trt)
 
 
 @pytest.mark.parametrize("version", ["8.6.1", "10.0.1"])

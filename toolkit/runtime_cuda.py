@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,6 +18,8 @@ CU_STREAM_NON_BLOCKING = 1
 CU_EVENT_DISABLE_TIMING = 2
 CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1
 CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901
+CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2
+CU_MEMORYTYPE_HOST = 1
 
 _P, _U64, _SIZE, _INT, _UINT = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t, ctypes.c_int, ctypes.c_uint
 
@@ -44,6 +47,8 @@ _SIGNATURES = {
     "cuEventRecord": [_P, _P],
     "cuEventSynchronize": [_P],
     "cuEventDestroy_v2": [_P],
+    "cuEventElapsedTime": [ctypes.POINTER(ctypes.c_float), _P, _P],
+    "cuPointerGetAttribute": [_P, _INT, _U64],
     "cuStreamBeginCapture_v2": [_P, _INT],
     "cuStreamEndCapture": [_P, ctypes.POINTER(_P)],
     "cuGraphDestroy": [_P],
@@ -185,13 +190,49 @@ class PinnedMemory:
             self.ptr = 0
 
 
-class Event:
-    """A point in a stream's work, without timing (cheaper): streams and the host wait for it."""
+def owned_pinned_buffer(nbytes: int, device: int) -> ctypes.Array:
+    """Page-locked host memory as a ctypes array that frees the memory when the array (or the last numpy view
+    of it, which holds it) goes."""
+    with current(device):
+        memory = PinnedMemory(nbytes)
+    buffer = (ctypes.c_byte * max(nbytes, 1)).from_address(memory.ptr)
+    weakref.finalize(buffer, _free_pinned, device, memory.ptr)
+    return buffer
 
-    def __init__(self) -> None:
+
+def _free_pinned(device: int, ptr: int) -> None:
+    try:
+        with current(device):
+            _call("cuMemFreeHost", ptr)
+    except CudaError:  # the driver is already shutting down at exit: the process frees it
+        pass
+
+
+def is_page_locked(ptr: int, nbytes: int) -> bool:
+    """Whether host memory [ptr, ptr + nbytes) is page-locked (cuMemHostAlloc'd or registered, by anyone): the
+    GPU can copy from it directly. Pageable memory is not known to the driver (the query fails)."""
+    return nbytes > 0 and all(_memory_type(address) == CU_MEMORYTYPE_HOST for address in (ptr, ptr + nbytes - 1))
+
+
+def _memory_type(ptr: int) -> int | None:
+    kind = _UINT()
+    code = _driver().cuPointerGetAttribute(ctypes.byref(kind), CU_POINTER_ATTRIBUTE_MEMORY_TYPE, ptr)
+    return kind.value if code == 0 else None
+
+
+class Event:
+    """A point in a stream's work: streams and the host wait for it. Without timing unless asked (cheaper)."""
+
+    def __init__(self, timing: bool = False) -> None:
         handle = _P()
-        _call("cuEventCreate", ctypes.byref(handle), CU_EVENT_DISABLE_TIMING)
+        _call("cuEventCreate", ctypes.byref(handle), 0 if timing else CU_EVENT_DISABLE_TIMING)
         self.handle = handle.value
+
+    def milliseconds_since(self, start: Event) -> float:
+        """GPU time from start to this event, both recorded with timing and both done."""
+        elapsed = ctypes.c_float()
+        _call("cuEventElapsedTime", ctypes.byref(elapsed), start.handle, self.handle)
+        return elapsed.value
 
     def record(self, stream: Stream) -> None:
         _call("cuEventRecord", self.handle, stream.handle)
