@@ -1,15 +1,20 @@
 """Check trtkit.runtime on a GPU against the reference a trtkit build keeps, and time it.
 
-    python3 benchmarks/runtime_check.py OUT [BATCH,BATCH,...]    (default: 1,64,1024 and the profile's largest)
+    python3 benchmarks/runtime_check.py OUT [BATCH,BATCH,...] [--sweep]   (default: 1,64,1024 and the profile's
+                                                                         largest)
 
 Needs a GPU, TensorRT 8.6+ and numpy, not the trtkit package: toolkit/runtime.py and toolkit/runtime_cuda.py
 may sit beside this file instead (as copied into a TensorRT container). For each batch it feeds the build's
 reference inputs repeated to that many rows (rows are independent, so the expected outputs are the reference
 outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
 the largest error against Keras, the largest difference from the first call of a graph replay, of four
-threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off. After
+threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off, and of
+its GPU time (time_device: copies in and out included). A streamed batch runs once more from a pinned_empty()
+input (straight to the GPU, no staging): its difference from the first call and its median milliseconds. After
 all batches, one more line replays each batch again, now that the lane's execution context has run the other
 shapes since (replay_after_other_shapes_vs_first per batch: its graphs must still agree with their first call).
+Last, at the largest batch, a line per fill_threads and stream_chunk_bytes setting (--sweep): the evidence for
+the defaults.
 
 A failure prints one JSON line {"batch": ..., "error": "..."} (or {"error": ...}) and the check goes on, or
 exits 1; a crash inside TensorRT or CUDA at least leaves Python's stack on stderr (faulthandler).
@@ -32,6 +37,9 @@ except ImportError:  # the two runtime files copied beside this one
     import runtime  # type: ignore[no-redef]
 
 TIME_BUDGET_S = 10.0  # of timed calls per batch and setting
+SWEEP_BUDGET_S = 3.0
+SWEEP_FILL_THREADS = (4, 8, 16)
+SWEEP_CHUNK_MB = (16, 32, 64)
 
 
 def load_arrays(path):
@@ -48,14 +56,17 @@ def largest_difference(got, expected):
     return max(float(np.max(np.abs(got[name].astype(np.float64) - expected[name]))) for name in expected)
 
 
-def median_ms(call):
+def median_ms(call, budget_s=None, engine=None):
+    """Median wall milliseconds of call(); with an engine made with time_device, of its GPU time instead."""
+    budget_s = TIME_BUDGET_S if budget_s is None else budget_s
     call()
     times, spent = [], 0.0
-    while len(times) < 5 or (spent < TIME_BUDGET_S and len(times) < 200):
+    while len(times) < 5 or (spent < budget_s and len(times) < 200):
         start = time.perf_counter()
         call()
-        times.append((time.perf_counter() - start) * 1000)
-        spent += times[-1] / 1000
+        wall = (time.perf_counter() - start) * 1000
+        spent += wall / 1000
+        times.append(wall if engine is None else engine.last_device_ms)
     return round(statistics.median(times), 4)
 
 
@@ -66,13 +77,21 @@ def how_it_runs(engine, x):
     return "one graph run" if plan.small else "%d streamed chunks" % len(plan.chunks)
 
 
-def check_batch(engine, eager, inputs, expected, batch):
+def pinned_copy(arrays, device):
+    pinned = {}
+    for name, array in arrays.items():
+        pinned[name] = runtime.pinned_empty(array.shape, array.dtype, device)
+        pinned[name][...] = array
+    return pinned
+
+
+def check_batch(engine, eager, timed, inputs, expected, batch):
     x, want = repeated(inputs, batch), repeated(expected, batch)
     first = engine.predict(x, as_dict=True)
     replayed = engine.predict(x, as_dict=True)
     with ThreadPoolExecutor(4) as threads:
         concurrent = list(threads.map(lambda _: engine.predict(x, as_dict=True), range(8)))
-    return first, {
+    line = {
         "batch": batch,
         "runs_as": how_it_runs(engine, x),
         "max_abs_err_vs_keras": largest_difference(first, want),
@@ -81,7 +100,25 @@ def check_batch(engine, eager, inputs, expected, batch):
         "graphs_off_vs_first": largest_difference(eager.predict(x, as_dict=True), first),
         "median_ms": median_ms(lambda: engine.predict(x)),
         "median_ms_graphs_off": median_ms(lambda: eager.predict(x)),
+        "device_ms": median_ms(lambda: timed.predict(x), engine=timed),
     }
+    if line["runs_as"] != "one graph run":
+        pinned = pinned_copy(x, engine.device)
+        line.update(pinned_input_vs_first=largest_difference(engine.predict(pinned, as_dict=True), first),
+                    median_ms_pinned_input=median_ms(lambda: engine.predict(pinned)),
+                    device_ms_pinned_input=median_ms(lambda: timed.predict(pinned), engine=timed))
+    return first, line
+
+
+def sweep(out, inputs, batch):
+    """predict()'s median milliseconds at the largest batch for each fill_threads and stream_chunk_bytes."""
+    x = repeated(inputs, batch)
+    for threads in SWEEP_FILL_THREADS:
+        for chunk_mb in SWEEP_CHUNK_MB:
+            with runtime.Engine(out, fill_threads=threads, stream_chunk_bytes=chunk_mb << 20) as engine:
+                print(json.dumps({"sweep": {"batch": batch, "fill_threads": threads, "stream_chunk_mb": chunk_mb,
+                                            "median_ms": median_ms(lambda: engine.predict(x), SWEEP_BUDGET_S)}}),
+                      flush=True)
 
 
 def error_line(error, **where):
@@ -95,15 +132,17 @@ def main(argv):
     inputs = load_arrays(os.path.join(out, "reference-inputs.npz"))
     expected = load_arrays(os.path.join(out, "reference-outputs.npz"))
     failed = False
-    with runtime.Engine(out) as engine, runtime.Engine(out, graphs=False) as eager:
+    with runtime.Engine(out) as engine, runtime.Engine(out, graphs=False) as eager, \
+            runtime.Engine(out, time_device=True) as timed:
         largest = min(r.max[0] for r in engine.profiles[0].values())
-        batches = [int(b) for b in argv[1].split(",")] if len(argv) > 1 else sorted({1, 64, 1024, largest})
+        given = [arg for arg in argv[1:] if not arg.startswith("--")]
+        batches = [int(b) for b in given[0].split(",")] if given else sorted({1, 64, 1024, largest})
         print(json.dumps({"host": vars(engine.host), "built": vars(engine.built) if engine.built else None,
                           "profiles": len(engine.profiles)}), flush=True)
         firsts = {}
         for batch in batches:
             try:
-                firsts[batch], line = check_batch(engine, eager, inputs, expected, batch)
+                firsts[batch], line = check_batch(engine, eager, timed, inputs, expected, batch)
                 print(json.dumps(line), flush=True)
             except Exception as e:  # one line, then the next batch
                 failed = True
@@ -115,6 +154,12 @@ def main(argv):
         except Exception as e:
             failed = True
             print(error_line(e, check="replay_after_other_shapes"), flush=True)
+    if "--sweep" in argv:
+        try:
+            sweep(out, inputs, max(batches))
+        except Exception as e:
+            failed = True
+            print(error_line(e, check="sweep"), flush=True)
     return 1 if failed else 0
 
 

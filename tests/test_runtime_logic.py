@@ -1151,6 +1151,7 @@ def run_check(monkeypatch, fake_cuda, tmp_path, capsys, **fake):
     monkeypatch.setattr(runtime, "_import_tensorrt", lambda: trt)
     monkeypatch.setattr(runtime, "Engine", functools.partial(Engine, _probe=probe("8.6.1")))
     monkeypatch.setattr(runtime_check, "TIME_BUDGET_S", 0.0)
+    monkeypatch.setattr(runtime_check, "SWEEP_BUDGET_S", 0.0)
     out = tmp_path / "model"
     out.mkdir()
     (out / "model.plan").write_bytes(b"plan")
@@ -1158,7 +1159,7 @@ def run_check(monkeypatch, fake_cuda, tmp_path, capsys, **fake):
     total, double = TwoHeadedModel.reference(a, b)
     save_arrays(out / "reference-inputs.npz", {"a": a, "b": b})
     save_arrays(out / "reference-outputs.npz", {"total": total, "double": double})
-    rc = runtime_check.main([str(out), "1,3,40,200"])
+    rc = runtime_check.main([str(out), "1,3,40,200", "--sweep"])
     return rc, [json.loads(line) for line in capsys.readouterr().out.splitlines()], trt
 
 
@@ -1168,7 +1169,14 @@ def test_runtime_check_on_the_simulation(monkeypatch, fake_cuda, tmp_path, capsy
     assert [line["batch"] for line in lines[1:5]] == [1, 3, 40, 200]
     assert lines[4]["runs_as"] == "4 streamed chunks"
     assert all(line["max_abs_err_vs_keras"] < 1e-5 and line["replay_vs_first"] == 0 for line in lines[1:5])
+    assert all(line["device_ms"] == 0.25 for line in lines[1:5])
+    assert "pinned_input_vs_first" not in lines[1] and lines[4]["pinned_input_vs_first"] == 0
+    assert lines[4]["device_ms_pinned_input"] == 0.25 and lines[4]["median_ms_pinned_input"] > 0
     assert lines[5] == {"replay_after_other_shapes_vs_first": {"1": 0.0, "3": 0.0, "40": 0.0, "200": 0.0}}
+    sweep = [line["sweep"] for line in lines[6:]]
+    assert [(s["fill_threads"], s["stream_chunk_mb"]) for s in sweep] == [
+        (threads, mb) for threads in (4, 8, 16) for mb in (16, 32, 64)]
+    assert all(s["batch"] == 200 and s["median_ms"] > 0 for s in sweep)
     assert trt.violations == [] and trt.errors == []
 
 

@@ -864,9 +864,14 @@ class _Lane:
                 for specs, found in ((self.inputs, shapes), (self.outputs, output_shapes)) for spec in specs}
 
     def _stage(self, arrays: dict[str, np.ndarray]) -> None:
+        """The inputs into the small pinned buffers; a batch of some megabytes in parallel (the fill threads)."""
+        copies = []
         for spec in self.inputs:
-            array = arrays[spec.name]
-            np.copyto(self._small.view(spec.name, spec.engine_dtype, array.shape), array, casting="same_kind")
+            source = arrays[spec.name]
+            target = self._small.view(spec.name, spec.engine_dtype, source.shape)
+            copies += [(target[low:high], source[low:high])
+                       for low, high in split_rows(len(source), target[:1].nbytes, self.options.fill_threads)]
+        self._copy(copies)
 
     def _unstage(self, output_shapes: dict) -> dict[str, np.ndarray]:
         """Copies of the outputs (the buffers are reused), float16 made float32."""
