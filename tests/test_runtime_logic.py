@@ -1186,3 +1186,32 @@ def test_runtime_check_prints_a_line_for_a_failure(monkeypatch, fake_cuda, tmp_p
     assert lines[1] == {"batch": 1, "error": "RuntimeError: TensorRT failed to run the engine (its log above says why)"}
     assert [line["batch"] for line in lines[1:5] if "error" in line] == [1, 3, 40, 200]   # each, then on
     assert lines[5] == {"replay_after_other_shapes_vs_first": {}}
+
+
+def _frameworks_lines(gpu, batches):
+    torch_row = {"device_ms": 0.05, "end_to_end_ms": 0.07, "max_abs_err_vs_keras": 1e-5}
+    return [{"gpu": gpu, "torch": "2.x", "keras": "3.x", "keras_backend": "torch"}] + [
+        {"batch": b, "keras-predict": {"end_to_end_ms": 5.0 * b}, "torch-fp32": torch_row, "torch-fp16": torch_row}
+        for b in batches]
+
+
+def test_runtime_goals_divides_one_gpus_figures_only(monkeypatch, fake_cuda, tmp_path, capsys):
+    """runtime_goals.py on runtime_check's real output (on the simulation) and frameworks.py-shaped lines."""
+    rc, lines, _ = run_check(monkeypatch, fake_cuda, tmp_path, capsys)
+    runtime_lines = tmp_path / "runtime.jsonl"
+    runtime_lines.write_text("\n".join(json.dumps(line) for line in lines))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import runtime_goals
+    finally:
+        sys.path.pop(0)
+    frameworks = tmp_path / "frameworks.jsonl"
+    frameworks.write_text("\n".join(json.dumps(line) for line in _frameworks_lines(H100[0], [1, 3, 40, 200])))
+    assert runtime_goals.main([str(frameworks), f"sim={runtime_lines}"]) == 0
+    table = capsys.readouterr().out
+    # batch 1: GPU time 0.25 ms (the simulation's) against PyTorch's 0.05: not met; Keras 5 ms / runtime's median
+    assert "| 1 | 0.25 | 0.05 | 0.05 | 0.20 | **not met** |" in table
+    assert "| 200 | 1000 |" in table and "| fill threads | chunk MB | median ms |" in table
+    frameworks.write_text("\n".join(json.dumps(line) for line in _frameworks_lines("NVIDIA A100", [1])))
+    with pytest.raises(SystemExit, match="not divided"):
+        runtime_goals.main([str(frameworks), f"sim={runtime_lines}"])

@@ -13,13 +13,18 @@
 #   run.sh baseline WHEEL   then: builds and bench again with another trtkit (an earlier version's wheel),
 #                   on the same machine, into $PROOF/baseline, for report.py --baseline.
 #   run.sh runtime  then: benchmarks/runtime_check.py (trtkit.runtime) on the engines, in the same image.
+#   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 built with the default
+#                   profile (OPT 1024) and with --typical-batch 100000.
+#   run.sh goals    then: runtime_check on both in the image (--sweep on the second); benchmarks/frameworks.py
+#                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
+#                   them into $PROOF/goals.md.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime}
+PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 TRTKIT=${TRTKIT:-trtkit}
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
@@ -70,16 +75,45 @@ if [ "$PHASE" = baseline ]; then   # the same builds and benches with another tr
   exit
 fi
 
+runtime_check() {  # runtime_check BUILD BATCHES [--sweep]: trtkit.runtime on a build, in the image that built it
+  local name=$1; shift
+  local rt; rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/runtime_check.py "$rt/"
+  echo "=== runtime-$name" | tee -a "$PROOF/proof.log"
+  docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
+    python3 /rt/runtime_check.py /out "$@" > "$PROOF/runtime-$name.jsonl" 2> "$PROOF/runtime-$name.log"
+  echo "=== runtime-$name: exit $?" | tee -a "$PROOF/proof.log"
+  tail -n 5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
+}
+
 if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in the image that built them
-  RT=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/runtime_check.py "$RT/"
   for build in origin-fp32:1,64,1024,100000 origin-fp16:1,64,1024,100000 cnn-int8:1,64,1024; do
-    name=${build%%:*}
-    echo "=== runtime-$name" | tee -a "$PROOF/proof.log"
-    docker run --rm --gpus all --network none -v "$RT:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
-      python3 /rt/runtime_check.py /out "${build#*:}" > "$PROOF/runtime-$name.jsonl" 2> "$PROOF/runtime-$name.log"
-    echo "=== runtime-$name: exit $?" | tee -a "$PROOF/proof.log"
-    tail -n 5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
+    runtime_check "${build%%:*}" "${build#*:}"
   done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = goals-builds ]; then
+  mkdir -p "$PROOF" "$BUILDS"
+  GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine --precision fp16)
+  run goals-build-opt1024 build "$WORK/origin_lstm" "${GPU[@]}" --out "$BUILDS/goals-opt1024"
+  run goals-build-opt100000 build "$WORK/origin_lstm" "${GPU[@]}" --typical-batch 100000 \
+    --out "$BUILDS/goals-opt100000"
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = goals ]; then
+  runtime_check goals-opt1024 1,64,1024,100000
+  runtime_check goals-opt100000 1,64,1024,100000 --sweep
+  echo "=== frameworks" | tee -a "$PROOF/proof.log"
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site-keras "${KERAS_WHEELS:?}"/*.whl &&
+  PYTHONPATH=/tmp/site-keras:$PYTHONPATH KERAS_BACKEND=torch python3 benchmarks/frameworks.py \
+    "$WORK/origin_lstm.h5" "$WORK/origin_lstm" 1,64,1024,100000 > "$PROOF/frameworks.jsonl" 2> "$PROOF/frameworks.log"
+  echo "=== frameworks: exit $?" | tee -a "$PROOF/proof.log"
+  python3 benchmarks/runtime_goals.py "$PROOF/frameworks.jsonl" "opt1024=$PROOF/runtime-goals-opt1024.jsonl" \
+    "opt100000=$PROOF/runtime-goals-opt100000.jsonl" > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
+  cat "$PROOF/goals.md" >> "$PROOF/proof.log"
   pack
   exit 0
 fi
