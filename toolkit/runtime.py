@@ -63,7 +63,8 @@ CONTEXTS_PER_PROFILE = 1
 STREAM_SLOTS = 3              # chunks in flight: one filling, one copying in or computing, one copying out
 MIN_FILL_PART_BYTES = 1 << 20  # smaller copies are not worth handing to another thread
 SMALL_BATCH_BYTES = 16 << 20   # Engine's defaults: input bytes up to which a batch is one graph run,
-STREAM_CHUNK_BYTES = 32 << 20  # and input bytes per streamed chunk
+STREAM_CHUNK_BYTES = 64 << 20  # and input bytes per streamed chunk (H100, batch 100000 of 845 MB: 64 MB chunks and
+FILL_THREADS = 16              # 16 fill threads took 48 ms, 32 MB and 8 took 58: benchmarks/runtime_check.py --sweep)
 
 
 class IncompatibleEngine(RuntimeError):
@@ -1067,7 +1068,7 @@ class Engine:
                  check: bool = True, time_device: bool = False,
                  _probe: Callable[[int], Host] = probe_host):
         self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
-                                 fill_threads or min(8, os.cpu_count() or 1), time_device)
+                                 fill_threads or min(FILL_THREADS, os.cpu_count() or 1), time_device)
         self.last_device_ms: float | None = None
         if max_lanes < 1:
             raise ValueError("max_lanes must be at least 1")
