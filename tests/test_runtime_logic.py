@@ -410,6 +410,18 @@ def test_split_rows_for_the_fill_threads():
     assert runtime.even_ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
 
 
+@pytest.mark.parametrize("source, target_dtype", [
+    (np.arange(24, dtype=np.float32).reshape(4, 6), F32),            # memmove
+    (np.arange(24, dtype=np.float64).reshape(4, 6), F32),            # cast
+    (np.arange(48, dtype=np.float32).reshape(4, 12)[:, ::2], F32),   # strided source
+    (np.arange(24, dtype=np.float32).reshape(4, 6), F16),            # float32 to the engine's float16
+])
+def test_copy_rows(source, target_dtype):
+    target = np.zeros(source.shape, target_dtype)
+    runtime.copy_rows(target, source)
+    np.testing.assert_array_equal(target, source.astype(target_dtype))
+
+
 def test_host_view_writes_into_the_buffer():
     buffer = (ctypes.c_byte * 64)()
     view = runtime.host_view(buffer, F16, (2, 3))

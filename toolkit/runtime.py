@@ -28,6 +28,7 @@ is reached through the driver (runtime_cuda.py, ctypes), so no CUDA Python packa
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import json
@@ -675,6 +676,16 @@ def pinned_empty(shape: Sequence[int], dtype: Any = np.float32, device: int = 0)
     return host_view(cuda.owned_pinned_buffer(nbytes(shape, dtype), device), dtype, shape)
 
 
+def copy_rows(target: np.ndarray, source: np.ndarray) -> None:
+    """source into target (same shape): a plain memmove where nothing is cast and both are contiguous (ctypes lets
+    go of the GIL for it, whichever numpy this is), else np.copyto, casting within a kind."""
+    if target.dtype == source.dtype and target.flags.c_contiguous and source.flags.c_contiguous:
+        assert target.shape == source.shape, "copies are of equal rows"
+        ctypes.memmove(target.ctypes.data, source.ctypes.data, target.nbytes)
+    else:
+        np.copyto(target, source, casting="same_kind")
+
+
 def page_locked(array: np.ndarray, spec: TensorSpec) -> bool:
     """Whether the GPU can copy this input straight from the caller's array: page-locked memory, laid out as the
     engine takes it (C order, the engine's dtype)."""
@@ -1009,12 +1020,12 @@ class _Lane:
         self._copy(copies)
 
     def _copy(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """np.copyto in the fill threads (numpy lets go of the GIL while it copies)."""
+        """The copies, in the fill threads when there are several."""
         if len(copies) <= 1:
             for target, source in copies:
-                np.copyto(target, source, casting="same_kind")
+                copy_rows(target, source)
             return
-        list(self.fill.map(lambda pair: np.copyto(pair[0], pair[1], casting="same_kind"), copies))
+        list(self.fill.map(lambda pair: copy_rows(*pair), copies))
 
     def _settle(self) -> None:
         """After a failure: let queued work finish, so no copy lands in a buffer the next call reuses."""
