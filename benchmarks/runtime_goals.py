@@ -28,11 +28,6 @@ def runtime_gpu(lines):
     return next(line["host"]["gpu"] for line in lines if "host" in line)
 
 
-def best_ms(line):
-    """trtkit.runtime's numpy-in-numpy-out median: from the caller's array, or from a pinned_empty() one."""
-    return min(t for t in (line["median_ms"], line.get("median_ms_pinned_input")) if t is not None)
-
-
 def engine_tables(name, lines, frameworks):
     batches = {line["batch"]: line for line in lines if "batch" in line and "error" not in line}
     out = ["### %s" % name, "",
@@ -49,16 +44,18 @@ def engine_tables(name, lines, frameworks):
                 verdict(best >= ours)))
     out += ["", "numpy in, numpy out (medians): Keras 3 `predict` (one batch, torch backend, same GPU) against "
             "trtkit.runtime from the caller's array and from a `pinned_empty()` array.", "",
-            "| batch | Keras predict ms | trtkit.runtime ms | from pinned input ms | Keras / trtkit.runtime | "
-            "goal (40x) |", "|---|---|---|---|---|---|"]
+            "| batch | Keras predict ms | trtkit.runtime ms | Keras / trtkit.runtime | from pinned input ms | "
+            "Keras / that | goal (40x) |", "|---|---|---|---|---|---|---|"]
     for batch, line in sorted(batches.items()):
         if batch in frameworks:
             keras_ms = frameworks[batch]["keras-predict"]["end_to_end_ms"]
-            ratio = keras_ms / best_ms(line)
-            pinned = line.get("median_ms_pinned_input")
-            out.append("| %d | %.4g | %.4g | %s | %.1f | %s |" % (
-                batch, keras_ms, line["median_ms"], "%.4g" % pinned if pinned else "(one graph run)", ratio,
-                verdict(ratio >= KERAS_GOAL)))
+            ratio, pinned = keras_ms / line["median_ms"], line.get("median_ms_pinned_input")
+            pinned_ratio = keras_ms / pinned if pinned else None
+            met = "met" if ratio >= KERAS_GOAL else (
+                "met from a pinned input" if pinned_ratio and pinned_ratio >= KERAS_GOAL else verdict(False))
+            out.append("| %d | %.4g | %.4g | %.1f | %s | %s | %s |" % (
+                batch, keras_ms, line["median_ms"], ratio, "%.4g" % pinned if pinned else "(one graph run)",
+                "%.1f" % pinned_ratio if pinned_ratio else "", met))
     if LARGE_BATCH in batches:
         line = batches[LARGE_BATCH]
         out += ["", "Batch %d, numpy in to numpy out: %.4g ms from the caller's array (%s), %.4g ms from a "

@@ -328,15 +328,24 @@ def stream_rows(row_bytes: int, low: int, high: int, chunk_bytes: int) -> int:
 
 
 def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
-    """[(start, stop)]: the fewest runs of at most `rows` rows that cover `total`, of about equal size (so that
-    none falls under `low`, the profile's smallest batch)."""
+    """[(start, stop)]: the fewest runs of at most `rows` rows that cover `total`, none under `low` (the profile's
+    smallest batch). As few sizes as can be: runs of `rows`, then what is left (shared with the run before it when
+    it alone would be under `low`). Each change of size makes the stream wait and TensorRT set up the new shape:
+    on an H100, runs of 7692 and 7693 rows in turn spent 22 of the 53 ms of a batch of 100000 there."""
     if total < 1:
         raise ValueError("predict() needs at least one row")
     runs = -(-total // rows)
-    if total // runs < low:
-        raise ValueError(f"the engine runs batches of {low} to {rows} rows: {total} rows cannot be split "
-                         "into such runs")
-    return even_ranges(total, runs)
+    last = total - (runs - 1) * rows
+    sizes = [rows] * (runs - 1) + [last]
+    if last < low and runs > 1 and rows + last - low >= low:
+        sizes[-2:] = [rows + last - low, low]
+    elif last < low:
+        if total // runs < low:
+            raise ValueError(f"the engine runs batches of {low} to {rows} rows: {total} rows cannot be split "
+                             "into such runs")
+        return even_ranges(total, runs)
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def split_rows(rows: int, row_bytes: int, workers: int, min_part_bytes: int = MIN_FILL_PART_BYTES
