@@ -138,6 +138,16 @@ def test_speedup_is_predict_median_over_row_median():
     assert "speedup_vs_predict" not in rows[0]
 
 
+def test_no_speedups_across_devices():
+    """A GPU's time over a CPU's is no speed-up: rows of another device than Keras predict get None."""
+    cpu, gpu = "cpu: AMD EPYC", "gpu: NVIDIA H100 80GB HBM3"
+    rows = [dict(timed_row("keras-predict", 50.0), device=cpu), dict(timed_row("onnxruntime", 2.0), device=cpu),
+            dict(timed_row("tensorrt", 0.5), device=gpu), dict(timed_row("trtkit-runtime", 0.4), device=gpu)]
+    assert [r["speedup_vs_predict"] for r in bench.fill_speedups(rows)] == [1.0, 25.0, None, None]
+    on_gpu = [dict(row, device=gpu) for row in rows]
+    assert [r["speedup_vs_predict"] for r in bench.fill_speedups(on_gpu)] == [1.0, 25.0, 100.0, 125.0]
+
+
 def test_no_speedups_without_a_predict_median():
     rows = [timed_row("keras-call", 10.0), bench.error_row("keras-predict", "end-to-end", 64, "no predict()")]
     assert [r["speedup_vs_predict"] for r in bench.fill_speedups(rows)] == [None, None]
@@ -184,7 +194,7 @@ def test_worker_failure_becomes_a_row_not_a_crash(tmp_path, capsys):
     rows, gpu = bench.spawn_worker(str(plan), "no-such-framework", 8)
     assert gpu is None
     assert rows == [{"framework": "no-such-framework", "mode": "end-to-end", "batch": 8,
-                     "error": "unknown bench framework 'no-such-framework'"}]
+                     "error": "unknown bench framework 'no-such-framework'", "device": "unknown"}]
     assert "bench_row" in capsys.readouterr().out  # relayed to the host
 
 

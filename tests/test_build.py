@@ -136,8 +136,10 @@ def test_build_with_bench_then_bench_the_output(trtkit, models, tmp_path):
     assert set(rows) == {(b, f) for b in (1, 16) for f in ("keras-call", "keras-predict", "onnxruntime")}
     for row in rows.values():
         assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["iterations"] == 3
+        assert row["device"] == bench["device"]          # Keras (CPU TensorFlow) and ONNX Runtime: this CPU
     assert rows[(16, "onnxruntime")]["max_abs_err"] <= 1e-5
     assert rows[(16, "keras-predict")]["speedup_vs_predict"] == 1.0
+    assert rows[(16, "onnxruntime")]["speedup_vs_predict"] > 0   # one device: ratios taken
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "## Benchmark (cpu: " in report and "![latency per batch size](bench.png)" in report

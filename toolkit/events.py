@@ -59,6 +59,7 @@ class BenchRow(TypedDict, total=False):
     batch: int
     framework: str
     mode: str
+    device: str                 # where it ran: "cpu: MODEL" or "gpu: NAME"; speed-ups only within one device
     median_ms: float
     p90_ms: float
     p99_ms: float

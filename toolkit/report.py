@@ -86,8 +86,9 @@ def names_section(names: Names, title: str = "Node names") -> Section:
 
 
 def bench_section(bench: BenchResult, note: str = "") -> Section:
-    headers = ["batch", "framework", "mode", "median ms", "p90 ms", "p99 ms", "per second", "× predict", "max abs err"]
-    rows = [[r["batch"], r["framework"], r["mode"]] +
+    headers = ["batch", "framework", "mode", "device", "median ms", "p90 ms", "p99 ms", "per second", "× predict",
+               "max abs err"]
+    rows = [[r["batch"], r["framework"], r["mode"], r.get("device", "")] +
             ([r.get("error"), "", "", "", "", ""] if r.get("error") else
              [r["median_ms"], r["p90_ms"], r["p99_ms"], r["throughput_per_s"], r.get("speedup_vs_predict"),
               r.get("max_abs_err")])

@@ -166,9 +166,11 @@ def error_row(framework, mode, batch, message):
 
 
 def fill_speedups(rows):
-    """One batch's rows with speedup_vs_predict (None where either median is missing)."""
-    base = next((r["median_ms"] for r in rows if r["framework"] == BASELINE and r.get("median_ms")), None)
-    return [dict(r, speedup_vs_predict=base / r["median_ms"] if base and r.get("median_ms") else None)
+    """One batch's rows with speedup_vs_predict: None where either median is missing, and for rows measured on
+    another device than Keras predict (a GPU's time over a CPU's is no speed-up)."""
+    base = next((r for r in rows if r["framework"] == BASELINE and r.get("median_ms")), None)
+    return [dict(r, speedup_vs_predict=base["median_ms"] / r["median_ms"]
+                 if base and r.get("median_ms") and r.get("device") == base.get("device") else None)
             for r in rows]
 
 
@@ -204,9 +206,21 @@ def _outputs_by_name(model, y):
     return dict(zip([o["name"] for o in model.outputs], ys))
 
 
+def _keras_device():
+    """Where TensorFlow runs Keras: its first GPU, else this CPU."""
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU") if hasattr(tf.config, "list_physical_devices") else []
+    if not gpus:
+        return "cpu: %s" % cpu_name()
+    details = tf.config.experimental.get_device_details(gpus[0]) \
+        if hasattr(tf.config.experimental, "get_device_details") else {}
+    return "gpu: %s" % details.get("device_name", gpus[0].name)
+
+
 def _keras_targets(framework, plan, batch, inputs_path):
     from trtkit_steps.keras_stage import load_model, reference_outputs
     model = load_model(plan)
+    emit("bench_device", device=_keras_device())
     inputs = load_arrays(inputs_path)
     if framework == REFERENCE:
         return [(END_TO_END, lambda: reference_outputs(model, inputs), None)]
@@ -221,14 +235,14 @@ def _keras_targets(framework, plan, batch, inputs_path):
 def _ort_targets(work, inputs):
     from trtkit_steps.onnx_stage import ort_session, run_session
     session = ort_session(os.path.join(work, contract.ARTIFACTS, "model.onnx"))
+    emit("bench_device", device="cpu: %s" % cpu_name())  # ort_session asks for the CPU provider
     return [(END_TO_END, lambda: run_session(session, inputs), None)]
 
 
 def _tensorrt_targets(work, inputs):
     from trtkit_steps.trt.runner import EngineRunner
     runner = EngineRunner(os.path.join(work, contract.ARTIFACTS, "model.plan"))
-    if runner.device_name:
-        emit("bench_device", device="gpu: %s" % runner.device_name)
+    emit("bench_device", device="gpu: %s" % (runner.device_name or "unnamed"))
     runner.load_inputs(inputs)
     return [(ON_DEVICE, runner.infer, lambda _: runner.outputs()),
             (END_TO_END, lambda: runner.infer_host(inputs), None)]
@@ -238,6 +252,7 @@ def _runtime_targets(work, inputs):
     """Engine.predict, numpy in and out. trtkit checks the engine against this host elsewhere (check=False)."""
     from trtkit_runtime.runtime import Engine
     engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
+    emit("bench_device", device="gpu: %s" % engine.host.gpu)
     return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None)]
 
 
@@ -314,10 +329,11 @@ def parse_event(line):
 
 
 def spawn_worker(plan_path, framework, batch):
-    """Run one framework on one batch in its own process, relaying its output; (rows, GPU it named)."""
+    """Run one framework on one batch in its own process, relaying its output; (rows, each with the device the
+    worker named, or "unknown"; the GPU it named, or None)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in [SCRIPTS, os.environ.get("PYTHONPATH")] if p))
-    rows, seen = [], {"gpu": None, "last_line": ""}
+    rows, seen = [], {"device": "unknown", "last_line": ""}
 
     def collect(line):
         event = parse_event(line)
@@ -329,11 +345,12 @@ def spawn_worker(plan_path, framework, batch):
             event.pop("event")
             rows.append(event)
         elif event.get("event") == "bench_device":
-            seen["gpu"] = event["device"]
+            seen["device"] = str(event["device"])
 
     code = run_relayed([sys.executable, "-m", "trtkit_steps.bench", "--worker", framework, plan_path, str(batch)],
                        collect, env)
-    return complete_rows(rows, framework, batch, code, seen["last_line"]), seen["gpu"]
+    rows = [dict(row, device=seen["device"]) for row in complete_rows(rows, framework, batch, code, seen["last_line"])]
+    return rows, seen["device"] if seen["device"].startswith("gpu: ") else None
 
 
 def _remove_temp_files(paths):

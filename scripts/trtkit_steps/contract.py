@@ -197,6 +197,7 @@ def _io_list(keys):
 def _rows(value):
     return isinstance(value, list) and all(
         isinstance(r, dict) and _number(r.get("batch")) and _text(r.get("framework")) and _text(r.get("mode"))
+        and (r.get("device") is None or _text(r.get("device")))
         and (_text(r.get("error")) or all(_optional_number(r.get(k)) for k in ("median_ms", "p90_ms", "p99_ms")))
         for r in value)
 
