@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import json
 import operator
 import os
@@ -344,7 +345,7 @@ def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
             raise ValueError(f"the engine runs batches of {low} to {rows} rows: {total} rows cannot be split "
                              "into such runs")
         return even_ranges(total, runs)
-    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    bounds = [0, *itertools.accumulate(sizes)]
     return list(zip(bounds[:-1], bounds[1:]))
 
 
@@ -890,8 +891,7 @@ class _Lane:
         for spec in self.inputs:
             source = arrays[spec.name]
             target = self._small.view(spec.name, spec.engine_dtype, source.shape)
-            copies += [(target[low:high], source[low:high])
-                       for low, high in split_rows(len(source), target[:1].nbytes, self.options.fill_threads)]
+            copies += self._parts(target, source, target[:1].nbytes)
         self._copy(copies)
 
     def _unstage(self, output_shapes: dict) -> dict[str, np.ndarray]:
@@ -987,8 +987,7 @@ class _Lane:
                 sources[spec.name] = source.ctypes.data + start * source[:1].nbytes
                 continue
             target = slot.staging.view(spec.name, spec.engine_dtype, (stop - start,) + source.shape[1:])
-            copies += [(target[low:high], source[start + low:start + high])
-                       for low, high in split_rows(stop - start, target[:1].nbytes, self.options.fill_threads)]
+            copies += self._parts(target, source[start:stop], target[:1].nbytes)
             sources[spec.name] = slot.staging.host[spec.name].ptr
         self._copy(copies)
         return sources
@@ -1024,9 +1023,14 @@ class _Lane:
         for spec in self.outputs:
             target = results[spec.name][start:stop]
             source = slot.staging.view(spec.name, spec.engine_dtype, target.shape)
-            copies += [(target[low:high], source[low:high])
-                       for low, high in split_rows(stop - start, source[:1].nbytes, self.options.fill_threads)]
+            copies += self._parts(target, source, source[:1].nbytes)
         self._copy(copies)
+
+    def _parts(self, target: np.ndarray, source: np.ndarray, row_bytes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(target, source) of equal rows, split by rows into parts for the fill threads (row_bytes: of the pinned
+        side, which sets how many parts are worth it)."""
+        return [(target[low:high], source[low:high])
+                for low, high in split_rows(len(target), row_bytes, self.options.fill_threads)]
 
     def _copy(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """The copies, in the fill threads when there are several."""
