@@ -39,7 +39,8 @@ import re
 import threading
 import warnings
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -732,6 +733,26 @@ class _Staging:
             memory.free()
 
 
+def finish(futures: Sequence[Future], quietly: bool = False) -> None:
+    """Wait for all the futures (one failing does not leave the others running), then raise the first failure
+    unless quietly."""
+    wait_futures(futures)
+    if not quietly:
+        for future in futures:
+            future.result()
+
+
+@dataclass
+class _Filling:
+    """A streamed chunk's fill under way: where the GPU copies each input's chunk from, once the copies are done."""
+    sources: dict[str, int]
+    copies: list[Future]
+
+    def wait(self, quietly: bool = False) -> dict[str, int]:
+        finish(self.copies, quietly)
+        return self.sources
+
+
 class _Slot:
     """One streamed chunk's buffers, and the events that order its copy-in, run and copy-out."""
 
@@ -746,9 +767,16 @@ class _Slot:
 
 
 @dataclass
+class _Views:
+    """Arrays over the small buffers at one call's shapes, by tensor name."""
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass
 class _Graph:
-    graph: cuda.GraphExec            # copy-in, run and copy-out on the lane's small buffers, at one input shape
-    output_shapes: dict[str, tuple[int, ...]]
+    graph: cuda.GraphExec  # copy-in, run and copy-out on the lane's small buffers, at one input shape
+    views: _Views          # what a replay fills and reads, made once: making them was much of a small call's time
 
 
 def _release_graph(entry: _Graph) -> None:
@@ -840,7 +868,7 @@ class _Lane:
         context = self.context
         entry = self.graphs.get(key)
         if entry is not None:
-            self._stage(arrays)
+            self._stage(arrays, entry.views.inputs)
             # The graph holds the run as captured at these shapes; the context (which later calls may have set to
             # other shapes and buffers) is set back to them first, so that it agrees with what replays.
             context.use_shapes(shapes)
@@ -850,11 +878,12 @@ class _Lane:
             self._mark(self.finished, self.compute)
             self.compute.synchronize()
             self._timed()
-            return self._unstage(entry.output_shapes)
+            return self._unstage(entry.views.outputs)
         output_shapes = context.set_shapes(shapes, self.outputs)
         self._ensure_small(shapes, output_shapes, plan.buffer_rows)
         context.bind(self._small.addresses())
-        self._stage(arrays)
+        views = self._views(shapes, output_shapes)
+        self._stage(arrays, views.inputs)
         # The first run at these shapes also does TensorRT's set-up for them, which must not be captured.
         self._mark(self.started, self.compute)
         if not self._enqueue_small(shapes, output_shapes):
@@ -862,9 +891,9 @@ class _Lane:
         self._mark(self.finished, self.compute)
         self.compute.synchronize()
         self._timed()
-        results = self._unstage(output_shapes)
+        results = self._unstage(views.outputs)
         if self.graph_failure is None:
-            self._capture(key, shapes, output_shapes)
+            self._capture(key, shapes, output_shapes, views)
         return results
 
     def _ensure_small(self, shapes: dict, output_shapes: dict, rows: int) -> None:
@@ -885,19 +914,23 @@ class _Lane:
         return {spec.name: nbytes(found[spec.name], spec.engine_dtype)
                 for specs, found in ((self.inputs, shapes), (self.outputs, output_shapes)) for spec in specs}
 
-    def _stage(self, arrays: dict[str, np.ndarray]) -> None:
-        """The inputs into the small pinned buffers; a batch of some megabytes in parallel (the fill threads)."""
+    def _views(self, shapes: dict, output_shapes: dict) -> _Views:
+        small = self._small
+        return _Views({spec.name: small.view(spec.name, spec.engine_dtype, shapes[spec.name]) for spec in self.inputs},
+                      {spec.name: small.view(spec.name, spec.engine_dtype, output_shapes[spec.name])
+                       for spec in self.outputs})
+
+    def _stage(self, arrays: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
+        """The inputs into their views of the small pinned buffers; a batch of some megabytes in parallel (the fill
+        threads)."""
         copies = []
-        for spec in self.inputs:
-            source = arrays[spec.name]
-            target = self._small.view(spec.name, spec.engine_dtype, source.shape)
-            copies += self._parts(target, source, target[:1].nbytes)
+        for name, target in targets.items():
+            copies += self._parts(target, arrays[name], target[:1].nbytes)
         self._copy(copies)
 
-    def _unstage(self, output_shapes: dict) -> dict[str, np.ndarray]:
-        """Copies of the outputs (the buffers are reused), float16 made float32."""
-        return {spec.name: self._small.view(spec.name, spec.engine_dtype, output_shapes[spec.name]).astype(spec.dtype)
-                for spec in self.outputs}
+    def _unstage(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Copies of the outputs' views (the buffers are reused), float16 made float32."""
+        return {spec.name: outputs[spec.name].astype(spec.dtype) for spec in self.outputs}
 
     def _enqueue_small(self, shapes: dict, output_shapes: dict) -> bool:
         """Copy in, run, copy out, all on the compute stream; False when TensorRT refused to run."""
@@ -911,7 +944,7 @@ class _Lane:
                                   nbytes(output_shapes[spec.name], spec.engine_dtype))
         return ran
 
-    def _capture(self, key: tuple, shapes: dict, output_shapes: dict) -> None:
+    def _capture(self, key: tuple, shapes: dict, output_shapes: dict, views: _Views) -> None:
         try:
             graph = self._record(shapes, output_shapes)
             why = "TensorRT's run could not be captured"
@@ -922,7 +955,7 @@ class _Lane:
             warnings.warn(f"trtkit.runtime: CUDA graphs are off for this engine ({why}); small batches run "
                           "without them", RuntimeWarning, stacklevel=5)
             return
-        self.graphs.put(key, _Graph(graph, output_shapes))
+        self.graphs.put(key, _Graph(graph, views))
 
     def _record(self, shapes: dict, output_shapes: dict) -> cuda.GraphExec | None:
         """The copy-in, run and copy-out, recorded (not run) as a CUDA graph; None when not capturable."""
@@ -954,15 +987,23 @@ class _Lane:
         batch = plan.chunks[-1][1]
         results = {spec.name: np.empty((batch,) + output_shapes[spec.name][1:], spec.dtype) for spec in self.outputs}
         direct = {spec.name for spec in self.inputs if page_locked(arrays[spec.name], spec)}
-        in_flight: deque = deque()
+        in_flight: deque = deque()   # (slot, start, stop) of the chunks queued on the GPU, oldest first
         self._mark(self.started, self.upload)
-        for index, (start, stop) in enumerate(plan.chunks):
-            slot = self.slots[index % len(self.slots)]
-            if len(in_flight) == len(self.slots):  # the oldest chunk in flight is this slot's
-                self._collect(in_flight.popleft(), results)
-            sources = self._fill(slot, arrays, start, stop, direct)
-            self._launch(slot, context, samples, stop - start, sources)
-            in_flight.append((slot, start, stop))
+        filling = self._fill(self.slots[0], arrays, *plan.chunks[0], direct)
+        try:
+            for index, (start, stop) in enumerate(plan.chunks):
+                slot, sources = self.slots[index % len(self.slots)], filling.wait()
+                if index + 1 < len(plan.chunks):
+                    # The next chunk fills on the fill threads while this one is queued: TensorRT's enqueue of a
+                    # chunk takes about half a millisecond of this thread.
+                    following = self.slots[(index + 1) % len(self.slots)]
+                    while in_flight and in_flight[0][0] is following:
+                        self._collect(in_flight.popleft(), results)
+                    filling = self._fill(following, arrays, *plan.chunks[index + 1], direct)
+                self._launch(slot, context, samples, stop - start, sources)
+                in_flight.append((slot, start, stop))
+        finally:
+            filling.wait(quietly=True)  # no fill thread may still write into a slot once this call is over
         self._mark(self.finished, self.download)
         while in_flight:
             self._collect(in_flight.popleft(), results)
@@ -976,10 +1017,10 @@ class _Lane:
         for _ in range(STREAM_SLOTS):
             self.slots.append(_Slot(sizes))
 
-    def _fill(self, slot: _Slot, arrays: dict[str, np.ndarray], start: int, stop: int, direct: set[str]
-              ) -> dict[str, int]:
-        """The chunk's rows of every input into the slot's pinned buffers (cast to the engine's types), except
-        the inputs in `direct`, already page-locked. Returns where each input's chunk is copied to the GPU from."""
+    def _fill(self, slot: _Slot, arrays: dict[str, np.ndarray], start: int, stop: int, direct: set[str]) -> _Filling:
+        """Start copying the chunk's rows of every input into the slot's pinned buffers (cast to the engine's
+        types), except the inputs in `direct`, already page-locked. Its wait() returns where each input's chunk is
+        copied to the GPU from, once they are there."""
         copies, sources = [], {}
         for spec in self.inputs:
             source = arrays[spec.name]
@@ -989,8 +1030,7 @@ class _Lane:
             target = slot.staging.view(spec.name, spec.engine_dtype, (stop - start,) + source.shape[1:])
             copies += self._parts(target, source[start:stop], target[:1].nbytes)
             sources[spec.name] = slot.staging.host[spec.name].ptr
-        self._copy(copies)
-        return sources
+        return _Filling(sources, self._start_copy(copies))
 
     def _launch(self, slot: _Slot, context: _Context, samples: dict, rows: int, sources: dict[str, int]) -> None:
         """Queue the chunk's copy-in (from `sources`), run and copy-out; each stream waits on the GPU for the step
@@ -1033,12 +1073,16 @@ class _Lane:
                 for low, high in split_rows(len(target), row_bytes, self.options.fill_threads)]
 
     def _copy(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """The copies, in the fill threads when there are several."""
-        if len(copies) <= 1:
+        finish(self._start_copy(copies))
+
+    def _start_copy(self, copies: list[tuple[np.ndarray, np.ndarray]]) -> list[Future]:
+        """The copies: made here when there is one or they are small (no futures back), else handed to the fill
+        threads (their futures back)."""
+        if len(copies) <= 1 or sum(target.nbytes for target, _ in copies) < MIN_FILL_PART_BYTES:
             for target, source in copies:
                 copy_rows(target, source)
-            return
-        list(self.fill.map(lambda pair: copy_rows(*pair), copies))
+            return []
+        return [self.fill.submit(copy_rows, target, source) for target, source in copies]
 
     def _settle(self) -> None:
         """After a failure: let queued work finish, so no copy lands in a buffer the next call reuses."""
@@ -1117,6 +1161,15 @@ class Engine:
         per_profile = self._loaded.contexts_per_profile(max_lanes)
         self._lanes = LanePool(functools.partial(self._new_lane, per_profile), max_lanes, per_profile)  # on first use
         self._fill = ThreadPoolExecutor(self._options.fill_threads, "trtkit-fill")
+        # Plans by shape (pure, and thread-safe to cache): working one out was a fifth of a small call's host time.
+        self._plan = functools.lru_cache(maxsize=graph_cache_size)(self._plan_for)
+
+    def _plan_for(self, shapes_in_order: tuple[tuple[int, ...], ...]) -> CallPlan:
+        """How a call with these input shapes (in input order) runs; kept per shape by __init__'s cache."""
+        shapes = {spec.name: shape for spec, shape in zip(self.inputs, shapes_in_order)}
+        row_bytes = sum(nbytes(shapes[spec.name][1:], spec.engine_dtype) for spec in self.inputs)
+        return plan_call(self.profiles, shapes, row_bytes, self._options.small_batch_bytes,
+                         self._options.stream_chunk_bytes)
 
     def _new_lane(self, limit: int, profile: int) -> _Lane:
         return _Lane(self._loaded, profile, limit, self.inputs, self.outputs, self._options, self._fill)
@@ -1127,10 +1180,7 @@ class Engine:
         Returns one array, or a list in the model's output order (as_dict: a dict by output name)."""
         arrays = map_inputs(x, self.inputs)
         check_dtypes(arrays, self.inputs)
-        shapes = {name: tuple(int(d) for d in array.shape) for name, array in arrays.items()}
-        row_bytes = sum(nbytes(shapes[spec.name][1:], spec.engine_dtype) for spec in self.inputs)
-        plan = plan_call(self.profiles, shapes, row_bytes, self._options.small_batch_bytes,
-                         self._options.stream_chunk_bytes)
+        plan = self._plan(tuple(tuple(int(d) for d in arrays[spec.name].shape) for spec in self.inputs))
         with cuda.current(self.device), self._lanes.lane(plan.profile) as lane:
             results = lane.run(plan, arrays)
             self.last_device_ms = lane.device_ms
