@@ -53,6 +53,22 @@ def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
         assert path.stat().st_uid == os.getuid() and path.stat().st_gid == os.getgid()
 
 
+def test_unroll_lstm_exports_the_steps_and_verifies_them_against_keras(trtkit, models, tmp_path):
+    """--unroll-lstm: no LSTM node in the export, the record says which LSTM was unrolled, and the unrolled model
+    still matches Keras (ONNX Runtime runs it in the verify-onnx step)."""
+    out = tmp_path / "out"
+    result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--target", "onnx", "--unroll-lstm",
+                    "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads(result.stdout)
+    record = manifest["artifacts"][0]
+    assert "LSTM" not in record["ops"] and record["ops"]["MatMul"] > 11    # one per step, and the dense layers
+    assert [(lstm["unrolled"], lstm["kept_because"]) for lstm in record["lstms"]] == [(True, None)]
+    [check] = manifest["verification"]
+    assert check["passed"] and check["max_abs_err"] <= 1e-5
+    assert manifest["options"]["unroll_lstm"] is True and "--unroll-lstm" in (out / "reproduce.sh").read_text()
+
+
 def test_origin_build_records_everything(trtkit, models, tmp_path):
     """The origin post's model: names it had to guess, versions, digests, timings, a readable report."""
     result = trtkit("build", models / "origin_lstm.h5", *STANDIN_ARGS, "--out", tmp_path / "out")

@@ -13,9 +13,10 @@
 #   run.sh baseline WHEEL   then: builds and bench again with another trtkit (an earlier version's wheel),
 #                   on the same machine, into $PROOF/baseline, for report.py --baseline.
 #   run.sh runtime  then: benchmarks/runtime_check.py (trtkit.runtime) on the engines, in the same image.
-#   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 built with the default
-#                   profile (OPT 1024) and with --typical-batch 100000.
-#   run.sh goals    then: runtime_check on both in the image (--sweep on the second); benchmarks/frameworks.py
+#   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 with the default profile
+#                   (OPT 1024), exported with its LSTM node (the default) and unrolled (--unroll-lstm), and
+#                   with --typical-batch 1.
+#   run.sh goals    then: runtime_check on each in the image (--sweep on the unrolled); benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
@@ -42,7 +43,7 @@ run() {  # run NAME ARGS...: one trtkit command, its --json on stdout to NAME.js
 
 if [ "$PHASE" = export ]; then
   PROOF=$WORK/export-log
-  rm -rf "$WORK/origin_lstm" "$WORK/cnn_bn" "$PROOF"; mkdir -p "$PROOF"
+  rm -rf "$WORK/origin_lstm" "$WORK/origin_lstm_unrolled" "$WORK/cnn_bn" "$PROOF"; mkdir -p "$PROOF"
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK:/work" -w /repo \
     trtkit/standin:19.07-py3 python3 -c "import numpy as np; np.save('/work/cnn_calib.npy', \
 np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &&
@@ -50,6 +51,8 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
     trtkit/standin:19.07-py3 python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 >/dev/null 2>&1
   STANDIN=(--image trtkit/standin --tag 19.07-py3 --gpus none --target onnx --json)
   run export-origin build "$WORK/origin_lstm.h5" "${STANDIN[@]}" --out "$WORK/origin_lstm" --bench --batch 1,64,1024,100000
+  run export-origin-unrolled build "$WORK/origin_lstm.h5" --image trtkit/standin --tag 19.07-py3 --gpus none \
+    --target onnx --json --unroll-lstm --out "$WORK/origin_lstm_unrolled"
   run export-cnn build "$WORK/cnn_bn.h5" "${STANDIN[@]}" --out "$WORK/cnn_bn" --bench --batch 1,64,1024
   exit 0
 fi
@@ -96,23 +99,24 @@ fi
 if [ "$PHASE" = goals-builds ]; then
   mkdir -p "$PROOF" "$BUILDS"
   GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine --precision fp16)
-  run goals-build-opt1024 build "$WORK/origin_lstm" "${GPU[@]}" --out "$BUILDS/goals-opt1024"
-  run goals-build-opt100000 build "$WORK/origin_lstm" "${GPU[@]}" --typical-batch 100000 \
-    --out "$BUILDS/goals-opt100000"
+  run goals-build-lstm build "$WORK/origin_lstm" "${GPU[@]}" --out "$BUILDS/goals-lstm"
+  run goals-build-unrolled build "$WORK/origin_lstm_unrolled" "${GPU[@]}" --out "$BUILDS/goals-unrolled"
+  run goals-build-lstm-opt1 build "$WORK/origin_lstm" "${GPU[@]}" --typical-batch 1 --out "$BUILDS/goals-lstm-opt1"
   pack
   exit 0
 fi
 
 if [ "$PHASE" = goals ]; then
-  runtime_check goals-opt1024 1,64,1024,100000
-  runtime_check goals-opt100000 1,64,1024,100000 --sweep
+  runtime_check goals-lstm 1,64,1024,100000
+  runtime_check goals-unrolled 1,64,1024,100000 --sweep
+  runtime_check goals-lstm-opt1 1,64,1024
   echo "=== frameworks" | tee -a "$PROOF/proof.log"
   python3 -m pip install -q --no-index --no-deps --target /tmp/site-keras "${KERAS_WHEELS:?}"/*.whl &&
   PYTHONPATH=/tmp/site-keras:$PYTHONPATH KERAS_BACKEND=torch python3 benchmarks/frameworks.py \
     "$WORK/origin_lstm.h5" "$WORK/origin_lstm" 1,64,1024,100000 > "$PROOF/frameworks.jsonl" 2> "$PROOF/frameworks.log"
   echo "=== frameworks: exit $?" | tee -a "$PROOF/proof.log"
-  python3 benchmarks/runtime_goals.py "$PROOF/frameworks.jsonl" "opt1024=$PROOF/runtime-goals-opt1024.jsonl" \
-    "opt100000=$PROOF/runtime-goals-opt100000.jsonl" > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
+  python3 benchmarks/runtime_goals.py "$PROOF/frameworks.jsonl" "lstm=$PROOF/runtime-goals-lstm.jsonl" \
+    "unrolled=$PROOF/runtime-goals-unrolled.jsonl" "lstm-opt1=$PROOF/runtime-goals-lstm-opt1.jsonl" > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
   cat "$PROOF/goals.md" >> "$PROOF/proof.log"
   pack
   exit 0

@@ -31,6 +31,7 @@ from trtkit_steps.common import (
 )
 from trtkit_steps.model_trust import untrusted_reasons
 from trtkit_steps.onnx_names import canonicalize
+from trtkit_steps.onnx_unroll import unroll_lstms
 from trtkit_steps.samples import sample_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -190,8 +191,9 @@ def freeze(model):
     return graph_def, in_names, out_names
 
 
-def export_onnx(graph_def, in_names, out_names, model, opset, path):
-    """Frozen graph -> ONNX with the Keras io names, checked before it is kept."""
+def export_onnx(graph_def, in_names, out_names, model, opset, path, unroll):
+    """Frozen graph -> ONNX with the Keras io names (unroll: fixed-length LSTMs unrolled), checked before it is
+    kept."""
     import onnx
     import tf2onnx
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names, opset=opset)
@@ -199,6 +201,7 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path):
     renames.update(zip(out_names, [o["name"] for o in model.outputs]))
     _rename_io(proto.graph, renames)
     canonicalize(proto.graph)      # same model, same bytes: tf2onnx's generated names vary from run to run
+    lstms = unroll_lstms(proto) if unroll else []
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises its own ValidationError type per version
@@ -207,7 +210,10 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path):
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
-    return {"opset": opset, "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
+    info = {"opset": opset, "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
+    if lstms:
+        info["lstms"] = [{"node": name, "unrolled": why is None, "kept_because": why} for name, why in lstms]
+    return info
 
 
 def _rename_io(graph, renames):
@@ -271,7 +277,7 @@ def main(argv):
     if "model.onnx" in outputs:
         with step("export"):
             info = export_onnx(graph_def, in_names, out_names, model, plan["opset"],
-                               os.path.join(artifacts, "model.onnx"))
+                               os.path.join(artifacts, "model.onnx"), plan["unroll_lstm"])
             emit("versions", onnx=info.pop("onnx"), tf2onnx=info.pop("tf2onnx"))
             emit("artifact", name="model.onnx", kind="onnx", **info)
 
