@@ -48,7 +48,7 @@ class BuildPlan:
     strict_timing_cache: bool = False          # a tactic missing from timing_cache fails the build
     typical_batch: int | None = None           # the profile's OPT batch where --shapes does not say
     optimization_level: int = 3                # TensorRT's builder optimisation level (8.6 and newer)
-    unroll_lstm: bool = False                  # the ONNX export unrolls fixed-length LSTMs (onnx_unroll.py)
+    unroll_lstm: bool = False                  # the ONNX export unrolls fixed-length LSTMs (trtkit_steps/onnx_lstm.py)
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
