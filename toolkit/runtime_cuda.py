@@ -139,6 +139,9 @@ def current(device: int) -> Iterator[None]:
     context = _primary_context(device)
     previous = _P()
     _call("cuCtxGetCurrent", ctypes.byref(previous))
+    if previous.value == context:   # the usual case: TensorRT's CUDA runtime made it current on this thread
+        yield
+        return
     _call("cuCtxSetCurrent", context)
     try:
         yield
