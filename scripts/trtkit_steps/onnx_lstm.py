@@ -206,7 +206,7 @@ def last_step_from_y_h(model):
             lstm.output[1] = (lstm.name or lstm.output[0]) + "/Y_h"
         for node in graph.node:     # the last step, (1, batch, hidden), is Y_h itself
             node.input[:] = [lstm.output[1] if name == last.output[0] else name for name in node.input]
-        lstm.output[0] = ""
+        # Y keeps its name, unread: TensorRT 8.6's parser cannot parse an LSTM whose Y is left out ("").
         dropped += [squeeze, last]
         changed.append(lstm.name)
     for node in dropped:
