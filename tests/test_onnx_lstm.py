@@ -1,4 +1,4 @@
-"""scripts/trtkit_steps/onnx_lstm.py: rewritten LSTMs compute what ONNX Runtime's LSTM computes, and LSTMs
+"""scripts/trtkit_steps/onnx_lstm.py: unrolled LSTMs compute what ONNX Runtime's LSTM computes, and LSTMs
 that cannot be unrolled as the same model are kept, with the reason."""
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from trtkit_steps.onnx_lstm import INT_MAX, MAX_STEPS, last_step_from_y_h, unroll_lstms  # noqa: E402
+from trtkit_steps.onnx_lstm import MAX_STEPS, unroll_lstms  # noqa: E402
 
 EMBED, HIDDEN = 5, 4
 
@@ -119,43 +119,3 @@ def test_a_model_without_lstms_is_left_alone():
     before = model.SerializeToString()
     assert unroll_lstms(model) == [] and model.SerializeToString() == before
 
-
-def last_step_model(starts=-1, ends=INT_MAX, direction="forward", y_also_out=False, slice_is_output=False):
-    """tf2onnx's way to a Keras LSTM's result: Y -> Squeeze(axis 1) -> Slice(the last step) -> Squeeze(axis 0)."""
-    model = lstm_model(outputs=("Y",), direction=direction)
-    graph = model.graph
-    del graph.output[:]
-    constants = {"axis_1": [1], "starts": [starts], "ends": [ends], "axis_0": [0]}
-    graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in constants.items())
-    graph.node.extend([helper.make_node("Squeeze", ["Y", "axis_1"], ["steps"], name="squeeze_steps"),
-                       helper.make_node("Slice", ["steps", "starts", "ends", "axis_0"], ["last"], name="slice"),
-                       helper.make_node("Squeeze", ["last", "axis_0"], ["result"], name="squeeze_last")])
-    graph.output.append(helper.make_tensor_value_info("result", TensorProto.FLOAT, ["batch", HIDDEN]))
-    if y_also_out:
-        graph.output.append(helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3, 1, "batch", HIDDEN]))
-    if slice_is_output:
-        graph.output.append(helper.make_tensor_value_info("last", TensorProto.FLOAT, [1, "batch", HIDDEN]))
-    onnx.checker.check_model(model)
-    return model
-
-
-def test_the_last_step_of_y_is_read_from_y_h():
-    model = last_step_model()
-    feed = feed_for(model, 3)
-    expected = run(model, feed)
-    assert last_step_from_y_h(model) == ["lstm"]
-    onnx.checker.check_model(model)
-    [lstm] = [node for node in model.graph.node if node.op_type == "LSTM"]
-    # Y keeps its name (TensorRT 8.6 cannot parse an LSTM without it) but nothing reads it
-    assert lstm.output[0] == "Y" and ops(model) == ["LSTM", "Squeeze"]
-    assert not any("Y" in node.input for node in model.graph.node)
-    assert {"starts", "ends", "axis_1"}.isdisjoint({t.name for t in model.graph.initializer})
-    np.testing.assert_array_equal(run(model, feed)[0], expected[0])
-
-
-@pytest.mark.parametrize("case", [dict(starts=0), dict(ends=3), dict(direction="reverse"), dict(y_also_out=True),
-                                  dict(slice_is_output=True)])
-def test_other_uses_of_y_are_left_alone(case):
-    model = last_step_model(**case)
-    before = model.SerializeToString()
-    assert last_step_from_y_h(model) == [] and model.SerializeToString() == before

@@ -30,7 +30,7 @@ from trtkit_steps.common import (
     write_json,
 )
 from trtkit_steps.model_trust import untrusted_reasons
-from trtkit_steps.onnx_lstm import last_step_from_y_h, unroll_lstms
+from trtkit_steps.onnx_lstm import unroll_lstms
 from trtkit_steps.onnx_names import canonicalize
 from trtkit_steps.samples import sample_inputs
 
@@ -201,7 +201,6 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path, unroll):
     renames.update(zip(out_names, [o["name"] for o in model.outputs]))
     _rename_io(proto.graph, renames)
     canonicalize(proto.graph)      # same model, same bytes: tf2onnx's generated names vary from run to run
-    from_y_h = last_step_from_y_h(proto)
     lstms = unroll_lstms(proto) if unroll else []
     try:
         onnx.checker.check_model(proto)
@@ -212,8 +211,6 @@ def export_onnx(graph_def, in_names, out_names, model, opset, path, unroll):
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     info = {"opset": opset, "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
-    if from_y_h:
-        info["lstm_last_step_from_y_h"] = from_y_h
     if lstms:
         info["lstms"] = [{"node": name, "unrolled": why is None, "kept_because": why} for name, why in lstms]
     return info

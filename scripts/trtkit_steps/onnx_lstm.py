@@ -1,19 +1,15 @@
-"""LSTM nodes of an ONNX export, made simpler for TensorRT without changing what they compute.
+"""LSTM nodes of a fixed sequence length, unrolled into MatMuls and pointwise ops (build --unroll-lstm).
 
-last_step_from_y_h: tf2onnx takes a Keras LSTM's result (return_sequences=False) as the last step of the
-node's Y output, every step's hidden state, though the node also gives that state alone as Y_h. TensorRT's
-parser builds each output the graph uses into its loop; the last step is read from Y_h instead, so Y can go.
+TensorRT's ONNX parser turns an LSTM node into a loop whose body runs the input projection, the recurrent
+MatMul and the gate arithmetic per time step. Unrolled, the input projection of every step is one MatMul
+before the steps, and each step is a MatMul with the recurrent weights plus pointwise gate math. The
+arithmetic is the LSTM's own (ONNX's gate order i, o, f, c; sigmoid, tanh, tanh), so the result is the same
+model: the ONNX stage verifies it against Keras, as it does every export. On TensorRT 8.6 the unrolled
+engine ran slower but closer to Keras at FP16 (docs/runtime.md), so it is asked for, not the default.
 
-unroll_lstms (build --unroll-lstm): TensorRT's ONNX parser turns an LSTM node into a loop whose body runs
-the input projection, the recurrent MatMul and the gate arithmetic per time step. Unrolled, the input
-projection of every step is one MatMul before the steps, and each step is a MatMul with the recurrent
-weights plus pointwise gate math. The arithmetic is the LSTM's own (ONNX's gate order i, o, f, c; sigmoid,
-tanh, tanh), so the result is the same model: the ONNX stage verifies it against Keras, as it does every
-export. Only what is certainly the same model is unrolled: a forward LSTM with a known number of steps (at
-most MAX_STEPS: every step is a dozen nodes), weights that are initializers, the default activations, and
-no clip, coupled gates, peepholes or sequence lengths. Any other LSTM is kept as it is.
-
-Both need opset 13 or newer (axes as inputs), which is all trtkit exports.
+Only what is certainly the same model is unrolled: a forward LSTM with a known number of steps (at most
+MAX_STEPS: every step is a dozen nodes), weights that are initializers, the default activations, and no
+clip, coupled gates, peepholes or sequence lengths. Any other LSTM is kept as it is. Opset 13 or newer.
 """
 import numpy as np
 
@@ -152,67 +148,6 @@ def unroll_lstms(model):
     graph.node.extend(nodes)
     _drop_unused_initializers(graph)   # the unrolled LSTMs' own weights
     return report
-
-
-INT_MAX = 2 ** 31 - 1
-
-
-def _constant(initializers, name):
-    from onnx import numpy_helper
-    return numpy_helper.to_array(initializers[name]).tolist() if name in initializers else None
-
-
-def _only_consumer(graph, tensor):
-    found = [node for node in graph.node if tensor in node.input]
-    return found[0] if len(found) == 1 and tensor not in set(value.name for value in graph.output) else None
-
-
-def _last_step_of(graph, lstm, initializers):
-    """(squeeze, slice) when Y of a forward, one-direction lstm feeds only Squeeze(axis 1) -> Slice(the last
-    step on axis 0), else None."""
-    attributes = _attributes(lstm)
-    if (attributes.get("direction", b"forward") != b"forward" or attributes.get("layout", 0) != 0
-            or (len(lstm.input) > 4 and lstm.input[4]) or not lstm.output[0]):
-        return None
-    squeeze = _only_consumer(graph, lstm.output[0])
-    if squeeze is None or squeeze.op_type != "Squeeze" or len(squeeze.input) != 2 \
-            or _constant(initializers, squeeze.input[1]) != [1]:
-        return None
-    last = _only_consumer(graph, squeeze.output[0])
-    if last is None or last.op_type != "Slice" or last.input[0] != squeeze.output[0] \
-            or last.output[0] in set(value.name for value in graph.output):   # the graph's names stay
-        return None
-    bounds = [_constant(initializers, name) if name else None for name in (list(last.input) + [""] * 5)[1:5]]
-    starts, ends, axes, steps = bounds
-    if starts != [-1] or ends is None or ends[0] < INT_MAX or axes not in (None, [0]) or steps not in (None, [1]):
-        return None
-    return squeeze, last
-
-
-def last_step_from_y_h(model):
-    """Where a forward LSTM's Y is only squeezed and sliced to its last step, read that step from Y_h instead
-    and drop Y. Returns the names of the LSTM nodes changed."""
-    graph = model.graph
-    initializers = dict((tensor.name, tensor) for tensor in graph.initializer)
-    changed, dropped = [], []
-    for lstm in [node for node in graph.node if node.op_type == "LSTM"]:
-        found = _last_step_of(graph, lstm, initializers)
-        if found is None:
-            continue
-        squeeze, last = found
-        while len(lstm.output) < 2:
-            lstm.output.append("")
-        if not lstm.output[1]:
-            lstm.output[1] = (lstm.name or lstm.output[0]) + "/Y_h"
-        for node in graph.node:     # the last step, (1, batch, hidden), is Y_h itself
-            node.input[:] = [lstm.output[1] if name == last.output[0] else name for name in node.input]
-        # Y keeps its name, unread: TensorRT 8.6's parser cannot parse an LSTM whose Y is left out ("").
-        dropped += [squeeze, last]
-        changed.append(lstm.name)
-    for node in dropped:
-        graph.node.remove(node)
-    _drop_unused_initializers(graph)
-    return changed
 
 
 def _drop_unused_initializers(graph):
