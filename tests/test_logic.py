@@ -209,3 +209,27 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, env=env, capture_output=True,
                          text=True)
     assert ran.returncode == 1 and "not the timing cache this build ended with" in ran.stderr
+
+
+def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
+    """Finished builds are reused by key; a tree whose in-container steps changed under one version must not
+    reuse a build its old steps made."""
+    import shutil
+
+    from trtkit import build_cache, resources
+    from trtkit.modelfile import ModelRef
+    from trtkit.plan import BuildPlan
+    from trtkit.toolchain import Toolchain
+
+    steps = tmp_path / "scripts"
+    shutil.copytree(resources.scripts_dir(), steps)
+    (tmp_path / "model.h5").write_bytes(b"h5")
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.h5", "h5"), image="trtkit/standin:19.07-py3")
+    toolchain = Toolchain("t", "sha256:t", {}, "sha256:base", [])
+    uncached = resources.steps_digest.__wrapped__
+    monkeypatch.setattr(resources, "steps_digest", lambda: uncached(steps))
+    first = build_cache.key(plan, "onnx", toolchain)
+    assert build_cache.key(plan, "onnx", toolchain) == first
+    script = steps / "trtkit_steps" / "onnx_lstm.py"
+    script.write_text(script.read_text() + "\n# another step\n")
+    assert build_cache.key(plan, "onnx", toolchain) != first

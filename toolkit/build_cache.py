@@ -1,7 +1,8 @@
 """Finished builds kept by content: a build whose inputs match one that finished is reused, not redone.
 
 The key covers what decides the artifacts: the model's bytes, the data files' bytes, the image and
-toolchain ids, the target, the options that reach the container, and trtkit's version. ONNX and
+toolchain ids, the target, the options that reach the container, trtkit's version and its step scripts'
+bytes (a development tree changes them under one version). ONNX and
 frozen-graph builds give byte-identical artifacts for the same key (tests/test_build.py), so reusing one
 equals redoing it. Engines are always built (they depend on the GPU and on TensorRT's timing, which the
 key cannot see), and so are builds with --bench (timings are measurements). `--force` rebuilds.
@@ -11,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from . import __version__
+from . import __version__, resources
 from .exported import MANIFEST_NAME
 from .modelfile import sha256_of
 from .plan import BuildPlan
@@ -29,7 +30,7 @@ def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
     if target not in REUSABLE_TARGETS or plan.bench:
         return None
     material = {
-        "trtkit": __version__, "model": plan.model.sha256, "target": target,
+        "trtkit": __version__, "steps": resources.steps_digest(), "model": plan.model.sha256, "target": target,
         "image": toolchain.base_id, "toolchain": toolchain.image_id,
         "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items()},
         "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY},

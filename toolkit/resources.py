@@ -1,4 +1,6 @@
 """Files trtkit sends into containers: the step scripts, Polygraphy, and the toolchain Dockerfile."""
+import functools
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -12,6 +14,17 @@ def _root() -> Path:
 
 def scripts_dir() -> Path:
     return _root() / "scripts"
+
+
+@functools.cache
+def steps_digest(root: Path | None = None) -> str:
+    """sha256 over the step scripts' names and bytes (root: scripts_dir()). They make the artifacts, and they
+    change between builds of one trtkit version while it is developed."""
+    root = root or scripts_dir()
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def toolchain_dir() -> Path:
