@@ -1071,8 +1071,6 @@ class _Lane:
     def _parts(self, target: np.ndarray, source: np.ndarray, row_bytes: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(target, source) of equal rows, split by rows into parts for the fill threads (row_bytes: of the pinned
         side, which sets how many parts are worth it)."""
-        if len(target) * row_bytes < 2 * MIN_FILL_PART_BYTES:
-            return [(target, source)]
         return [(target[low:high], source[low:high])
                 for low, high in split_rows(len(target), row_bytes, self.options.fill_threads)]
 
