@@ -16,6 +16,9 @@
 #   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 with the default profile
 #                   (OPT 1024), exported with its LSTM node (the default) and unrolled (--unroll-lstm), and
 #                   with --typical-batch 1.
+#   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
+#                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
+#                   FP32, then benchmarks/layer_profile.py on those and on the goals-builds engines.
 #   run.sh goals    then: runtime_check on each in the image (--sweep on the unrolled); benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
@@ -102,6 +105,31 @@ if [ "$PHASE" = goals-builds ]; then
   run goals-build-lstm build "$WORK/origin_lstm" "${GPU[@]}" --out "$BUILDS/goals-lstm"
   run goals-build-unrolled build "$WORK/origin_lstm_unrolled" "${GPU[@]}" --out "$BUILDS/goals-unrolled"
   run goals-build-lstm-opt1 build "$WORK/origin_lstm" "${GPU[@]}" --typical-batch 1 --out "$BUILDS/goals-lstm-opt1"
+  pack
+  exit 0
+fi
+
+layer_profile() {  # layer_profile BUILD BATCHES: TensorRT's per-layer times of a build, in the image that built it
+  local name=$1; shift
+  local rt; rt=$(mktemp -d); cp toolkit/runtime_cuda.py benchmarks/layer_profile.py "$rt/"
+  docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
+    python3 /rt/layer_profile.py /out "$@" > "$PROOF/layers-$name.jsonl" 2> "$PROOF/layers-$name.log"
+  echo "=== layers-$name: exit $?" | tee -a "$PROOF/proof.log"
+  cut -c1-300 "$PROOF/layers-$name.jsonl" | tail -n +2 | tee -a "$PROOF/proof.log"
+}
+
+if [ "$PHASE" = study ]; then
+  mkdir -p "$PROOF" "$BUILDS"
+  GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine)
+  for batch in 1 64 1024; do
+    run "study-build-static$batch" build "$WORK/origin_lstm" "${GPU[@]}" --precision fp16 \
+      --shapes "lstm_1_input:$batch/$batch/$batch" --out "$BUILDS/study-static$batch"
+  done
+  run study-build-fp32 build "$WORK/origin_lstm" "${GPU[@]}" --precision fp32 --out "$BUILDS/study-fp32"
+  for build in goals-lstm:1,64,1024 goals-unrolled:1,64,1024 study-fp32:1,64,1024 study-static1:1 \
+               study-static64:64 study-static1024:1024; do
+    layer_profile "${build%%:*}" "${build#*:}"
+  done
   pack
   exit 0
 fi

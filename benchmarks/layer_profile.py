@@ -1,0 +1,117 @@
+"""Where an engine's GPU time goes, layer by layer: TensorRT's own profiler on a trtkit build.
+
+    python3 benchmarks/layer_profile.py OUT BATCH,BATCH,...
+
+Needs a GPU, TensorRT 8.6+ and numpy; toolkit/runtime_cuda.py may sit beside this file (as copied into a
+TensorRT container). For each batch it prints one JSON line: the engine's GPU time of one run (CUDA events,
+no profiler: what a graph replay would not shorten), the number of layers TensorRT runs, and the median time
+of each over RUNS profiled runs (the profiler synchronizes after every layer, so the sum is larger than the
+plain run; the shares are what to read). The first line lists the layers as TensorRT's engine inspector sees
+them (names only unless the engine was built with detailed profiling verbosity).
+
+Evidence for work on the engine itself (issue 9: at batch 1 and 64 the engine, not the runtime, is the limit).
+"""
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+import numpy as np
+import tensorrt as trt
+
+try:
+    from trtkit import runtime_cuda as cuda
+except ImportError:  # copied beside this file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import runtime_cuda as cuda  # type: ignore[no-redef]
+
+RUNS = 50
+
+
+class LayerTimes(trt.IProfiler):
+    def __init__(self):
+        trt.IProfiler.__init__(self)
+        self.times = defaultdict(list)
+
+    def report_layer_time(self, layer_name, ms):
+        self.times[layer_name].append(ms)
+
+
+def engine_layers(engine):
+    try:
+        return engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.ONELINE)
+    except Exception as error:  # the inspector is a convenience; its failure is reported, not fatal
+        return "inspector failed: %s" % error
+
+
+def bind(context, engine, batch, memory):
+    """Inputs at this batch (zeros), every tensor on device memory of its size; kept in `memory`."""
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])
+            context.set_input_shape(name, (batch,) + shape[1:])
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        shape = tuple(context.get_tensor_shape(name))
+        size = max(1, int(np.prod(shape)) * trt.nptype(engine.get_tensor_dtype(name))().itemsize)
+        memory.append(cuda.DeviceMemory(size))
+        context.set_tensor_address(name, memory[-1].ptr)
+
+
+def plain_ms(context, stream):
+    start, stop = cuda.Event(timing=True), cuda.Event(timing=True)
+    times = []
+    try:
+        for _ in range(RUNS):
+            start.record(stream)
+            context.execute_async_v3(stream.handle)
+            stop.record(stream)
+            stop.synchronize()
+            times.append(stop.milliseconds_since(start))
+    finally:
+        start.destroy()
+        stop.destroy()
+    return statistics.median(times)
+
+
+def profile(engine, batch):
+    context = engine.create_execution_context()
+    stream, memory = cuda.Stream(), []
+    try:
+        bind(context, engine, batch, memory)
+        context.execute_async_v3(stream.handle)  # TensorRT's set-up for the shape, not timed
+        stream.synchronize()
+        plain = plain_ms(context, stream)
+        layers = LayerTimes()
+        context.profiler = layers
+        for _ in range(RUNS):
+            context.execute_async_v3(stream.handle)
+            stream.synchronize()
+        medians = {name: statistics.median(times) for name, times in layers.times.items()}
+        top = sorted(medians.items(), key=lambda item: -item[1])
+        return {"batch": batch, "plain_run_ms": round(plain, 4), "layers": len(medians),
+                "profiled_sum_ms": round(sum(medians.values()), 4),
+                "by_time": [[name, round(ms, 4)] for name, ms in top]}
+    finally:
+        del context
+        for block in memory:
+            block.free()
+        stream.destroy()
+
+
+def main(argv):
+    out, batches = argv[0], [int(b) for b in argv[1].split(",")]
+    logger = trt.Logger(trt.Logger.WARNING)
+    with open(os.path.join(out, "model.plan"), "rb") as plan, cuda.current(0):
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(plan.read())
+        print(json.dumps({"tensorrt": trt.__version__, "engine_layers": engine_layers(engine)}), flush=True)
+        for batch in batches:
+            print(json.dumps(profile(engine, batch)), flush=True)
+        del engine
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
