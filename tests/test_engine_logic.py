@@ -95,6 +95,63 @@ def test_shapes_for_an_unknown_input_name_the_real_inputs():
         _profiles({"input_1": [1, 2, 3]})
 
 
+class _RowEngine:
+    """A stand-in for an engine of the given profiles (pure logic): each output row is the input row doubled (with
+    a batch-wide sum beside if asked); it refuses batches its profile does not take, as TensorRT does."""
+
+    def __init__(self, low, high, total=False):
+        self.low, self.high, self.total, self.batches = low, high, total, []
+
+    def run(self, engine_path, batches, scratch):
+        self.batches += [len(batch["x"]) for batch in batches]
+        assert all(self.low <= len(batch["x"]) <= self.high for batch in batches)
+        return [dict({"y": batch["x"] * 2}, **({"total": np.float32(batch["x"].sum())} if self.total else {}))
+                for batch in batches]
+
+
+def _reference_through(low, high, rows=8, total=False):
+    inputs = {"x": np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)}
+    fake = _RowEngine(low, high, total)
+    profile = {"x": {"min": [low, 3], "opt": [low, 3], "max": [high, 3]}}
+    return inputs, fake, engine.run_reference(fake, "model.plan", inputs, profile, "scratch")
+
+
+def test_the_reference_runs_as_it_is_where_the_profile_takes_it():
+    inputs, fake, outputs = _reference_through(1, 100000, total=True)
+    assert fake.batches == [8]
+    np.testing.assert_array_equal(outputs["y"], inputs["x"] * 2)
+    assert outputs["total"] == inputs["x"].sum()   # an output without the batch first stays as the engine gave it
+
+
+@pytest.mark.parametrize("low, high, batches", [
+    (1, 1, [1] * 8),       # --shapes x:1/1/1
+    (3, 3, [3, 3, 3]),     # rows 6 and 7 run beside rows 0 again
+    (64, 64, [64]),        # the reference's rows repeated up to the smallest batch
+    (2, 5, [5, 5]),
+])
+def test_the_reference_runs_in_batches_the_profile_takes(low, high, batches):
+    inputs, fake, outputs = _reference_through(low, high)
+    assert fake.batches == batches
+    np.testing.assert_array_equal(outputs["y"], inputs["x"] * 2)
+
+
+def test_reference_runs_repeat_rows_only_to_fill_a_batch():
+    runs = profiles.reference_runs({"x": {"min": [3, 2], "opt": [3, 2], "max": [3, 2]}}, 8)
+    assert [(list(indices), kept) for indices, kept in runs] == [([0, 1, 2], 3), ([3, 4, 5], 3), ([6, 7, 0], 2)]
+
+
+def test_inputs_without_a_common_batch_size_are_refused():
+    apart = {"a": {"min": [1, 2], "opt": [1, 2], "max": [4, 2]}, "b": {"min": [8, 2], "opt": [8, 2], "max": [9, 2]}}
+    with pytest.raises(StepError, match="no batch size in common"):
+        profiles.reference_runs(apart, 8)
+
+
+def test_an_output_without_the_batch_first_cannot_be_verified_in_pieces():
+    with pytest.raises(StepError, match="total .* does not have the batch first"):
+        engine.run_reference(_RowEngine(1, 1, total=True), "model.plan", {"x": np.ones((8, 3), np.float32)},
+                             {"x": {"min": [1, 3], "opt": [1, 3], "max": [1, 3]}}, "scratch")
+
+
 # --- trtexec ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("banner, version", [

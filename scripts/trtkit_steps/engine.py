@@ -15,6 +15,8 @@ are in trtkit_steps/trt/.
 import hashlib
 import os
 
+import numpy as np
+
 from trtkit_steps import contract, trt_cuda
 from trtkit_steps.common import (
     StepError,
@@ -32,7 +34,7 @@ from trtkit_steps.common import (
 )
 from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
 from trtkit_steps.trt.polygraphy_api import PolygraphyApi
-from trtkit_steps.trt.profiles import resolve_profiles
+from trtkit_steps.trt.profiles import reference_runs, resolve_profiles
 from trtkit_steps.trt.settings import (
     BuildJob,
     BuildSettings,
@@ -85,9 +87,26 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
                     os.path.join(artifacts, "timing.cache"), calibration), shared_timing_cache
 
 
+def run_reference(backend, engine_path, inputs, profiles, scratch):
+    """The engine's outputs for the reference inputs, run in batches its profiles take (reference_runs)."""
+    rows = len(next(iter(inputs.values())))
+    runs = reference_runs(profiles, rows)
+    results = backend.run(engine_path, [{name: array[indices] for name, array in inputs.items()}
+                                        for indices, _ in runs], scratch)
+    if len(runs) == 1 and runs[0][1] == len(runs[0][0]):
+        return results[0]  # the reference as it is: outputs need not have the batch first
+    for name, array in results[0].items():
+        if np.ndim(array) == 0 or len(array) != len(runs[0][0]):
+            raise StepError(f"output {name} (shape {list(np.shape(array))}) does not have the batch first, so the "
+                            f"reference's {rows} rows cannot be verified in batches of {len(runs[0][0])}: give "
+                            f"--shapes whose batch range takes {rows} rows")
+    return {name: np.concatenate([result[name][:kept] for result, (_, kept) in zip(results, runs)])
+            for name in results[0]}
+
+
 def _verify(backend, work, engine_path, plan, settings):
     inputs, expected = load_reference(work)
-    actual = backend.run(engine_path, inputs, os.path.join(work, "trtexec-verify"))
+    actual = run_reference(backend, engine_path, inputs, settings.profiles, os.path.join(work, "trtexec-verify"))
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
     errors, passed = backend.compare(expected, actual, atol)
     gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)

@@ -60,10 +60,10 @@ class PolygraphyApi(object):
             load_timing_cache=job.load_timing_cache,  # None: start from an empty cache
             error_on_timing_cache_miss=settings.strict_timing_cache)
 
-    def run(self, engine_path, inputs, scratch):
-        """{output name: array} of one inference on host inputs."""
+    def run(self, engine_path, batches, scratch):
+        """[{output name: array}]: one inference per batch of host inputs."""
         with self.api.TrtRunner(self.load(engine_path)) as runner:
-            return {name: array.copy() for name, array in runner.infer(inputs).items()}
+            return [{name: array.copy() for name, array in runner.infer(batch).items()} for batch in batches]
 
     def load(self, engine_path):
         try:

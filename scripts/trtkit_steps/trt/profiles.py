@@ -66,3 +66,17 @@ def _check_profile(spec, profile):
     if not all(0 < a <= b <= c for a, b, c in zip(low, opt, high)):
         raise StepError(f"--shapes for {spec['name']} needs 0 < MIN <= OPT <= MAX in every dimension, "
                         f"got {low} / {opt} / {high}")
+
+
+def reference_runs(profiles, rows):
+    """[(row indices, rows kept)]: how the reference's `rows` rows run through an engine of these profiles, in
+    runs of one batch size that every input's profile takes; rows repeat where the smallest batch is more than the
+    reference has (a Keras model computes each row on its own, so a row's output is the same in any run)."""
+    low = max(profile["min"][0] for profile in profiles.values())
+    high = min(profile["max"][0] for profile in profiles.values())
+    if low > high:
+        raise StepError("--shapes gives the inputs no batch size in common: %s"
+                        % {name: [p["min"][0], p["max"][0]] for name, p in sorted(profiles.items())})
+    size = min(max(rows, low), high)
+    return [(np.arange(start, start + size) % rows, min(size, rows - start)) for start in range(0, rows, size)]
+

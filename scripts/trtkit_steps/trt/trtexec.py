@@ -171,7 +171,11 @@ class Trtexec(object):
         """({output: errors}, None): gate() decides on the largest absolute error."""
         return compare(expected, actual), None
 
-    def run(self, engine_path, inputs, scratch):
+    def run(self, engine_path, batches, scratch):
+        """[{output name: array}]: one trtexec run per batch of host inputs."""
+        return [self._run_once(engine_path, inputs, scratch) for inputs in batches]
+
+    def _run_once(self, engine_path, inputs, scratch):
         os.makedirs(scratch, exist_ok=True)
         files = {}
         for index, name in enumerate(sorted(inputs)):
