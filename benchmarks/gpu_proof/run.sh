@@ -18,7 +18,8 @@
 #                   with --typical-batch 1.
 #   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
-#                   FP32, then benchmarks/layer_profile.py on those and on the goals-builds engines.
+#                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
+#                   (graph replay) on the default and one-batch engines.
 #   run.sh goals    then: runtime_check on each in the image (--sweep on the unrolled); benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
@@ -121,14 +122,17 @@ layer_profile() {  # layer_profile BUILD BATCHES: TensorRT's per-layer times of 
 if [ "$PHASE" = study ]; then
   mkdir -p "$PROOF" "$BUILDS"
   GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine)
+  run study-build-default build "$WORK/origin_lstm" "${GPU[@]}" --precision fp16 --out "$BUILDS/study-default"
   for batch in 1 64 1024; do
     run "study-build-static$batch" build "$WORK/origin_lstm" "${GPU[@]}" --precision fp16 \
       --shapes "lstm_1_input:$batch/$batch/$batch" --out "$BUILDS/study-static$batch"
   done
   run study-build-fp32 build "$WORK/origin_lstm" "${GPU[@]}" --precision fp32 --out "$BUILDS/study-fp32"
-  for build in goals-lstm:1,64,1024 goals-unrolled:1,64,1024 study-fp32:1,64,1024 study-static1:1 \
-               study-static64:64 study-static1024:1024; do
+  for build in study-default:1,64,1024 study-fp32:1,64,1024 study-static1:1 study-static64:64 study-static1024:1024; do
     layer_profile "${build%%:*}" "${build#*:}"
+  done
+  for build in study-default:1,64,1024 study-static1:1 study-static64:64 study-static1024:1024; do
+    runtime_check "${build%%:*}" "${build#*:}"   # GPU time with graph replay, beside the default engine
   done
   pack
   exit 0
