@@ -1,24 +1,27 @@
 """How fast can 845 MB of float32 (the origin LSTM's batch 100000) get from host memory to the GPU?
 
-    python3 benchmarks/host_transfer.py        (a GPU host with PyTorch; prints one JSON object)
+    python3 benchmarks/host_transfer.py [BATCH]   (a GPU host with PyTorch; prints one JSON object)
 
 The evidence behind trtkit.runtime's streaming design (docs/runtime.md): the copy from pageable and from
 pinned memory; filling pinned memory from an ordinary array on 1 to 16 threads; registering the array in
 place (cudaHostRegister) whole, and chunk by chunk while copying; and a ring of three pinned chunks filled
 by threads while the previous ones copy, the runtime's scheme, by chunk size and threads. Medians of wall
-milliseconds. PyTorch is only the CUDA binding here: no model runs.
+milliseconds. PyTorch is only the CUDA binding here: no model runs. A batch of at most MID_BATCH rows (8.6 MB at
+1024) gets the copies, the fills and rings of 1-4 MB chunks only: how a mid-sized call should stage its input.
 """
 import functools
 import json
 import os
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-SHAPE = (100000, 11, 192)
+SAMPLE = (11, 192)
+MID_BATCH = 4096
 THREADS = (1, 2, 4, 8, 12, 16)
 RING_SLOTS = 3
 
@@ -44,9 +47,9 @@ def parallel_copy(pool, threads, target, source):
                   even_parts(len(source), threads)))
 
 
-def register_whole(cudart, device, seed):
+def register_whole(cudart, device, shape, seed):
     """cudaHostRegister of a fresh array, the copy from it, cudaHostUnregister: ms of each."""
-    array = np.random.default_rng(seed).standard_normal(SHAPE, dtype=np.float32).reshape(-1)
+    array = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).reshape(-1)
     start = time.perf_counter()
     code = cudart.cudaHostRegister(array.ctypes.data, array.nbytes, 0)
     registered = time.perf_counter()
@@ -76,9 +79,9 @@ def register_chunks(cudart, device, stream, flat, chunk_mb):
         cudart.cudaHostUnregister(address)
 
 
-def ring(device, stream, pool, threads, flat, chunk_mb):
+def ring(device, stream, pool, threads, flat, chunk_mb, repeat=3):
     """Three pinned chunks: threads fill one while the others copy (trtkit.runtime's streaming, without compute)."""
-    step = (chunk_mb << 20) // flat.itemsize
+    step = int(chunk_mb * (1 << 20)) // flat.itemsize
     slots = [torch.empty(step, dtype=torch.float32).pin_memory() for _ in range(RING_SLOTS)]
     copied = [None] * RING_SLOTS
 
@@ -93,23 +96,33 @@ def ring(device, stream, pool, threads, flat, chunk_mb):
                 copied[slot] = torch.cuda.Event()
                 copied[slot].record(stream)
         stream.synchronize()
-    return median_ms(run, repeat=3)
+    return median_ms(run, repeat=repeat)
 
 
-def main():
+def main(batch):
     cudart = torch.cuda.cudart()
-    flat = np.random.default_rng(0).standard_normal(SHAPE, dtype=np.float32).reshape(-1)
+    shape = (batch,) + SAMPLE
+    mid = batch <= MID_BATCH
+    repeat = 50 if mid else 5
+    flat = np.random.default_rng(0).standard_normal(shape, dtype=np.float32).reshape(-1)
     device = torch.empty(flat.size, dtype=torch.float32, device="cuda")
     stream = torch.cuda.Stream()
     pinned = torch.empty(flat.size, dtype=torch.float32).pin_memory()
     result = {"gpu": torch.cuda.get_device_name(), "cpus": os.cpu_count(), "mb": round(flat.nbytes / 2**20, 1),
-              "pageable_copy_ms": median_ms(lambda: device.copy_(torch.from_numpy(flat))),
-              "pinned_copy_ms": median_ms(lambda: device.copy_(pinned, non_blocking=True))}
+              "pageable_copy_ms": median_ms(lambda: device.copy_(torch.from_numpy(flat)), repeat),
+              "pinned_copy_ms": median_ms(lambda: device.copy_(pinned, non_blocking=True), repeat)}
     pools = {threads: ThreadPoolExecutor(threads) for threads in THREADS}
     for threads, pool in pools.items():
         result["fill_pinned_%d_threads_ms" % threads] = median_ms(
-            functools.partial(parallel_copy, pool, threads, pinned.numpy(), flat))
-    result["register_whole"] = [register_whole(cudart, device, seed) for seed in range(3)]
+            functools.partial(parallel_copy, pool, threads, pinned.numpy(), flat), repeat)
+    if mid:
+        for chunk_mb in (1, 2, 4):
+            for threads in (1, 4):
+                result["ring_%dmb_%d_threads_ms" % (chunk_mb, threads)] = ring(
+                    device, stream, pools[threads], threads, flat, chunk_mb, repeat)
+        print(json.dumps(result, indent=1))
+        return
+    result["register_whole"] = [register_whole(cudart, device, shape, seed) for seed in range(3)]
     for chunk_mb in (16, 64, 256):
         result["register_chunks_%dmb_ms" % chunk_mb] = median_ms(
             functools.partial(register_chunks, cudart, device, stream, flat, chunk_mb), repeat=3)
@@ -121,4 +134,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100000)

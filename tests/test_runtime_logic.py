@@ -408,7 +408,8 @@ def test_stream_rows_stay_within_the_profile():
 def test_split_rows_for_the_fill_threads():
     assert runtime.split_rows(3971, 8448, 8) == runtime.even_ranges(3971, 8)
     assert runtime.split_rows(10, 100, 8) == [(0, 10)]            # 1 KB: not worth a thread
-    assert runtime.split_rows(3, 1 << 20, 8) == [(0, 1), (1, 2), (2, 3)]
+    assert runtime.split_rows(3, 2 << 20, 8) == [(0, 1), (1, 2), (2, 3)]
+    assert runtime.split_rows(1024, 8448, 16) == runtime.even_ranges(1024, 4)   # 8.6 MB: four parts of 2 MB
     assert runtime.even_ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
 
 

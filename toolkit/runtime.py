@@ -64,7 +64,9 @@ MIN_TENSORRT = (8, 6)         # the name-based tensor API (set_input_shape, exec
 # GPU here, so it has one lane too.
 CONTEXTS_PER_PROFILE = 1
 STREAM_SLOTS = 3              # chunks in flight: one filling, one copying in or computing, one copying out
-MIN_FILL_PART_BYTES = 1 << 20  # smaller copies are not worth handing to another thread
+# Parts of a copy for the fill threads are at least this big: an H100 host filled 8.2 MB of pinned memory in 0.89 ms
+# on one thread, 0.44 ms on four (2 MB each), 0.59 on eight and 1.09 on sixteen (benchmarks/host_transfer.py 1024).
+MIN_FILL_PART_BYTES = 2 << 20
 SMALL_BATCH_BYTES = 16 << 20   # Engine's defaults: input bytes up to which a batch is one graph run,
 STREAM_CHUNK_BYTES = 64 << 20  # and input bytes per streamed chunk (H100, batch 100000 of 845 MB: 64 MB chunks and
 FILL_THREADS = 16              # 16 fill threads took 48 ms, 32 MB and 8 took 58: benchmarks/runtime_check.py --sweep)
