@@ -23,9 +23,10 @@ def _profiles(shapes, inputs=(LSTM_INPUT,)):
     return profiles.resolve_profiles(list(inputs), shapes)
 
 
-def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None, strict=False):
+def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None, strict=False,
+         exact_batches=None):
     plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources,
-            "strict_timing_cache": strict}
+            "strict_timing_cache": strict, "exact_batches": exact_batches}
     build = settings.BuildSettings(plan, _profiles(shapes or {}))
     return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan", None,
                              "/w/artifacts/timing.cache")
@@ -102,7 +103,7 @@ class _RowEngine:
     def __init__(self, low, high, total=False):
         self.low, self.high, self.total, self.batches = low, high, total, []
 
-    def run(self, engine_path, batches, scratch):
+    def run(self, engine_path, batches, scratch, profile=0):
         self.batches += [len(batch["x"]) for batch in batches]
         assert all(self.low <= len(batch["x"]) <= self.high for batch in batches)
         return [dict({"y": batch["x"] * 2}, **({"total": np.float32(batch["x"].sum())} if self.total else {}))
@@ -407,6 +408,60 @@ def test_typical_batch_becomes_the_profiles_opt_where_shapes_do_not_say():
     assert tuned["b"] == {"min": [1, 4], "opt": [8, 4], "max": [16, 4]}       # --shapes wins
     bigger = profiles.resolve_profiles([LSTM_INPUT], {}, typical_batch=200000)["lstm_1_input"]
     assert bigger["opt"][0] == bigger["max"][0] == 200000                    # MAX grows to hold it
+
+
+def test_exact_batches_add_a_profile_per_batch_after_the_full_range():
+    text = {"name": "tokens", "shape": [None, None], "dtype": "int32"}
+    full = profiles.resolve_profiles([LSTM_INPUT, text], {"tokens": [[1, 8], [32, 128], [64, 512]]})
+    found = profiles.with_exact_batches(full, [1, 64])
+    assert found[0] == full                                   # profile 0 stays the full range
+    assert found[1]["lstm_1_input"] == {"min": [1, 11, 192], "opt": [1, 11, 192], "max": [1, 11, 192]}
+    assert found[2]["tokens"] == {"min": [64, 8], "opt": [64, 128], "max": [64, 512]}   # only the batch is fixed
+    assert _job(exact_batches=[1, 64]).settings.all_profiles[1:] == [
+        {"lstm_1_input": {"min": [b, 11, 192], "opt": [b, 11, 192], "max": [b, 11, 192]}} for b in (1, 64)]
+    assert _job().settings.all_profiles == [_job().settings.profiles]
+
+
+def test_exact_batches_of_a_fixed_batch_input_are_refused():
+    fixed = profiles.resolve_profiles([{"name": "x", "shape": [4, 8], "dtype": "float32"}], {})
+    assert len(profiles.with_exact_batches(fixed, [4])) == 2
+    with pytest.raises(StepError, match="input x takes only batch 4"):
+        profiles.with_exact_batches(fixed, [1, 4])
+
+
+def test_trtexec_refuses_exact_batches(tmp_path):
+    trtexec_86 = tmp_path / "trtexec"
+    trtexec_86.write_text("#!/bin/sh\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --help'\n")
+    trtexec_86.chmod(0o755)
+    with pytest.raises(Unsupported, match="--exact-batches needs TensorRT's Python API"):
+        trtexec.Trtexec(str(trtexec_86)).build(_job(exact_batches=[1]))
+
+
+def test_verification_gates_on_the_worst_profile(tmp_path, capsys):
+    """Each profile runs the reference on its own (profile 1: batch 1 at a time); one profile off fails the build,
+    with that profile's outputs as the evidence."""
+    from trtkit_steps import contract
+    from trtkit_steps.common import VerificationFailed, compare, load_arrays
+
+    class Engine(_RowEngine):
+        def run(self, engine_path, batches, scratch, profile=0):
+            outputs = super().run(engine_path, batches, scratch)
+            return [{"y": out["y"] + (0.5 if profile == 1 else 0.0)} for out in outputs]
+
+        def compare(self, expected, actual, atol):
+            return compare(expected, actual), None
+
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
+    job_settings = settings.BuildSettings({"exact_batches": [1, 64]},
+                                          {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
+    fake = Engine(1, 100)
+    with pytest.raises(VerificationFailed, match="differs from Keras by 0.5"):
+        engine._verify(fake, str(tmp_path), "model.plan", {"atol": 0.1}, job_settings)
+    assert fake.batches == [8] + [1] * 8 + [64]
+    np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + 0.5)
 
 
 def test_optimisation_level_goes_to_trtexec_from_86_and_only_the_default_before():

@@ -19,7 +19,14 @@ from trtkit.errors import (
 )
 from trtkit.events import BuildRecord, EventStream
 from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
-from trtkit.options import image_reference, parse_gpus, parse_shapes, parse_size, parse_tactic_sources
+from trtkit.options import (
+    image_reference,
+    parse_exact_batches,
+    parse_gpus,
+    parse_shapes,
+    parse_size,
+    parse_tactic_sources,
+)
 from trtkit.plan import GpuRequest
 from trtkit.staging import Staging
 from trtkit.targets import choose_target
@@ -180,6 +187,14 @@ def test_tactic_sources_to_leave_out():
             parse_tactic_sources(bad)
 
 
+def test_exact_batches_are_distinct_and_ascending():
+    assert parse_exact_batches(None) == []
+    assert parse_exact_batches("64,1, 64") == [1, 64]
+    for bad in (",", "0", "1,x", ",".join(map(str, range(1, 10)))):
+        with pytest.raises(typer.BadParameter):
+            parse_exact_batches(bad)
+
+
 def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha256(tmp_path):
     """The script itself, run with stand-ins for docker and trtkit that record what they were given."""
     from trtkit import reproduce
@@ -193,7 +208,7 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     (out / "timing.cache").write_bytes(b"tactics")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3",
-                     strict_timing_cache=True)
+                     strict_timing_cache=True, exact_batches=(1, 64))
     reproduce.write(out, plan, "engine", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
     (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
     (bin_dir / "trtkit").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] || echo \"$@\" > {tmp_path}/args\n")
@@ -205,6 +220,7 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     assert ran.returncode == 0, ran.stderr
     args = (tmp_path / "args").read_text().split()
     assert args[args.index("--timing-cache") + 1] == str(out / "timing.cache") and "--strict-timing-cache" in args
+    assert args[args.index("--exact-batches") + 1] == "1,64"
     (out / "timing.cache").write_bytes(b"other tactics")
     ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, env=env, capture_output=True,
                          text=True)

@@ -347,15 +347,23 @@ def test_select_profile():
     narrow = {"x": ProfileRange((1, 8), (16, 8), (64, 8))}
     wide = {"x": ProfileRange((1, 8), (512, 8), (4096, 8))}
     other = {"x": ProfileRange((1, 16), (1, 16), (8, 16))}
-    profiles = [other, narrow, wide]
-    assert runtime.select_profile(profiles, {"x": (32, 8)}) == 1
-    assert runtime.select_profile(profiles, {"x": (1000, 8)}) == 2
-    assert runtime.select_profile(profiles, {"x": (10000, 8)}) == 2   # no profile holds it: the longest runs
+    profiles = [other, wide, narrow]
+    assert runtime.select_profile(profiles, {"x": (32, 8)}) == 2      # both hold it: the narrower one
+    assert runtime.select_profile(profiles, {"x": (1000, 8)}) == 1
+    assert runtime.select_profile(profiles, {"x": (10000, 8)}) == 1   # no profile holds it: the longest runs
     assert runtime.select_profile(profiles, {"x": (3, 16)}) == 0
     with pytest.raises(ValueError, match=r"fit none of the engine's optimization profiles \(profile 0: x \[1, 16\]"):
         runtime.select_profile(profiles, {"x": (3, 12)})
     with pytest.raises(ValueError, match="fit none"):
         runtime.select_profile(profiles, {"x": (3, 8, 1)})
+
+
+def test_a_profile_for_exactly_the_batch_wins_over_the_full_range():
+    full = {"x": ProfileRange((1, 8), (1024, 8), (100000, 8))}
+    profiles = [full] + [{"x": ProfileRange((b, 8), (b, 8), (b, 8))} for b in (1, 64)]   # build --exact-batches 1,64
+    assert [runtime.select_profile(profiles, {"x": (b, 8)}) for b in (1, 2, 64, 65, 100000)] == [1, 0, 2, 0, 0]
+    plan = runtime.plan_call(profiles, {"x": (64, 8)}, 32, 16 << 20, 32 << 20)
+    assert (plan.profile, plan.chunks, plan.buffer_rows, plan.small) == (2, [(0, 64)], 64, True)
 
 
 def test_small_batches_are_one_run_from_buffers_made_for_the_largest_small_batch():

@@ -67,6 +67,20 @@ def parse_batches(text: str) -> list[int]:
     return [whole_number(b, "a batch size") for b in parts]
 
 
+MAX_EXACT_BATCHES = 8  # each one is another optimization profile, tuned (and built) on its own
+
+
+def parse_exact_batches(text: str | None) -> list[int]:
+    """--exact-batches 1,64: distinct batch sizes, in ascending order; none when not given."""
+    if not text:
+        return []
+    batches = sorted(set(parse_batches(text)))
+    if len(batches) > MAX_EXACT_BATCHES:
+        raise typer.BadParameter(f"--exact-batches takes at most {MAX_EXACT_BATCHES} batch sizes (each is one more "
+                                 f"optimization profile to build), got {len(batches)}")
+    return batches
+
+
 def bench_settings(batches: str, iterations: int, warmup: int) -> dict:
     try:
         return contract.bench_settings({"batches": parse_batches(batches), "iterations": iterations, "warmup": warmup})

@@ -47,6 +47,7 @@ class BuildPlan:
     timing_cache: Path | None = None           # a TensorRT timing cache to replay (an earlier build's timing.cache)
     strict_timing_cache: bool = False          # a tactic missing from timing_cache fails the build
     typical_batch: int | None = None           # the profile's OPT batch where --shapes does not say
+    exact_batches: tuple[int, ...] = ()        # batch sizes that get a profile of their own, beside the full range
     optimization_level: int = 3                # TensorRT's builder optimisation level (8.6 and newer)
     unroll_lstm: bool = False                  # the ONNX export unrolls fixed-length LSTMs (trtkit_steps/onnx_lstm.py)
 
@@ -80,6 +81,7 @@ class BuildPlan:
             "timing_cache": data.get("timing"),
             "strict_timing_cache": self.strict_timing_cache,
             "typical_batch": self.typical_batch,
+            "exact_batches": list(self.exact_batches),
             "optimization_level": self.optimization_level,
             "unroll_lstm": self.unroll_lstm,
         }
@@ -98,6 +100,7 @@ class BuildPlan:
             "timing_cache": str(self.timing_cache) if self.timing_cache else None,
             "strict_timing_cache": self.strict_timing_cache,
             "typical_batch": self.typical_batch,
+            "exact_batches": list(self.exact_batches),
             "optimization_level": self.optimization_level,
             "unroll_lstm": self.unroll_lstm,
         }

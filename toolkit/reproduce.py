@@ -49,6 +49,7 @@ def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
     args += ["--timing-cache", str(plan.timing_cache.absolute())] if plan.timing_cache else []
     args += ["--strict-timing-cache"] * plan.strict_timing_cache
     args += ["--typical-batch", str(plan.typical_batch)] if plan.typical_batch else []
+    args += ["--exact-batches", ",".join(map(str, plan.exact_batches))] if plan.exact_batches else []
     args += ["--opt-level", str(plan.optimization_level), "--unroll-lstm" if plan.unroll_lstm else "--keep-lstm"]
     args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
     if plan.disabled_tactic_sources:

@@ -311,8 +311,9 @@ def _fits_apart_from_batch(rng: ProfileRange, shape: tuple[int, ...]) -> bool:
 
 
 def select_profile(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str, tuple[int, ...]]) -> int:
-    """The first profile that takes these shapes, batch included; else the one that takes them in the largest
-    runs (the batch is then split)."""
+    """The profile with the narrowest batch range that takes these shapes, batch included (the first of equals):
+    a profile for exactly this batch (build --exact-batches) has kernels chosen for it. Else the one that takes
+    them in the largest runs (the batch is then split)."""
     fitting = [i for i, profile in enumerate(profiles)
                if all(_fits_apart_from_batch(profile[name], shape) for name, shape in shapes.items())]
     if not fitting:
@@ -323,7 +324,9 @@ def select_profile(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str
                          "rebuild with --shapes that cover them")
     batch = batch_of(shapes)
     holding = [i for i in fitting if batch_range(profiles[i])[0] <= batch <= batch_range(profiles[i])[1]]
-    return holding[0] if holding else max(fitting, key=lambda i: batch_range(profiles[i])[1])
+    if holding:
+        return min(holding, key=lambda i: batch_range(profiles[i])[1] - batch_range(profiles[i])[0])
+    return max(fitting, key=lambda i: batch_range(profiles[i])[1])
 
 
 def stream_rows(row_bytes: int, low: int, high: int, chunk_bytes: int) -> int:

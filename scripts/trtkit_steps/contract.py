@@ -90,7 +90,7 @@ def allowed_artifacts(target, bench):
 # --- plan.json: written by the host (BuildPlan.container_plan), read by every stage --
 PLAN_KEYS = ("model", "model_format", "trust_model", "target", "mode", "precision", "tf32", "shapes", "sample_data",
              "calib_data", "atol", "workspace", "opset", "bench", "seed", "cache_dir", "disabled_tactic_sources",
-             "timing_cache", "strict_timing_cache", "typical_batch", "optimization_level",
+             "timing_cache", "strict_timing_cache", "typical_batch", "exact_batches", "optimization_level",
              "unroll_lstm")
 
 

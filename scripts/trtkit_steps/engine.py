@@ -87,12 +87,13 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
                     os.path.join(artifacts, "timing.cache"), calibration), shared_timing_cache
 
 
-def run_reference(backend, engine_path, inputs, profiles, scratch):
-    """The engine's outputs for the reference inputs, run in batches its profiles take (reference_runs)."""
+def run_reference(backend, engine_path, inputs, profiles, scratch, index=0):
+    """The engine's outputs for the reference inputs on optimization profile `index` (its shapes: profiles), run
+    in batches the profile takes (reference_runs)."""
     rows = len(next(iter(inputs.values())))
     runs = reference_runs(profiles, rows)
     results = backend.run(engine_path, [{name: array[indices] for name, array in inputs.items()}
-                                        for indices, _ in runs], scratch)
+                                        for indices, _ in runs], scratch, index)
     if len(runs) == 1 and runs[0][1] == len(runs[0][0]):
         return results[0]  # the reference as it is: outputs need not have the batch first
     for name, array in results[0].items():
@@ -105,10 +106,16 @@ def run_reference(backend, engine_path, inputs, profiles, scratch):
 
 
 def _verify(backend, work, engine_path, plan, settings):
+    """Every optimization profile against Keras (each has kernels of its own); the worst one goes to the gate."""
     inputs, expected = load_reference(work)
-    actual = run_reference(backend, engine_path, inputs, settings.profiles, os.path.join(work, "trtexec-verify"))
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
-    errors, passed = backend.compare(expected, actual, atol)
+    checked = []
+    for index, profiles in enumerate(settings.all_profiles):
+        actual = run_reference(backend, engine_path, inputs, profiles, os.path.join(work, "trtexec-verify"), index)
+        errors, passed = backend.compare(expected, actual, atol)
+        checked.append((passed is False, max((e["max_abs_err"] for e in errors.values()), default=0.0), errors, passed,
+                        actual))
+    _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])
     gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
 
 
@@ -138,6 +145,7 @@ def main(argv):
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
          optimization_level=settings.optimization_level, typical_batch=plan["typical_batch"],
+         exact_batches=settings.exact_batches,
          build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
          builder=backend.name, timing_cache_hit=loaded_sha256 is not None, timing_cache_loaded_sha256=loaded_sha256,
          timing_cache_pinned=bool(plan["timing_cache"]), strict_timing_cache=settings.strict_timing_cache,

@@ -55,14 +55,14 @@ class PolygraphyApi(object):
         return self.api.CreateConfig(
             builder_optimization_level=settings.optimization_level if has_levels else None,
             tf32=settings.tf32, fp16=settings.precision in ("fp16", "int8"),  # INT8 falls back to FP16
-            int8=settings.precision == "int8", profiles=[_profile(self.api, settings.profiles)],
+            int8=settings.precision == "int8", profiles=[_profile(self.api, p) for p in settings.all_profiles],
             calibrator=calibrator, memory_pool_limits=workspace,
             load_timing_cache=job.load_timing_cache,  # None: start from an empty cache
             error_on_timing_cache_miss=settings.strict_timing_cache)
 
-    def run(self, engine_path, batches, scratch):
-        """[{output name: array}]: one inference per batch of host inputs."""
-        with self.api.TrtRunner(self.load(engine_path)) as runner:
+    def run(self, engine_path, batches, scratch, profile=0):
+        """[{output name: array}]: one inference per batch of host inputs, on optimization profile `profile`."""
+        with self.api.TrtRunner(self.load(engine_path), optimization_profile=profile) as runner:
             return [{name: array.copy() for name, array in runner.infer(batch).items()} for batch in batches]
 
     def load(self, engine_path):

@@ -68,6 +68,17 @@ def _check_profile(spec, profile):
                         f"got {low} / {opt} / {high}")
 
 
+def with_exact_batches(profiles, batches):
+    """[profiles, then one per batch size]: the full range first (profile 0, the one Polygraphy, trtexec and Triton
+    use unless told), then each batch alone, its other dimensions ranging as in the full one."""
+    for name, profile in sorted(profiles.items()):
+        low, high = profile["min"][0], profile["max"][0]
+        if low == high and any(batch != low for batch in batches):
+            raise StepError(f"--exact-batches {','.join(map(str, batches))}: input {name} takes only batch {low}")
+    return [profiles] + [{name: {key: [batch] + list(shape[1:]) for key, shape in profile.items()}
+                          for name, profile in profiles.items()} for batch in batches]
+
+
 def reference_runs(profiles, rows):
     """[(row indices, rows kept)]: how the reference's `rows` rows run through an engine of these profiles, in
     runs of one batch size that every input's profile takes; rows repeat where the smallest batch is more than the

@@ -2,6 +2,7 @@
 import re
 
 from trtkit_steps.common import StepError, Unsupported
+from trtkit_steps.trt.profiles import with_exact_batches
 
 # TensorRT's builder optimisation level (8.6 on). Measured on an H100 (TensorRT 8.6, the origin LSTM): 5 gave
 # nothing over 3 at 4-5x the build time, 0 was 2.4x slower at batch 100000. 3 is also TensorRT's own default.
@@ -21,7 +22,9 @@ class BuildSettings(object):
         self.disabled_tactics = plan.get("disabled_tactic_sources")  # None: TensorRT's default sources
         self.strict_timing_cache = bool(plan.get("strict_timing_cache"))
         self.optimization_level = plan.get("optimization_level", DEFAULT_OPTIMIZATION_LEVEL)
-        self.profiles = profiles
+        self.profiles = profiles    # the full range (profile 0)
+        self.exact_batches = list(plan.get("exact_batches") or [])
+        self.all_profiles = with_exact_batches(profiles, self.exact_batches)
 
 
 class BuildJob(object):

@@ -146,6 +146,9 @@ class Trtexec(object):
         if job.settings.strict_timing_cache and not self.refuses_timing_cache_misses:
             raise Unsupported(f"--strict-timing-cache needs a trtexec that can refuse timing-cache misses "
                               f"(--errorOnTimingCacheMiss); this one, TensorRT {self.version}, cannot")
+        if job.settings.exact_batches:
+            raise Unsupported("--exact-batches needs TensorRT's Python API (8.0 or newer), which this image lacks: "
+                              "trtexec builds one optimization profile")
         calibration_cache = None
         if job.calibration:
             if not job.calibration.reused:
@@ -171,8 +174,9 @@ class Trtexec(object):
         """({output: errors}, None): gate() decides on the largest absolute error."""
         return compare(expected, actual), None
 
-    def run(self, engine_path, batches, scratch):
-        """[{output name: array}]: one trtexec run per batch of host inputs."""
+    def run(self, engine_path, batches, scratch, profile=0):
+        """[{output name: array}]: one trtexec run per batch of host inputs (its engines have one profile)."""
+        assert profile == 0, "trtexec builds one optimization profile"
         return [self._run_once(engine_path, inputs, scratch) for inputs in batches]
 
     def _run_once(self, engine_path, inputs, scratch):
