@@ -9,8 +9,8 @@ reference inputs repeated to that many rows (rows are independent, so the expect
 outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
 the largest error against Keras, the largest difference from the first call of a graph replay, of four
 threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off, and of
-its GPU time (time_device: copies in and out included). A streamed batch runs once more from a pinned_empty()
-input (straight to the GPU, no staging): its difference from the first call and its median milliseconds. After
+its GPU time (time_device: copies in and out included). Each batch runs once more from a pinned_empty() input
+(straight to the GPU, no staging): its difference from the first call and its median milliseconds. After
 all batches, one more line replays each batch again, now that the lane's execution context has run the other
 shapes since (replay_after_other_shapes_vs_first per batch: its graphs must still agree with their first call).
 Last, at the largest batch, a line per fill_threads and stream_chunk_bytes setting (--sweep): the evidence for
@@ -102,11 +102,10 @@ def check_batch(engine, eager, timed, inputs, expected, batch):
         "median_ms_graphs_off": median_ms(lambda: eager.predict(x)),
         "device_ms": median_ms(lambda: timed.predict(x), engine=timed),
     }
-    if line["runs_as"] != "one graph run":
-        pinned = pinned_copy(x, engine.device)
-        line.update(pinned_input_vs_first=largest_difference(engine.predict(pinned, as_dict=True), first),
-                    median_ms_pinned_input=median_ms(lambda: engine.predict(pinned)),
-                    device_ms_pinned_input=median_ms(lambda: timed.predict(pinned), engine=timed))
+    pinned = pinned_copy(x, engine.device)
+    line.update(pinned_input_vs_first=largest_difference(engine.predict(pinned, as_dict=True), first),
+                median_ms_pinned_input=median_ms(lambda: engine.predict(pinned)),
+                device_ms_pinned_input=median_ms(lambda: timed.predict(pinned), engine=timed))
     return first, line
 
 

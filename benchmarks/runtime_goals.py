@@ -54,7 +54,7 @@ def engine_tables(name, lines, frameworks):
             met = "met" if ratio >= KERAS_GOAL else (
                 "met from a pinned input" if pinned_ratio and pinned_ratio >= KERAS_GOAL else verdict(False))
             out.append("| %d | %.4g | %.4g | %.1f | %s | %s | %s |" % (
-                batch, keras_ms, line["median_ms"], ratio, "%.4g" % pinned if pinned else "(one graph run)",
+                batch, keras_ms, line["median_ms"], ratio, "%.4g" % pinned if pinned else "",
                 "%.1f" % pinned_ratio if pinned_ratio else "", met))
     if LARGE_BATCH in batches:
         line = batches[LARGE_BATCH]

@@ -869,18 +869,22 @@ class _Lane:
 
     def _run_small(self, plan: CallPlan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One run from the small buffers: a graph replay when this shape has one, else a run of TensorRT, then
-        (graphs on) the same captured for the next call at this shape."""
+        (graphs on) the same captured for the next call at this shape. Inputs already page-locked go to the GPU
+        straight from the caller's array, ahead of the graph (their addresses change from call to call), so
+        graphs are kept per shape and per set of such inputs."""
         shapes = {name: array.shape for name, array in arrays.items()}
-        key = tuple(shapes[spec.name] for spec in self.inputs)
+        direct = frozenset(spec.name for spec in self.inputs if page_locked(arrays[spec.name], spec))
+        key = (tuple(shapes[spec.name] for spec in self.inputs), direct)
         context = self.context
         entry = self.graphs.get(key)
         if entry is not None:
-            self._stage(arrays, entry.views.inputs)
+            self._stage(arrays, entry.views.inputs, direct)
             # The graph holds the run as captured at these shapes; the context (which later calls may have set to
             # other shapes and buffers) is set back to them first, so that it agrees with what replays.
             context.use_shapes(shapes)
             context.bind(self._small.addresses())
             self._mark(self.started, self.compute)
+            self._upload_direct(arrays, direct)
             entry.graph.launch(self.compute)
             self._mark(self.finished, self.compute)
             self.compute.synchronize()
@@ -890,17 +894,18 @@ class _Lane:
         self._ensure_small(shapes, output_shapes, plan.buffer_rows)
         context.bind(self._small.addresses())
         views = self._views(shapes, output_shapes)
-        self._stage(arrays, views.inputs)
+        self._stage(arrays, views.inputs, direct)
         # The first run at these shapes also does TensorRT's set-up for them, which must not be captured.
         self._mark(self.started, self.compute)
-        if not self._enqueue_small(shapes, output_shapes):
+        self._upload_direct(arrays, direct)
+        if not self._enqueue_small(shapes, output_shapes, direct):
             raise RuntimeError("TensorRT failed to run the engine (its log above says why)")
         self._mark(self.finished, self.compute)
         self.compute.synchronize()
         self._timed()
         results = self._unstage(views.outputs)
         if self.graph_failure is None:
-            self._capture(key, shapes, output_shapes, views)
+            self._capture(key, shapes, output_shapes, views, direct)
         return results
 
     def _ensure_small(self, shapes: dict, output_shapes: dict, rows: int) -> None:
@@ -927,22 +932,31 @@ class _Lane:
                       {spec.name: small.view(spec.name, spec.engine_dtype, output_shapes[spec.name])
                        for spec in self.outputs})
 
-    def _stage(self, arrays: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
-        """The inputs into their views of the small pinned buffers; a batch of some megabytes in parallel (the fill
-        threads)."""
+    def _stage(self, arrays: dict[str, np.ndarray], targets: dict[str, np.ndarray], direct: frozenset) -> None:
+        """The inputs, but the `direct` ones, into their views of the small pinned buffers; a batch of some
+        megabytes in parallel (the fill threads)."""
         copies = []
         for name, target in targets.items():
-            copies += self._parts(target, arrays[name], target[:1].nbytes)
+            if name not in direct:
+                copies += self._parts(target, arrays[name], target[:1].nbytes)
         self._copy(copies)
+
+    def _upload_direct(self, arrays: dict[str, np.ndarray], direct: frozenset) -> None:
+        """The page-locked inputs, copied to the GPU from the caller's arrays on the compute stream."""
+        for name in direct:
+            self.compute.upload(self._small.device[name].ptr, arrays[name].ctypes.data, arrays[name].nbytes)
 
     def _unstage(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Copies of the outputs' views (the buffers are reused), float16 made float32."""
         return {spec.name: outputs[spec.name].astype(spec.dtype) for spec in self.outputs}
 
-    def _enqueue_small(self, shapes: dict, output_shapes: dict) -> bool:
-        """Copy in, run, copy out, all on the compute stream; False when TensorRT refused to run."""
+    def _enqueue_small(self, shapes: dict, output_shapes: dict, direct: frozenset) -> bool:
+        """Copy in (but the `direct` inputs), run, copy out, all on the compute stream; False when TensorRT refused
+        to run."""
         small = self._small
         for spec in self.inputs:
+            if spec.name in direct:
+                continue
             self.compute.upload(small.device[spec.name].ptr, small.host[spec.name].ptr,
                                 nbytes(shapes[spec.name], spec.engine_dtype))
         ran = self.context.execute(self.compute)
@@ -951,9 +965,9 @@ class _Lane:
                                   nbytes(output_shapes[spec.name], spec.engine_dtype))
         return ran
 
-    def _capture(self, key: tuple, shapes: dict, output_shapes: dict, views: _Views) -> None:
+    def _capture(self, key: tuple, shapes: dict, output_shapes: dict, views: _Views, direct: frozenset) -> None:
         try:
-            graph = self._record(shapes, output_shapes)
+            graph = self._record(shapes, output_shapes, direct)
             why = "TensorRT's run could not be captured"
         except cuda.CudaError as e:
             graph, why = None, str(e)
@@ -964,12 +978,12 @@ class _Lane:
             return
         self.graphs.put(key, _Graph(graph, views))
 
-    def _record(self, shapes: dict, output_shapes: dict) -> cuda.GraphExec | None:
+    def _record(self, shapes: dict, output_shapes: dict, direct: frozenset) -> cuda.GraphExec | None:
         """The copy-in, run and copy-out, recorded (not run) as a CUDA graph; None when not capturable."""
         ran = False
         cuda.begin_capture(self.compute)
         try:
-            ran = self._enqueue_small(shapes, output_shapes)
+            ran = self._enqueue_small(shapes, output_shapes, direct)
         finally:
             graph = cuda.end_capture(self.compute)
         if graph is None:
