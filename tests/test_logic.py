@@ -191,7 +191,7 @@ def test_exact_batches_are_distinct_and_ascending():
     assert parse_exact_batches(None) == []
     assert parse_exact_batches("64,1, 64") == [1, 64]
     for bad in (",", "0", "1,x", ",".join(map(str, range(1, 10)))):
-        with pytest.raises(typer.BadParameter):
+        with pytest.raises(typer.BadParameter, match="--exact-batches"):
             parse_exact_batches(bad)
 
 

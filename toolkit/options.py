@@ -74,7 +74,10 @@ def parse_exact_batches(text: str | None) -> list[int]:
     """--exact-batches 1,64: distinct batch sizes, in ascending order; none when not given."""
     if not text:
         return []
-    batches = sorted(set(parse_batches(text)))
+    try:
+        batches = sorted(set(parse_batches(text)))
+    except typer.BadParameter as e:
+        raise typer.BadParameter(f"--exact-batches: {e.message}") from None
     if len(batches) > MAX_EXACT_BATCHES:
         raise typer.BadParameter(f"--exact-batches takes at most {MAX_EXACT_BATCHES} batch sizes (each is one more "
                                  f"optimization profile to build), got {len(batches)}")
