@@ -355,6 +355,7 @@ def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+@functools.lru_cache(maxsize=256)  # pure, and asked again for every input of every call
 def split_rows(rows: int, row_bytes: int, workers: int, min_part_bytes: int = MIN_FILL_PART_BYTES
                ) -> list[tuple[int, int]]:
     """[(start, stop)] of about equal parts for the fill threads; one part for a small copy."""
@@ -743,6 +744,8 @@ class _Staging:
 def finish(futures: Sequence[Future], quietly: bool = False) -> None:
     """Wait for all the futures (one failing does not leave the others running), then raise the first failure
     unless quietly."""
+    if not futures:  # copies made on the calling thread: concurrent.futures.wait of none still takes a few µs
+        return
     wait_futures(futures)
     if not quietly:
         for future in futures:
