@@ -90,4 +90,3 @@ def reference_runs(profiles, rows):
                         % {name: [p["min"][0], p["max"][0]] for name, p in sorted(profiles.items())})
     size = min(max(rows, low), high)
     return [(np.arange(start, start + size) % rows, min(size, rows - start)) for start in range(0, rows, size)]
-
