@@ -464,6 +464,14 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys):
     np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + 0.5)
 
 
+def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would():
+    from trtkit_steps.trt import runner
+    full, one, sixty_four = (1, 100000), (1, 1), (64, 64)
+    assert [runner.narrowest_profile([full, one, sixty_four], b) for b in (1, 2, 64, 100000)] == [1, 0, 2, 0]
+    assert runner.narrowest_profile([one], 2) is None
+    assert runner.batch_range([([1, 3], [8, 3], [64, 3]), ([4, 2], [8, 2], [32, 2])]) == (4, 32)
+
+
 def test_optimisation_level_goes_to_trtexec_from_86_and_only_the_default_before():
     job = _job()
     assert "--builderOptimizationLevel=3" in trtexec.trtexec_build_args("trtexec", (8, 6, 0), job, "e")

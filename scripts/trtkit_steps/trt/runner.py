@@ -11,6 +11,18 @@ from trtkit_steps.common import StepError, Unsupported, read_bytes
 from trtkit_steps.trt.settings import import_tensorrt
 
 
+def batch_range(shapes):
+    """(smallest, largest) batch that every input of a profile takes: shapes is [(min, opt, max)] per input."""
+    return max(low[0] for low, _, _ in shapes), min(high[0] for _, _, high in shapes)
+
+
+def narrowest_profile(ranges, batch):
+    """The index of the narrowest (low, high) batch range holding batch, the first of equals; None if none does.
+    The rule trtkit.runtime's select_profile follows (that module needs Python 3.8 and TensorRT 8.6)."""
+    holding = [i for i, (low, high) in enumerate(ranges) if low <= batch <= high]
+    return min(holding, key=lambda i: ranges[i][1] - ranges[i][0]) if holding else None
+
+
 class EngineRunner(object):
     """Runs one engine repeatedly, with device buffers sized for the inputs last loaded.
 
@@ -70,6 +82,7 @@ class EngineRunner(object):
 
     def _allocate(self, input_shapes):
         self._free_buffers()
+        self._select_profile(input_shapes)
         for index, (name, is_input, _) in enumerate(self._io):
             if is_input:
                 self._set_input_shape(index, name, input_shapes[name])
@@ -79,6 +92,21 @@ class EngineRunner(object):
             self._shapes[name] = shape
             if self._named:
                 self._context.set_tensor_address(name, self._buffers[name].ptr)
+
+    def _select_profile(self, input_shapes):
+        """The profile trtkit.runtime would run this batch on (build --exact-batches adds profiles for one batch)."""
+        engine = self.engine
+        if not self._named or engine.num_optimization_profiles < 2:
+            return
+        batch = next(iter(input_shapes.values()))[0]
+        ranges = [batch_range([engine.get_tensor_profile_shape(name, profile) for name in input_shapes])
+                  for profile in range(engine.num_optimization_profiles)]
+        profile = narrowest_profile(ranges, batch)
+        if profile is None:
+            return  # no profile holds the batch: setting its shape says so
+        if not self._context.set_optimization_profile_async(profile, self._stream.handle):
+            raise StepError(f"TensorRT refused optimization profile {profile} (its log above says why)")
+        self._stream.synchronize()
 
     def _set_input_shape(self, index, name, shape):
         if self._named:
