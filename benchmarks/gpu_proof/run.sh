@@ -20,6 +20,8 @@
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
 #                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
 #                   (graph replay) on the default and one-batch engines.
+#   run.sh study-exact   builder settings on top of --exact-batches 1,64: FP16 at --opt-level 3 (the default) and
+#                   5, FP32, FP32 with --tf32; runtime_check (graph replay) on each at batch 1 and 64.
 #   run.sh goals    then: runtime_check on each in the image; benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
@@ -134,6 +136,20 @@ if [ "$PHASE" = study ]; then
   done
   for build in study-default:1,64,1024 study-static1:1 study-static64:64 study-static1024:1024; do
     runtime_check "${build%%:*}" "${build#*:}"   # GPU time with graph replay, beside the default engine
+  done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = study-exact ]; then
+  mkdir -p "$PROOF" "$BUILDS"
+  EXACT=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine --exact-batches 1,64)
+  for variant in "fp16:--precision fp16" "fp16-opt5:--precision fp16 --opt-level 5" "fp32:--precision fp32" \
+                 "tf32:--precision fp32 --tf32"; do
+    name=exact-${variant%%:*}
+    read -ra settings <<< "${variant#*:}"
+    run "build-$name" build "$WORK/origin_lstm" "${EXACT[@]}" "${settings[@]}" --out "$BUILDS/$name"
+    runtime_check "$name" 1,64
   done
   pack
   exit 0
