@@ -160,6 +160,13 @@ def test_killed_worker_leaves_error_rows_for_unreported_modes():
     assert rows[1] == {"framework": "tensorrt", "mode": "end-to-end", "batch": 64, "error": "killed by signal 9"}
 
 
+def test_the_runtime_is_timed_from_the_bench_arrays_and_from_pinned_ones():
+    """A worker killed before its pinned-input row leaves an error row there, as for any mode."""
+    reported = [timed_row("trtkit-runtime", 0.4)]
+    rows = bench.complete_rows(reported, "trtkit-runtime", 64, -9, "")
+    assert [r["mode"] for r in rows] == ["end-to-end", "pinned-input"] and rows[1]["error"] == "killed by signal 9"
+
+
 def test_worker_exit_code_and_last_line():
     assert bench.worker_failure(1, "MemoryError") == "worker exited with code 1: MemoryError"
     assert bench.worker_failure(3, "") == "worker exited with code 3"

@@ -49,9 +49,10 @@ REFERENCE = "keras-call"  # runs first on each batch: it writes the inputs and t
 BASELINE = "keras-predict"  # speedups are against its median
 END_TO_END = "end-to-end"  # host arrays in, host arrays out
 ON_DEVICE = "on-device"  # inputs already on the GPU, outputs left there
+PINNED_INPUT = "pinned-input"  # end to end from page-locked host arrays (trtkit.runtime's pinned_empty)
 # trtkit.runtime, as an application calls the engine (graphs, pinned streaming), shipped beside these scripts
 RUNTIME = "trtkit-runtime"
-MODES = {"tensorrt": [ON_DEVICE, END_TO_END]}
+MODES = {"tensorrt": [ON_DEVICE, END_TO_END], RUNTIME: [END_TO_END, PINNED_INPUT]}
 FRAMEWORK_MODULES = {REFERENCE: "tensorflow", BASELINE: "tensorflow", "onnxruntime": "onnxruntime", RUNTIME: "tensorrt",
                      "tensorrt": "tensorrt"}
 FRAMEWORK_ARTIFACTS = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", RUNTIME: "model.plan"}
@@ -249,11 +250,17 @@ def _tensorrt_targets(work, inputs):
 
 
 def _runtime_targets(work, inputs):
-    """Engine.predict, numpy in and out. trtkit checks the engine against this host elsewhere (check=False)."""
-    from trtkit_runtime.runtime import Engine
+    """Engine.predict, numpy in and out: from the bench's arrays, and from page-locked copies of them (which the
+    GPU copies from where they are). trtkit checks the engine against this host elsewhere (check=False)."""
+    from trtkit_runtime.runtime import Engine, pinned_empty
     engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
     emit("bench_device", device="gpu: %s" % engine.host.gpu)
-    return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None)]
+    pinned = {}
+    for name, array in inputs.items():
+        pinned[name] = pinned_empty(array.shape, array.dtype, engine.device)
+        pinned[name][...] = array
+    return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None),
+            (PINNED_INPUT, lambda: engine.predict(pinned, as_dict=True), None)]
 
 
 def _targets(framework, plan, work, batch, inputs_path):
