@@ -49,8 +49,12 @@ def parallel_copy(pool, threads, target, source):
 
 
 def staged_copy(pool, threads, pinned, flat, device):
-    """Fill the pinned buffer, then copy it to the GPU: what trtkit.runtime does for a graph-replayed batch."""
-    parallel_copy(pool, threads, pinned.numpy(), flat)
+    """Fill the pinned buffer, then copy it to the GPU: what trtkit.runtime does for a graph-replayed batch (one
+    thread: on the calling thread, as the runtime fills under 2 MB)."""
+    if threads == 1:
+        np.copyto(pinned.numpy(), flat)
+    else:
+        parallel_copy(pool, threads, pinned.numpy(), flat)
     device.copy_(pinned, non_blocking=True)
 
 
