@@ -876,7 +876,7 @@ class _Lane:
         straight from the caller's array, ahead of the graph (their addresses change from call to call), so
         graphs are kept per shape and per set of such inputs."""
         shapes = {name: array.shape for name, array in arrays.items()}
-        direct = frozenset(spec.name for spec in self.inputs if page_locked(arrays[spec.name], spec))
+        direct = self._page_locked_inputs(arrays)
         key = (tuple(shapes[spec.name] for spec in self.inputs), direct)
         context = self.context
         entry = self.graphs.get(key)
@@ -910,6 +910,10 @@ class _Lane:
         if self.graph_failure is None:
             self._capture(key, shapes, output_shapes, views, direct)
         return results
+
+    def _page_locked_inputs(self, arrays: dict[str, np.ndarray]) -> frozenset:
+        """The inputs the GPU copies straight from the caller's arrays (page_locked), small batch or streamed."""
+        return frozenset(spec.name for spec in self.inputs if page_locked(arrays[spec.name], spec))
 
     def _ensure_small(self, shapes: dict, output_shapes: dict, rows: int) -> None:
         """Small buffers that hold this call, made for `rows` rows; graphs recorded on the buffers they replace
@@ -1010,7 +1014,7 @@ class _Lane:
         self._ensure_slots(self._sizes(full, output_shapes))
         batch = plan.chunks[-1][1]
         results = {spec.name: np.empty((batch,) + output_shapes[spec.name][1:], spec.dtype) for spec in self.outputs}
-        direct = {spec.name for spec in self.inputs if page_locked(arrays[spec.name], spec)}
+        direct = self._page_locked_inputs(arrays)
         in_flight: deque = deque()   # (slot, start, stop) of the chunks queued on the GPU, oldest first
         self._mark(self.started, self.upload)
         filling = self._fill(self.slots[0], arrays, *plan.chunks[0], direct)
@@ -1041,7 +1045,7 @@ class _Lane:
         for _ in range(STREAM_SLOTS):
             self.slots.append(_Slot(sizes))
 
-    def _fill(self, slot: _Slot, arrays: dict[str, np.ndarray], start: int, stop: int, direct: set[str]) -> _Filling:
+    def _fill(self, slot: _Slot, arrays: dict[str, np.ndarray], start: int, stop: int, direct: frozenset) -> _Filling:
         """Start copying the chunk's rows of every input into the slot's pinned buffers (cast to the engine's
         types), except the inputs in `direct`, already page-locked. Its wait() returns where each input's chunk is
         copied to the GPU from, once they are there."""
