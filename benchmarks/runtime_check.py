@@ -9,8 +9,10 @@ reference inputs repeated to that many rows (rows are independent, so the expect
 outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
 the largest error against Keras, the largest difference from the first call of a graph replay, of four
 threads at once and of graphs=False, and the median milliseconds of predict() with graphs on and off, and of
-its GPU time (time_device: copies in and out included). Each batch runs once more from a pinned_empty() input
-(straight to the GPU, no staging): its difference from the first call and its median milliseconds. After
+its GPU time (time_device: copies in and out included). An engine with float16 inputs (--io-precision fp16) runs
+each batch once more from ordinary arrays of its types (engine_types). Each batch runs once more from page-locked
+copies in the engine's types (Engine.pinned_copy: straight to the GPU, no staging): its difference from the first
+call and its median milliseconds. After
 all batches, one more line replays each batch again, now that the lane's execution context has run the other
 shapes since (replay_after_other_shapes_vs_first per batch: its graphs must still agree with their first call).
 Last, at the largest batch, a line per fill_threads and stream_chunk_bytes setting (--sweep): the evidence for
@@ -77,12 +79,12 @@ def how_it_runs(engine, x):
     return "one graph run" if plan.small else "%d streamed chunks" % len(plan.chunks)
 
 
-def pinned_copy(arrays, device):
-    pinned = {}
-    for name, array in arrays.items():
-        pinned[name] = runtime.pinned_empty(array.shape, array.dtype, device)
-        pinned[name][...] = array
-    return pinned
+def in_engine_types(engine, x):
+    """x by engine name, in the engine's input types (float16 for --io-precision fp16); None when those are x's."""
+    arrays = runtime.map_inputs(x, engine.inputs)
+    if all(arrays[spec.name].dtype == spec.engine_dtype for spec in engine.inputs):
+        return None
+    return {spec.name: arrays[spec.name].astype(spec.engine_dtype) for spec in engine.inputs}
 
 
 def check_batch(engine, eager, timed, inputs, expected, batch):
@@ -102,7 +104,12 @@ def check_batch(engine, eager, timed, inputs, expected, batch):
         "median_ms_graphs_off": median_ms(lambda: eager.predict(x)),
         "device_ms": median_ms(lambda: timed.predict(x), engine=timed),
     }
-    pinned = pinned_copy(x, engine.device)
+    converted = in_engine_types(engine, x)
+    if converted is not None:
+        line.update(engine_types_vs_first=largest_difference(engine.predict(converted, as_dict=True), first),
+                    median_ms_engine_types=median_ms(lambda: engine.predict(converted)),
+                    device_ms_engine_types=median_ms(lambda: timed.predict(converted), engine=timed))
+    pinned = engine.pinned_copy(x)
     line.update(pinned_input_vs_first=largest_difference(engine.predict(pinned, as_dict=True), first),
                 median_ms_pinned_input=median_ms(lambda: engine.predict(pinned)),
                 device_ms_pinned_input=median_ms(lambda: timed.predict(pinned), engine=timed))

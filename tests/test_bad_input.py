@@ -112,6 +112,8 @@ def test_usage_errors_exit_2(trtkit, models):
     assert trtkit("build", models / "origin_lstm.h5").returncode == 2                      # no --tag
     result = trtkit("build", models / "origin_lstm.h5", "--tag", "x", "--shapes", "bad")
     assert result.returncode == 2 and "NAME:MIN/OPT/MAX" in result.stderr
+    result = trtkit("build", models / "origin_lstm.h5", "--tag", "x", "--io-precision", "int8")
+    assert result.returncode == 2 and "--io-precision" in result.stderr and "'int8'" in result.stderr
 
 
 def test_doctor_reports_the_engine(trtkit):

@@ -24,9 +24,9 @@ def _profiles(shapes, inputs=(LSTM_INPUT,)):
 
 
 def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None, strict=False,
-         exact_batches=None):
+         exact_batches=None, io_precision="fp32"):
     plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources,
-            "strict_timing_cache": strict, "exact_batches": exact_batches}
+            "strict_timing_cache": strict, "exact_batches": exact_batches, "io_precision": io_precision}
     build = settings.BuildSettings(plan, _profiles(shapes or {}))
     return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan", None,
                              "/w/artifacts/timing.cache")
@@ -203,6 +203,14 @@ def test_trtexec_11_refuses_reduced_precision(precision):
 def test_unknown_precision_is_refused():
     with pytest.raises(StepError, match="fp32, fp16 or int8"):
         settings.check_precision(8, "bf16")
+    with pytest.raises(StepError, match="use fp32 or fp16"):
+        settings.check_precision(8, "fp32", "int8")
+
+
+def test_tensorrt_11_refuses_float16_io():
+    settings.check_precision(10, "fp16", "fp16")
+    with pytest.raises(Unsupported, match="strongly typed.*--io-precision fp16 cannot apply"):
+        settings.check_precision(11, "fp32", "fp16")
 
 
 def test_trtexec_caches_workspace_and_tactic_sources():
@@ -308,6 +316,71 @@ def test_polygraphy_calibration_feeds_whole_batches_only():
     batches = polygraphy_api._calibration_batches(cal)
     assert [b["x"].shape for b in batches] == [(64, 2), (64, 2)]   # the last 22 rows make no whole batch
     assert batches[1]["x"][0, 0] == rows[64, 0]
+
+
+class _Tensor:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class _Network:
+    def __init__(self, inputs, outputs):
+        self.inputs, self.outputs = [_Tensor(d) for d in inputs], [_Tensor(d) for d in outputs]
+        self.num_inputs, self.num_outputs = len(inputs), len(outputs)
+
+    def get_input(self, index):
+        return self.inputs[index]
+
+    def get_output(self, index):
+        return self.outputs[index]
+
+
+@pytest.mark.parametrize("io_precision, expected", [("fp32", ["float32", "int32", "float32"]),
+                                                     ("fp16", ["float16", "int32", "float16"])])
+def test_float16_io_changes_the_float32_inputs_and_outputs_only(io_precision, expected):
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+    network = _Network(["float32", "int32"], ["float32"])
+    polygraphy_api._set_io_precision(SimpleNamespace(float32="float32", float16="float16"), network, io_precision)
+    assert [t.dtype for t in network.inputs + network.outputs] == expected
+
+
+def test_verification_feeds_the_engine_its_input_types_and_reads_float16_as_float32():
+    """Polygraphy's own input check refuses float32 for a float16 input: run() casts first, as trtkit.runtime
+    does, and hands float32 outputs to the comparison against Keras."""
+    from polygraphy.backend.base import util as base_util
+    from polygraphy.common import TensorMetadata
+    from polygraphy.datatype import DataType
+
+    from trtkit_steps.trt import polygraphy_api
+
+    class Runner:
+        def __init__(self, engine, optimization_profile):
+            self.meta = TensorMetadata().add("x", DataType.FLOAT16, (None, 2)).add("ids", DataType.INT32, (None,))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def get_input_metadata(self, use_numpy_dtypes):
+            assert use_numpy_dtypes is False
+            return self.meta
+
+        def infer(self, feed):
+            base_util.check_inputs(feed, self.meta)
+            return {"y": (feed["x"] * 2).astype(np.float16), "n": feed["ids"] + 1}
+
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.api = type("Api", (), {"TrtRunner": Runner})
+    backend.load = lambda path: path
+    x = np.array([[0.1, 0.2], [0.3, 1 / 3]], np.float32)
+    [out] = backend.run("model.plan", [{"x": x, "ids": np.array([1, 2], np.int64)}], "scratch")
+    assert out["y"].dtype == np.float32 and out["n"].dtype == np.int32
+    np.testing.assert_array_equal(out["y"], (x.astype(np.float16) * 2).astype(np.float32))
+    assert np.abs(out["y"] - x * 2).max() > 0   # the float16 rounding is what verification sees, as users do
 
 
 class _TacticSource(enum.IntEnum):  # TensorRT 8.6's values
@@ -429,12 +502,14 @@ def test_exact_batches_of_a_fixed_batch_input_are_refused():
         profiles.with_exact_batches(fixed, [1, 4])
 
 
-def test_trtexec_refuses_exact_batches(tmp_path):
+@pytest.mark.parametrize("options, named", [({"exact_batches": [1]}, "--exact-batches"),
+                                            ({"io_precision": "fp16"}, "--io-precision fp16")])
+def test_trtexec_refuses_what_only_the_python_api_builds(tmp_path, options, named):
     trtexec_86 = tmp_path / "trtexec"
     trtexec_86.write_text("#!/bin/sh\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --help'\n")
     trtexec_86.chmod(0o755)
-    with pytest.raises(Unsupported, match="--exact-batches needs TensorRT's Python API"):
-        trtexec.Trtexec(str(trtexec_86)).build(_job(exact_batches=[1]))
+    with pytest.raises(Unsupported, match=f"^{named}: .* needs TensorRT's Python API"):
+        trtexec.Trtexec(str(trtexec_86)).build(_job(**options))
 
 
 def test_verification_gates_on_the_worst_profile(tmp_path, capsys):

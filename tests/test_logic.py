@@ -208,7 +208,7 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     (out / "timing.cache").write_bytes(b"tactics")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3",
-                     strict_timing_cache=True, exact_batches=(1, 64))
+                     strict_timing_cache=True, exact_batches=(1, 64), io_precision="fp16")
     reproduce.write(out, plan, "engine", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
     (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
     (bin_dir / "trtkit").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] || echo \"$@\" > {tmp_path}/args\n")
@@ -220,7 +220,7 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     assert ran.returncode == 0, ran.stderr
     args = (tmp_path / "args").read_text().split()
     assert args[args.index("--timing-cache") + 1] == str(out / "timing.cache") and "--strict-timing-cache" in args
-    assert args[args.index("--exact-batches") + 1] == "1,64"
+    assert args[args.index("--exact-batches") + 1] == "1,64" and args[args.index("--io-precision") + 1] == "fp16"
     (out / "timing.cache").write_bytes(b"other tactics")
     ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, env=env, capture_output=True,
                          text=True)

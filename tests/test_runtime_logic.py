@@ -1076,6 +1076,26 @@ def test_other_inputs_go_through_staging(monkeypatch, fake_cuda, tmp_path, why):
     assert closed_cleanly(engine, trt)
 
 
+@pytest.mark.parametrize("batch", [10, 300])
+def test_pinned_copy_makes_inputs_of_the_engines_types_that_go_straight_to_the_gpu(monkeypatch, fake_cuda, tmp_path,
+                                                                                  batch):
+    """float32 for the engine's float16 input a, float64 for its float32 input b: the copies are float16 and
+    float32, page-locked, by engine name, and predict() uploads each from where it is (a graph run and a
+    streamed one)."""
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, small_batch_bytes=40 * 14, stream_chunk_bytes=600,
+                              max_lanes=1)
+    a, b = inputs(batch)
+    pinned = engine.pinned_copy({"b": b, "a": a})
+    assert {name: x.dtype for name, x in pinned.items()} == {"a": F16, "b": F32}
+    assert all(fake_cuda.is_page_locked(x.ctypes.data, x.nbytes) for x in pinned.values())
+    np.testing.assert_array_equal(pinned["a"], a.astype(F16))
+    before = len(fake_cuda.upload_sources)
+    assert_matches(engine.predict(pinned), a, b)
+    uploads = fake_cuda.upload_sources[before:]
+    assert all(any(_within(ptr, x) for ptr in uploads) for x in pinned.values())
+    assert closed_cleanly(engine, trt)
+
+
 def test_pinned_empty_is_freed_with_its_last_view(fake_cuda):
     freed = []
     x = runtime.pinned_empty((4, 3), np.float16)

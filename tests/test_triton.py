@@ -32,6 +32,14 @@ def test_an_engine_config_has_the_real_names_types_dims_and_the_profiles_batch()
     assert config.HasField("dynamic_batching")
 
 
+def test_an_engine_with_float16_io_is_served_as_float16_and_an_onnx_model_is_not():
+    half = dict(ENGINE, options={"shapes": {}, "io_precision": "fp16"})
+    config = parsed(config_text("origin_lstm", half, "tensorrt_plan"))
+    assert [t.data_type for t in (*config.input, *config.output)] == [model_config_pb2.TYPE_FP16] * 2
+    config = parsed(config_text("origin_lstm", dict(half, engine=None), "onnxruntime_onnx"))
+    assert [t.data_type for t in (*config.input, *config.output)] == [model_config_pb2.TYPE_FP32] * 2
+
+
 def test_an_onnx_config_takes_its_batch_from_shapes_and_marks_unknown_dims():
     names = json.loads(json.dumps(NAMES))
     names["inputs"][0]["shape"] = [None, None, 192]

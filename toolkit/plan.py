@@ -50,6 +50,7 @@ class BuildPlan:
     exact_batches: tuple[int, ...] = ()        # batch sizes that get a profile of their own, beside the full range
     optimization_level: int = 3                # TensorRT's builder optimisation level (8.6 and newer)
     unroll_lstm: bool = False                  # the ONNX export unrolls fixed-length LSTMs (trtkit_steps/onnx_lstm.py)
+    io_precision: str = "fp32"                 # of the engine's float inputs and outputs: fp16 halves their bytes
 
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
@@ -84,6 +85,7 @@ class BuildPlan:
             "exact_batches": list(self.exact_batches),
             "optimization_level": self.optimization_level,
             "unroll_lstm": self.unroll_lstm,
+            "io_precision": self.io_precision,
         }
 
     def options(self) -> dict:
@@ -103,4 +105,5 @@ class BuildPlan:
             "exact_batches": list(self.exact_batches),
             "optimization_level": self.optimization_level,
             "unroll_lstm": self.unroll_lstm,
+            "io_precision": self.io_precision,
         }

@@ -39,7 +39,7 @@ def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
         repository, tag = image.rsplit(":", 1)
         args += ["--image", repository, "--tag", tag]
     args += ["--target", target] if target else []
-    args += ["--precision", plan.precision, "--gpus", plan.options()["gpus"],
+    args += ["--precision", plan.precision, "--io-precision", plan.io_precision, "--gpus", plan.options()["gpus"],
              "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]
     args += ["--tf32"] * plan.tf32 + ["--trust-model"] * plan.trust_model
     for name, dims in plan.shapes.items():

@@ -1,7 +1,8 @@
 """--triton-repo DIR: a Triton Inference Server model repository from a build's output.
 
-    DIR/<model>/config.pbtxt     the real input and output names, data types and dims (the batch
-                                 dimension left out), max_batch_size, dynamic batching on
+    DIR/<model>/config.pbtxt     the real input and output names, data types (float16 for an engine
+                                 built with --io-precision fp16) and dims (the batch dimension left
+                                 out), max_batch_size, dynamic batching on
     DIR/<model>/1/model.plan     platform tensorrt_plan (or 1/model.onnx, onnxruntime_onnx)
 
 max_batch_size is the largest batch of the engine's optimization profile; an ONNX model has no
@@ -87,13 +88,19 @@ def config_text(name: str, manifest: Manifest, platform: str) -> str:
     names: Names | None = manifest["names"]
     if not names or any("shape" not in o or "dtype" not in o for o in names["outputs"]):
         raise TargetUnsupported("--triton-repo needs output shapes and types, which this build's manifest lacks")
-    tensors = {"input": [(i["name"], i["dtype"], i["shape"]) for i in names["inputs"]],
-               "output": [(o["name"], o["dtype"], o["shape"]) for o in names["outputs"]]}
+    half = platform == PLATFORMS["engine"][0] and manifest["options"].get("io_precision") == "fp16"
+    tensors = {role: [(t["name"], _served_dtype(t["dtype"], half), t["shape"]) for t in found]
+               for role, found in (("input", names["inputs"]), ("output", names["outputs"]))}
     lines = [f"# written by trtkit {__version__}", f"name: {json.dumps(name)}", f"platform: {json.dumps(platform)}",
              f"max_batch_size: {max_batch(manifest)}"]
     for role, specs in tensors.items():
         lines += [f"{role} [", ",\n".join(_tensor(*spec) for spec in specs), "]"]
     return "\n".join(lines + ["dynamic_batching { }", ""])
+
+
+def _served_dtype(dtype: str, half: bool) -> str:
+    """The type Triton serves: an engine built with --io-precision fp16 takes and gives float16 for float32."""
+    return "float16" if half and dtype == "float32" else dtype
 
 
 def _tensor(name: str, dtype: str, shape: list) -> str:

@@ -250,15 +250,13 @@ def _tensorrt_targets(work, inputs):
 
 
 def _runtime_targets(work, inputs):
-    """Engine.predict, numpy in and out: from the bench's arrays, and from page-locked copies of them (which the
-    GPU copies from where they are). trtkit checks the engine against this host elsewhere (check=False)."""
-    from trtkit_runtime.runtime import Engine, pinned_empty
+    """Engine.predict, numpy in and out: from the bench's arrays, and from page-locked copies of them in the
+    engine's types (which the GPU copies from where they are). trtkit checks the engine against this host
+    elsewhere (check=False)."""
+    from trtkit_runtime.runtime import Engine
     engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
     emit("bench_device", device="gpu: %s" % engine.host.gpu)
-    pinned = {}
-    for name, array in inputs.items():
-        pinned[name] = pinned_empty(array.shape, array.dtype, engine.device)
-        pinned[name][...] = array
+    pinned = engine.pinned_copy(inputs)
     return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None),
             (PINNED_INPUT, lambda: engine.predict(pinned, as_dict=True), None)]
 

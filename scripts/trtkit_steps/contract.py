@@ -78,6 +78,7 @@ def model_path(model_format, file_name):
         return WORK + "/" + ARTIFACTS + "/model.onnx"
     return MODEL_DIR + "/" + file_name
 PRECISIONS = ("fp32", "fp16", "int8")   # strict FP32 unless --tf32
+IO_PRECISIONS = ("fp32", "fp16")         # of an engine's float inputs and outputs (--io-precision)
 MODES = ("build", "inspect", "bench", "check")
 
 
@@ -91,7 +92,7 @@ def allowed_artifacts(target, bench):
 PLAN_KEYS = ("model", "model_format", "trust_model", "target", "mode", "precision", "tf32", "shapes", "sample_data",
              "calib_data", "atol", "workspace", "opset", "bench", "seed", "cache_dir", "disabled_tactic_sources",
              "timing_cache", "strict_timing_cache", "typical_batch", "exact_batches", "optimization_level",
-             "unroll_lstm")
+             "unroll_lstm", "io_precision")
 
 
 class PlanMismatch(ValueError):

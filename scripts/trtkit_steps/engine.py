@@ -132,7 +132,7 @@ def main(argv):
     gpu_name, capability = trt_cuda.device_info()
     backend = select_backend()
     emit("versions", tensorrt=backend.version)
-    check_precision(backend.major, settings.precision)
+    check_precision(backend.major, settings.precision, settings.io_precision)
 
     with step("engine-build") as build_step:
         job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
@@ -145,7 +145,7 @@ def main(argv):
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
          optimization_level=settings.optimization_level, typical_batch=plan["typical_batch"],
-         exact_batches=settings.exact_batches,
+         exact_batches=settings.exact_batches, io_precision=settings.io_precision,
          build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
          builder=backend.name, timing_cache_hit=loaded_sha256 is not None, timing_cache_loaded_sha256=loaded_sha256,
          timing_cache_pinned=bool(plan["timing_cache"]), strict_timing_cache=settings.strict_timing_cache,

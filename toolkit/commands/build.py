@@ -21,6 +21,7 @@ from ..plan import BuildPlan
 # The choices come from the contract, the one list both sides share.
 Target = Enum("Target", {name: name for name in contract.TARGETS}, type=str)  # type: ignore[misc]
 Precision = Enum("Precision", {name: name for name in contract.PRECISIONS}, type=str)  # type: ignore[misc]
+IoPrecision = Enum("IoPrecision", {name: name for name in contract.IO_PRECISIONS}, type=str)  # type: ignore[misc]
 # Options of one invocation, which a project file does not set.
 COMMAND_LINE_ONLY = ("model", "project_file", "force", "locked", "json_output")
 
@@ -36,6 +37,7 @@ def build(
     image: options.Image = options.DEFAULTS["image"],
     target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
     precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision("fp32"),
+    io_precision: Annotated[IoPrecision, typer.Option("--io-precision", help="Type of the engine's float inputs and outputs. fp16 halves the bytes copied to and from the GPU; trtkit.runtime still takes and returns float32, and copies a float16 input in page-locked memory straight to the GPU. Needs TensorRT's Python API.")] = IoPrecision("fp32"),
     tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
@@ -116,7 +118,7 @@ def plan_of(v: dict[str, Any]) -> BuildPlan:
         triton_repo=v["triton_repo"], locked=Path(LOCK_NAME).absolute() if v["locked"] else None,
         timing_cache=v["timing_cache"], strict_timing_cache=v["strict_timing_cache"],
         typical_batch=v["typical_batch"], exact_batches=tuple(options.parse_exact_batches(v["exact_batches"])),
-        optimization_level=v["opt_level"], unroll_lstm=v["unroll_lstm"],
+        optimization_level=v["opt_level"], unroll_lstm=v["unroll_lstm"], io_precision=v["io_precision"],
         **options.box_settings(v["trust_model"], v["memory"], v["timeout"]))
 
 

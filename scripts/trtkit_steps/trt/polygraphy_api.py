@@ -3,9 +3,11 @@
 Polygraphy is pinned by trtkit and shipped into the container beside these
 scripts, so every image runs the same version. What trtkit adds on top: the
 network's inputs must be the model's, tactic sources can be left out, INT8
-calibrates on fixed-size batches, and the timing cache is read and written
-where the step says.
+calibrates on fixed-size batches, float inputs and outputs can be float16
+(--io-precision), and the timing cache is read and written where the step says.
 """
+import numpy as np
+
 from trtkit_steps.common import StepError, Unsupported, first_line, read_bytes, write_atomic
 from trtkit_steps.trt.calibration import CALIBRATION_BATCH
 from trtkit_steps.trt.settings import check_optimization_level, major_of, tactic_mask
@@ -39,6 +41,7 @@ class PolygraphyApi(object):
                               f"(BuilderFlag.ERROR_ON_TIMING_CACHE_MISS); TensorRT {self.version} cannot")
         network = api.network_from_onnx_path(job.onnx)
         _check_network_inputs(network[1], job.settings.profiles)
+        _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
         engine = api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache)
         if not engine:
@@ -61,9 +64,14 @@ class PolygraphyApi(object):
             error_on_timing_cache_miss=settings.strict_timing_cache)
 
     def run(self, engine_path, batches, scratch, profile=0):
-        """[{output name: array}]: one inference per batch of host inputs, on optimization profile `profile`."""
+        """[{output name: array}]: one inference per batch of host inputs, on optimization profile `profile`. Inputs
+        are cast to the engine's types (float16 with --io-precision fp16, as trtkit.runtime casts them), and float16
+        outputs come back as float32, Keras' type."""
         with self.api.TrtRunner(self.load(engine_path), optimization_profile=profile) as runner:
-            return [{name: array.copy() for name, array in runner.infer(batch).items()} for batch in batches]
+            meta = runner.get_input_metadata(use_numpy_dtypes=False)
+            return [_as_keras_types(runner.infer({name: np.asarray(array, dtype=meta[name].dtype.numpy())
+                                                  for name, array in batch.items()}))
+                    for batch in batches]
 
     def load(self, engine_path):
         try:
@@ -91,6 +99,22 @@ def _check_network_inputs(network, profiles):
     names = sorted(network.get_input(i).name for i in range(network.num_inputs))
     if names != sorted(profiles):
         raise StepError(f"model.onnx has inputs {names} but io.json lists {sorted(profiles)}")
+
+
+def _as_keras_types(outputs):
+    """Copies of the outputs (the runner reuses its buffers), float16 as float32."""
+    return {name: array.astype(np.float32) if array.dtype == np.float16 else array.copy()
+            for name, array in outputs.items()}
+
+
+def _set_io_precision(trt, network, io_precision):
+    """--io-precision fp16: the network's float32 inputs and outputs become float16 (TensorRT converts inside)."""
+    if io_precision == "fp32":
+        return
+    for tensor in [network.get_input(i) for i in range(network.num_inputs)] + \
+            [network.get_output(i) for i in range(network.num_outputs)]:
+        if tensor.dtype == trt.float32:
+            tensor.dtype = trt.float16
 
 
 def _profile(api, profiles):

@@ -22,9 +22,18 @@ class BuildSettings(object):
         self.disabled_tactics = plan.get("disabled_tactic_sources")  # None: TensorRT's default sources
         self.strict_timing_cache = bool(plan.get("strict_timing_cache"))
         self.optimization_level = plan.get("optimization_level", DEFAULT_OPTIMIZATION_LEVEL)
+        self.io_precision = plan.get("io_precision") or "fp32"
         self.profiles = profiles    # the full range (profile 0)
         self.exact_batches = list(plan.get("exact_batches") or [])
         self.all_profiles = with_exact_batches(profiles, self.exact_batches)
+
+    def needing_python_api(self):
+        """The options asked for that only TensorRT's Python API builds (trtexec cannot, or trtkit does not run its
+        verification that way), each with why."""
+        asked = ((self.exact_batches, "--exact-batches: trtexec builds one optimization profile"),
+                 (self.io_precision != "fp32", f"--io-precision {self.io_precision}: trtkit verifies trtexec's "
+                                               "engines on float32 inputs"))
+        return [why for wanted, why in asked if wanted]
 
 
 class BuildJob(object):
@@ -43,12 +52,15 @@ class BuildJob(object):
         self.calibration = calibration
 
 
-def check_precision(trt_major, precision):
+def check_precision(trt_major, precision, io_precision="fp32"):
     if precision not in DEFAULT_ATOL:
         raise StepError(f"unknown precision {precision!r}: use fp32, fp16 or int8")
-    if trt_major >= 11 and precision != "fp32":
-        raise Unsupported(f"TensorRT {trt_major} builds strongly typed networks: the precision comes from the "
-                          f"ONNX model's types, so --precision {precision} cannot apply; use --precision fp32")
+    if io_precision not in ("fp32", "fp16"):
+        raise StepError(f"unknown I/O precision {io_precision!r}: use fp32 or fp16")
+    for option, value in (("--precision", precision), ("--io-precision", io_precision)):
+        if trt_major >= 11 and value != "fp32":
+            raise Unsupported(f"TensorRT {trt_major} builds strongly typed networks: the types come from the "
+                              f"ONNX model, so {option} {value} cannot apply; use {option} fp32")
 
 
 def timing_cache_name(trt_version, gpu_name, capability):

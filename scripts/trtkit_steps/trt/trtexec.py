@@ -146,9 +146,10 @@ class Trtexec(object):
         if job.settings.strict_timing_cache and not self.refuses_timing_cache_misses:
             raise Unsupported(f"--strict-timing-cache needs a trtexec that can refuse timing-cache misses "
                               f"(--errorOnTimingCacheMiss); this one, TensorRT {self.version}, cannot")
-        if job.settings.exact_batches:
-            raise Unsupported("--exact-batches needs TensorRT's Python API (8.0 or newer), which this image lacks: "
-                              "trtexec builds one optimization profile")
+        unbuildable = job.settings.needing_python_api()
+        if unbuildable:
+            raise Unsupported(f"{'; '.join(unbuildable)}. That needs TensorRT's Python API (8.0 or newer), which "
+                              "this image lacks")
         calibration_cache = None
         if job.calibration:
             if not job.calibration.reused:
