@@ -14,8 +14,8 @@
 #                   on the same machine, into $PROOF/baseline, for report.py --baseline.
 #   run.sh runtime  then: benchmarks/runtime_check.py (trtkit.runtime) on the engines, in the same image.
 #   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 with the default profile
-#                   (OPT 1024), exported with its LSTM node (the default) and unrolled (--unroll-lstm), and
-#                   with --exact-batches 1,64,1024 (a profile of its own for each).
+#                   (OPT 1024), with --exact-batches 1,64,1024 (a profile of its own for each), and with those
+#                   and --io-precision fp16 (float16 inputs and outputs).
 #   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
 #                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
@@ -106,9 +106,10 @@ if [ "$PHASE" = goals-builds ]; then
   mkdir -p "$PROOF" "$BUILDS"
   GPU=("${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine --precision fp16)
   run goals-build-lstm build "$WORK/origin_lstm" "${GPU[@]}" --out "$BUILDS/goals-lstm"
-  run goals-build-unrolled build "$WORK/origin_lstm_unrolled" "${GPU[@]}" --out "$BUILDS/goals-unrolled"
   run goals-build-lstm-exact build "$WORK/origin_lstm" "${GPU[@]}" --exact-batches 1,64,1024 \
     --out "$BUILDS/goals-lstm-exact"
+  run goals-build-lstm-half build "$WORK/origin_lstm" "${GPU[@]}" --exact-batches 1,64,1024 --io-precision fp16 \
+    --out "$BUILDS/goals-lstm-half"
   pack
   exit 0
 fi
@@ -156,16 +157,15 @@ if [ "$PHASE" = study-exact ]; then
 fi
 
 if [ "$PHASE" = goals ]; then
-  runtime_check goals-lstm 1,64,1024,100000
-  runtime_check goals-unrolled 1,64,1024
-  runtime_check goals-lstm-exact 1,64,1024,100000
+  for build in goals-lstm goals-lstm-exact goals-lstm-half; do runtime_check "$build" 1,64,1024,100000; done
   echo "=== frameworks" | tee -a "$PROOF/proof.log"
   python3 -m pip install -q --no-index --no-deps --target /tmp/site-keras "${KERAS_WHEELS:?}"/*.whl &&
   PYTHONPATH=/tmp/site-keras:$PYTHONPATH KERAS_BACKEND=torch python3 benchmarks/frameworks.py \
     "$WORK/origin_lstm.h5" "$WORK/origin_lstm" 1,64,1024,100000 > "$PROOF/frameworks.jsonl" 2> "$PROOF/frameworks.log"
   echo "=== frameworks: exit $?" | tee -a "$PROOF/proof.log"
   python3 benchmarks/runtime_goals.py "$PROOF/frameworks.jsonl" "lstm=$PROOF/runtime-goals-lstm.jsonl" \
-    "unrolled=$PROOF/runtime-goals-unrolled.jsonl" "lstm-exact=$PROOF/runtime-goals-lstm-exact.jsonl" > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
+    "lstm-exact=$PROOF/runtime-goals-lstm-exact.jsonl" "lstm-half=$PROOF/runtime-goals-lstm-half.jsonl" \
+    > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
   cat "$PROOF/goals.md" >> "$PROOF/proof.log"
   pack
   exit 0
