@@ -217,7 +217,7 @@ def test_check_false_skips_the_checks(tmp_path):
 
 
 @pytest.mark.parametrize("option", [{"graph_cache_size": 0}, {"max_lanes": 0}, {"stream_chunk_bytes": 0},
-                                    {"small_batch_bytes": -1}])
+                                    {"small_batch_bytes": -1}, {"fill_threads": 0}])
 def test_options_are_checked_first(tmp_path, option):
     with pytest.raises(ValueError, match="1 or more|at least 1"):
         Engine(tmp_path / "missing.plan", **option)
@@ -391,9 +391,11 @@ def test_batches_beyond_the_profile_are_split_even_when_small():
 
 @pytest.mark.parametrize("total, rows, low, sizes", [
     (10, 10, 1, [10]), (10, 4, 1, [4, 4, 2]), (9, 4, 3, [3, 3, 3]), (12, 4, 4, [4, 4, 4]), (1, 100, 1, [1]),
-    (11, 4, 2, [4, 4, 3]), (9, 4, 2, [4, 3, 2]), (100000, 7943, 1, [7943] * 12 + [4684])])
+    (11, 4, 2, [4, 4, 3]), (9, 4, 2, [4, 3, 2]), (100000, 7943, 1, [7943] * 12 + [4684]),
+    # rows at the profile's smallest batch (a few rows fill a chunk): the rest joins longer runs, up to the max
+    (12, 8, 8, [12]), (70, 8, 8, [8, 9, 9, 9, 8, 9, 9, 9])])
 def test_plan_chunks(total, rows, low, sizes):
-    chunks = runtime.plan_chunks(total, rows, low)
+    chunks = runtime.plan_chunks(total, rows, low, 64)
     assert [stop - start for start, stop in chunks] == sizes
     assert chunks[0][0] == 0 and chunks[-1][1] == total
 
@@ -403,7 +405,24 @@ def test_plan_chunks(total, rows, low, sizes):
     (0, 8, 1, "at least one row")])
 def test_plan_chunks_refuses(total, rows, low, message):
     with pytest.raises(ValueError, match=message):
-        runtime.plan_chunks(total, rows, low)
+        runtime.plan_chunks(total, rows, low, rows)
+
+
+def test_a_streamed_batch_within_the_profile_runs_even_where_chunks_of_its_bytes_cannot_split_it():
+    """Rows of 12 MiB on a profile of 8 to 64: 64 MiB chunks would be 5 rows, raised to the smallest batch, 8.
+    12 rows run once (the buffers are made for them), 70 in eight runs of 8 or 9."""
+    profile = {"x": ProfileRange((8, 3, 1024, 1024), (32, 3, 1024, 1024), (64, 3, 1024, 1024))}
+    for batch, runs in ((12, [12]), (70, [8, 9, 9, 9, 8, 9, 9, 9])):
+        plan = runtime.plan_call([profile], {"x": (batch, 3, 1024, 1024)}, 12 << 20, 16 << 20, 64 << 20)
+        assert [stop - start for start, stop in plan.chunks] == runs and plan.buffer_rows == max(8, *runs)
+
+
+def test_a_batch_between_profiles_runs_on_one_whose_smallest_batch_it_reaches():
+    small, large = {"x": ProfileRange((1, 8), (4, 8), (8, 8))}, {"x": ProfileRange((65, 8), (128, 8), (256, 8))}
+    plan = runtime.plan_call([small, large], {"x": (30, 8)}, 32, 16 << 20, 64 << 20)
+    assert plan.profile == 0 and [stop - start for start, stop in plan.chunks] == [8, 8, 8, 6]
+    with pytest.raises(ValueError, match="a batch of 30 is under the smallest batch of every optimization profile"):
+        runtime.plan_call([large], {"x": (30, 8)}, 32, 16 << 20, 64 << 20)
 
 
 def test_stream_rows_stay_within_the_profile():
@@ -915,6 +934,42 @@ def assert_matches(outputs, a, b):
     np.testing.assert_array_equal(outputs[1], double)
 
 
+@pytest.mark.parametrize("manifest", [
+    "{not json",
+    json.dumps({"artifacts": [{"name": "two.plan", "kind": "engine"}], "engine": {"tensorrt": "8.6.1"}}),
+    json.dumps({"artifacts": [{"name": "two.plan", "kind": "engine"}],
+                "engine": {"tensorrt": "8.6.1", "gpu": H100[0], "compute_capability": H100[1]},
+                "names": {"inputs": [{"name": "lstm_1_input"}]}})])
+def test_check_false_loads_by_the_engines_own_names_where_the_manifest_cannot_serve(monkeypatch, fake_cuda, tmp_path,
+                                                                                   manifest):
+    """Not JSON, no GPU recorded, names the engine lacks: refused when checked, a warning with check=False."""
+    (tmp_path / "trtkit.json").write_text(manifest)
+    with pytest.raises(IncompatibleEngine):
+        fake_engine(monkeypatch, fake_cuda, tmp_path)
+    with pytest.warns(RuntimeWarning, match="check=False"):
+        engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, check=False)
+    a, b = inputs(5)
+    assert_matches(engine.predict([a, b]), a, b)
+    assert closed_cleanly(engine, trt)
+
+
+def test_close_from_two_threads_at_once_frees_everything_once(monkeypatch, fake_cuda, tmp_path):
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, profiles=2)
+    engine.predict(list(inputs(5)))
+    engine.predict(list(inputs(100)))       # the second profile's lane
+    close_lane = runtime._Lane.close
+
+    def slow_close(lane):
+        time.sleep(0.1)
+        close_lane(lane)
+
+    monkeypatch.setattr(runtime._Lane, "close", slow_close)
+    with ThreadPoolExecutor(2) as threads:
+        for done in [threads.submit(engine.close) for _ in range(2)]:
+            done.result()
+    assert closed_cleanly(engine, trt)
+
+
 def test_the_simulation_enforces_one_context_per_profile(fake_cuda):
     """As TensorRT 8.6 did on an H200: a second context cannot select profile 0 while the first lives."""
     trt = FakeTensorRT(fake_cuda, profiles=2)
@@ -1011,7 +1066,7 @@ def test_large_batches_stream_in_chunks_into_one_result(monkeypatch, fake_cuda, 
     a, b = inputs(batch)
     outputs = engine.predict([a, b])
     assert_matches(outputs, a, b)
-    assert trt.executions == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1))
+    assert trt.executions == len(runtime.plan_chunks(batch, runtime.stream_rows(3 * 2 + 2 * 4, 1, 64, 600), 1, 64))
     assert closed_cleanly(engine, trt)
 
 
@@ -1265,7 +1320,7 @@ def test_runtime_goals_divides_one_gpus_figures_only(monkeypatch, fake_cuda, tmp
     rc, lines, _ = run_check(monkeypatch, fake_cuda, tmp_path, capsys)
     assert lines[1]["batch"] == 1
     # The simulation's host time varies with the machine: fixed here. 5 ms / 0.25 is 20x, 5 / 0.125 40x.
-    lines[1]["median_ms"], lines[1]["median_ms_pinned_input"] = 0.25, 0.125
+    lines[1]["median_ms"], lines[1]["median_ms_engine_types"], lines[1]["median_ms_pinned_input"] = 0.25, 0.5, 0.125
     runtime_lines = tmp_path / "runtime.jsonl"
     runtime_lines.write_text("\n".join(json.dumps(line) for line in lines))
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -1279,7 +1334,7 @@ def test_runtime_goals_divides_one_gpus_figures_only(monkeypatch, fake_cuda, tmp
     table = capsys.readouterr().out
     # batch 1: GPU time 0.25 ms (the simulation's) against PyTorch's 0.05: not met; Keras 5 ms / runtime's median
     assert "| 1 | 0.25 | 0.05 | 0.05 | 0.20 | **not met** |" in table
-    assert "| 1 | 5 | 0.25 | 20.0 | 0.125 | 40.0 | met from a pinned input |" in table
+    assert "| 1 | 5 | 0.25 (20.0x) | 0.5 (10.0x) | 0.125 (40.0x) | met from a page-locked copy |" in table
     assert "| 200 | 1000 |" in table and "| fill threads | chunk MB | median ms |" in table
     frameworks.write_text("\n".join(json.dumps(line) for line in _frameworks_lines("NVIDIA A100", [1])))
     with pytest.raises(SystemExit, match="not divided"):

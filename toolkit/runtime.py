@@ -120,8 +120,13 @@ def locate(path: str) -> tuple[str, str | None]:
 
 def read_manifest(path: str, plan_name: str) -> Manifest | None:
     """The engine's record in trtkit.json; None when that manifest lists no engine of this plan's name."""
-    with open(path) as f:
-        manifest = json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except ValueError as e:  # JSONDecodeError and undecodable bytes alike
+        raise IncompatibleEngine(f"{path} is not a trtkit manifest ({e})") from None
+    if not isinstance(manifest, dict):
+        raise IncompatibleEngine(f"{path} is not a trtkit manifest (not a JSON object)")
     artifact = next((a for a in manifest.get("artifacts") or [] if a.get("name") == plan_name), None)
     if artifact is None or artifact.get("kind") != "engine":
         return None
@@ -133,6 +138,21 @@ def read_manifest(path: str, plan_name: str) -> Manifest | None:
     image = (manifest.get("image") or {}).get("reference", "IMAGE")
     built = Built(engine["tensorrt"], engine["gpu"], engine["compute_capability"], source, image)
     return Manifest(built, manifest.get("names") or {}, artifact.get("sha256"))
+
+
+def load_manifest(path: str | None, plan_name: str, check: bool) -> Manifest | None:
+    """read_manifest; with check off, a manifest it cannot use is ignored with a warning (the engine then goes
+    by its own tensor names), as check=False promises to load the engine unchecked."""
+    if path is None:
+        return None
+    try:
+        return read_manifest(path, plan_name)
+    except (OSError, IncompatibleEngine) as e:
+        if check:
+            raise
+        warnings.warn(f"trtkit.runtime: {e}; check=False, so the engine loads by its own names", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 def check_plan_digest(plan: bytes, manifest: Manifest, plan_path: str) -> None:
@@ -312,8 +332,8 @@ def _fits_apart_from_batch(rng: ProfileRange, shape: tuple[int, ...]) -> bool:
 
 def select_profile(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str, tuple[int, ...]]) -> int:
     """The profile with the narrowest batch range that takes these shapes, batch included (the first of equals):
-    a profile for exactly this batch (build --exact-batches) has kernels chosen for it. Else the one that takes
-    them in the largest runs (the batch is then split)."""
+    a profile for exactly this batch (build --exact-batches) has kernels chosen for it. Else, of those whose
+    smallest batch it reaches, the one that takes it in the largest runs (the batch is then split)."""
     fitting = [i for i, profile in enumerate(profiles)
                if all(_fits_apart_from_batch(profile[name], shape) for name, shape in shapes.items())]
     if not fitting:
@@ -326,7 +346,12 @@ def select_profile(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str
     holding = [i for i in fitting if batch_range(profiles[i])[0] <= batch <= batch_range(profiles[i])[1]]
     if holding:
         return min(holding, key=lambda i: batch_range(profiles[i])[1] - batch_range(profiles[i])[0])
-    return max(fitting, key=lambda i: batch_range(profiles[i])[1])
+    reached = [i for i in fitting if batch_range(profiles[i])[0] <= batch]
+    if not reached:
+        raise ValueError(f"a batch of {batch} is under the smallest batch of every optimization profile that fits "
+                         f"its shapes ({', '.join(str(batch_range(profiles[i])[0]) for i in fitting)}); rebuild "
+                         "with --shapes whose batch range starts lower")
+    return max(reached, key=lambda i: batch_range(profiles[i])[1])
 
 
 def stream_rows(row_bytes: int, low: int, high: int, chunk_bytes: int) -> int:
@@ -334,11 +359,13 @@ def stream_rows(row_bytes: int, low: int, high: int, chunk_bytes: int) -> int:
     return max(1, low, min(high, chunk_bytes // max(row_bytes, 1)))
 
 
-def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
-    """[(start, stop)]: the fewest runs of at most `rows` rows that cover `total`, none under `low` (the profile's
-    smallest batch). As few sizes as can be: runs of `rows`, then what is left (shared with the run before it when
-    it alone would be under `low`). Each change of size makes the stream wait and TensorRT set up the new shape:
-    on an H100, runs of 7692 and 7693 rows in turn spent 22 of the 53 ms of a batch of 100000 there."""
+def plan_chunks(total: int, rows: int, low: int, high: int) -> list[tuple[int, int]]:
+    """[(start, stop)]: runs of `rows` rows that cover `total`, each a batch the profile takes (`low` to `high`).
+    As few sizes as can be: runs of `rows`, then what is left (shared with the run before it when it alone would be
+    under `low`). Each change of size makes the stream wait and TensorRT set up the new shape: on an H100, runs of
+    7692 and 7693 rows in turn spent 22 of the 53 ms of a batch of 100000 there. Where the rest cannot make a run
+    of `low` (rows close to low), the rows are spread evenly over as many runs of `rows` as take `low` each, longer
+    runs (up to `high`) where they must."""
     if total < 1:
         raise ValueError("predict() needs at least one row")
     runs = -(-total // rows)
@@ -347,8 +374,9 @@ def plan_chunks(total: int, rows: int, low: int) -> list[tuple[int, int]]:
     if last < low and runs > 1 and rows + last - low >= low:
         sizes[-2:] = [rows + last - low, low]
     elif last < low:
-        if total // runs < low:
-            raise ValueError(f"the engine runs batches of {low} to {rows} rows: {total} rows cannot be split "
+        runs = min(runs, total // low)
+        if runs < 1 or -(-total // runs) > high:
+            raise ValueError(f"the engine runs batches of {low} to {high} rows: {total} rows cannot be split "
                              "into such runs")
         return even_ranges(total, runs)
     bounds = [0, *itertools.accumulate(sizes)]
@@ -386,7 +414,8 @@ def plan_call(profiles: Sequence[dict[str, ProfileRange]], shapes: dict[str, tup
     if low <= batch <= high and batch * row_bytes <= small_bytes:
         return CallPlan(profile, [(0, batch)], max(batch, min(high, small_bytes // max(row_bytes, 1))), small=True)
     rows = stream_rows(row_bytes, low, high, chunk_bytes)
-    return CallPlan(profile, plan_chunks(batch, rows, low), rows, small=False)
+    chunks = plan_chunks(batch, rows, low, high)
+    return CallPlan(profile, chunks, max(rows, *(stop - start for start, stop in chunks)), small=False)
 
 
 # --- bounded caches and the lane pool (no GPU here) ---------------------------
@@ -480,8 +509,14 @@ class LanePool:
                 self._changed.wait()
             lanes = [lane for free in self._free.values() for lane in free]
             self._free, self._made = {}, {}
+        failures = []
         for lane in lanes:
-            destroy(lane)
+            try:
+                destroy(lane)
+            except BaseException as e:  # the other lanes are still freed
+                failures.append(e)
+        if failures:
+            raise failures[0]
 
 
 # --- TensorRT -----------------------------------------------------------------
@@ -926,7 +961,8 @@ class _Lane:
         if self.small is not None:
             self.small.free()
             self.small = None
-        self.small = _Staging({name: size // batch * rows for name, size in needed.items()})
+        # Made for `rows` rows; a tensor without the batch first (its size does not grow with it) keeps its own.
+        self.small = _Staging({name: max(size, size // batch * rows) for name, size in needed.items()})
 
     def _sizes(self, shapes: dict, output_shapes: dict) -> dict[str, int]:
         """Bytes of each input and output at these shapes."""
@@ -987,12 +1023,15 @@ class _Lane:
 
     def _record(self, shapes: dict, output_shapes: dict, direct: frozenset) -> cuda.GraphExec | None:
         """The copy-in, run and copy-out, recorded (not run) as a CUDA graph; None when not capturable."""
-        ran = False
         cuda.begin_capture(self.compute)
         try:
             ran = self._enqueue_small(shapes, output_shapes, direct)
-        finally:
-            graph = cuda.end_capture(self.compute)
+        except BaseException:
+            captured = cuda.end_capture(self.compute)
+            if captured is not None:
+                cuda.destroy_graph(captured)
+            raise
+        graph = cuda.end_capture(self.compute)
         if graph is None:
             return None
         try:
@@ -1164,14 +1203,15 @@ class Engine:
                  check: bool = True, time_device: bool = False,
                  _probe: Callable[[int], Host] = probe_host):
         self._options = _Options(graphs, graph_cache_size, small_batch_bytes, stream_chunk_bytes,
-                                 fill_threads or min(FILL_THREADS, os.cpu_count() or 1), time_device)
+                                 min(FILL_THREADS, os.cpu_count() or 1) if fill_threads is None else fill_threads,
+                                 time_device)
         self.last_device_ms: float | None = None
         if max_lanes < 1:
             raise ValueError("max_lanes must be at least 1")
         plan_path, manifest_path = locate(os.fspath(path))
         with open(plan_path, "rb") as f:
             plan = f.read()
-        manifest = read_manifest(manifest_path, os.path.basename(plan_path)) if manifest_path else None
+        manifest = load_manifest(manifest_path, os.path.basename(plan_path), check)
         self.device = device
         self.host = _probe(device)  # before TensorRT loads anything: its own errors say less
         self.built = manifest.built if manifest is not None else None
@@ -1184,13 +1224,26 @@ class Engine:
         trt = _import_tensorrt()
         with cuda.current(device):
             self._loaded = _Loaded(trt, plan)
-        self.inputs, self.outputs = tensor_specs(self._loaded.io(), manifest.names if manifest else None)
+        self.inputs, self.outputs = self._specs(manifest, check)
         self.profiles = self._loaded.profiles(self.inputs)
         per_profile = self._loaded.contexts_per_profile(max_lanes)
         self._lanes = LanePool(functools.partial(self._new_lane, per_profile), max_lanes, per_profile)  # on first use
         self._fill = ThreadPoolExecutor(self._options.fill_threads, "trtkit-fill")
+        self._closing = threading.Lock()
         # Plans by shape (pure, and thread-safe to cache): working one out was a fifth of a small call's host time.
         self._plan = functools.lru_cache(maxsize=graph_cache_size)(self._plan_for)
+
+    def _specs(self, manifest: Manifest | None, check: bool) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """The inputs and outputs by the manifest's names; with check off, by the engine's own where those do not
+        match it."""
+        try:
+            return tensor_specs(self._loaded.io(), manifest.names if manifest else None)
+        except IncompatibleEngine as e:
+            if check:
+                raise
+            warnings.warn(f"trtkit.runtime: {e}; check=False, so the engine's own names are used", RuntimeWarning,
+                          stacklevel=3)
+            return tensor_specs(self._loaded.io(), None)
 
     def _plan_for(self, shapes_in_order: tuple[tuple[int, ...], ...]) -> CallPlan:
         """How a call with these input shapes (in input order) runs; kept per shape by __init__'s cache."""
@@ -1228,11 +1281,11 @@ class Engine:
 
     def close(self) -> None:
         """Wait for running calls, then free the lanes (their graphs, contexts and memory), the engine, its runtime
-        and the fill threads, in that order."""
-        with cuda.current(self.device):
+        and the fill threads, in that order. Calls from several threads at once free them once, in turn."""
+        with self._closing, cuda.current(self.device):
             self._lanes.close(_Lane.close)
             self._loaded.close()
-        self._fill.shutdown()
+            self._fill.shutdown()
 
     def __enter__(self) -> Engine:
         return self

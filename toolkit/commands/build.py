@@ -37,7 +37,7 @@ def build(
     image: options.Image = options.DEFAULTS["image"],
     target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
     precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision("fp32"),
-    io_precision: Annotated[IoPrecision, typer.Option("--io-precision", help="Type of the engine's float inputs and outputs. fp16 halves the bytes copied to and from the GPU; trtkit.runtime still takes and returns float32, and copies a float16 input in page-locked memory straight to the GPU. Needs TensorRT's Python API.")] = IoPrecision("fp32"),
+    io_precision: Annotated[IoPrecision, typer.Option("--io-precision", help="Type of the engine's float inputs and outputs. fp16 halves the bytes copied to and from the GPU, for data that is float16 already: trtkit.runtime takes float32 too, but converts it on the host, which costs more than the copy saves (docs/runtime.md). Needs TensorRT's Python API.")] = IoPrecision("fp32"),
     tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
     shapes: options.Shapes = None,
     gpus: options.Gpus = options.DEFAULTS["gpus"],
