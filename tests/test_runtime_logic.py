@@ -119,7 +119,7 @@ def test_another_tensorrt_names_both_ways_out():
     message = str(e.value)
     assert "built with TensorRT 8.6.1 and this host has TensorRT 10.0.1" in message
     assert "Install TensorRT 8.6.1 here (pip install 'tensorrt==8.6.1.*')" in message
-    assert ("trtkit build /models/origin_lstm.h5 --target engine --image <an image with TensorRT 10.0.1> "
+    assert ("trtkit build /models/origin_lstm.h5 --target engine --image REPO --tag <a tag with TensorRT 10.0.1> "
             "--gpus all") in message
 
 
@@ -129,7 +129,18 @@ def test_another_compute_capability_cannot_load():
     message = str(e.value)
     assert "built for sm 9.0 and this GPU is sm 8.0" in message
     assert "here TensorRT 8.6.1 on NVIDIA A100-SXM4-80GB, sm 8.0" in message
-    assert "trtkit build /models/origin_lstm.h5 --target engine --image nvcr.io/nvidia/tensorrt:23.10-py3" in message
+    assert ("trtkit build /models/origin_lstm.h5 --target engine --image nvcr.io/nvidia/tensorrt --tag 23.10-py3 "
+            "--gpus all") in message
+
+
+@pytest.mark.parametrize("image", ["nvcr.io/nvidia/tensorrt:23.10-py3", "localhost:5000/trt:8.6-py3",
+                                   "trtkit/tensorrt@sha256:" + "a" * 64])
+def test_the_rebuild_command_names_the_image_as_trtkit_build_takes_it(image):
+    """The runtime ships alone, so it spells the image its own way: the same as reproduce.sh and trtkit check."""
+    from trtkit import options, reproduce
+    args = reproduce.image_arguments(image)
+    assert runtime._image_arguments(image) == " ".join(args)
+    assert options.image_reference(args[1], args[3] if len(args) > 2 else None) == image
 
 
 def test_another_gpu_of_the_same_capability_loads_with_a_warning():

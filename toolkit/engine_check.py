@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import InvalidModel, TargetUnsupported
 from .exported import MANIFEST_NAME, check_plain
+from .reproduce import image_arguments
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def recorded(out_dir: Path, manifest: dict) -> EngineRecord:
 
 def rebuild_hint(out_dir: Path, manifest: dict, image: str) -> str:
     source = (manifest.get("earlier_build") or {}).get("path") or manifest["model"]["path"]
-    return f"rebuild here: trtkit build {source} --target engine --image {image} --gpus all"
+    return f"rebuild here: trtkit build {source} --target engine {' '.join(image_arguments(image))} --gpus all"
 
 
 def version_mismatch(built: EngineRecord, tensorrt_here: str | None) -> str | None:

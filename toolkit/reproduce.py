@@ -29,15 +29,18 @@ def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
     return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
 
 
+def image_arguments(image: str) -> list[str]:
+    """`--image REPO --tag TAG` for REPO:TAG (the command line takes the tag apart), `--image REPO@sha256:...`."""
+    if "@" in image:
+        return ["--image", image]
+    repository, tag = image.rsplit(":", 1)
+    return ["--image", repository, "--tag", tag]
+
+
 def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
     """The arguments of `trtkit build` with every option explicit but the out folder (and the target when
     None: the build chooses it)."""
-    args = [str(plan.model.path)]
-    if "@" in image:
-        args += ["--image", image]
-    else:
-        repository, tag = image.rsplit(":", 1)
-        args += ["--image", repository, "--tag", tag]
+    args = [str(plan.model.path), *image_arguments(image)]
     args += ["--target", target] if target else []
     args += ["--precision", plan.precision, "--io-precision", plan.io_precision, "--gpus", plan.options()["gpus"],
              "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]

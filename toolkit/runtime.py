@@ -188,19 +188,31 @@ def compatibility(built: Built, here: Host) -> str | None:
             f"the engine cannot load here: it was built with TensorRT {built.tensorrt} and this host has TensorRT "
             f"{here.tensorrt} ({where}). Install TensorRT {built.tensorrt} here (pip install "
             f"'tensorrt=={'.'.join(map(str, tensorrt_release(built.tensorrt)))}.*'), or rebuild it with an image "
-            f"whose TensorRT is {here.tensorrt}: {_rebuild(built, f'<an image with TensorRT {here.tensorrt}>')}")
+            f"whose TensorRT is {here.tensorrt}: "
+            f"{_rebuild(built, f'--image REPO --tag <a tag with TensorRT {here.tensorrt}>')}")
     if built.compute_capability != here.compute_capability:
         raise IncompatibleEngine(
             f"the engine cannot load here: it was built for sm {built.compute_capability} and this GPU is sm "
-            f"{here.compute_capability} ({where}). Rebuild it on this GPU: {_rebuild(built, built.image)}")
+            f"{here.compute_capability} ({where}). Rebuild it on this GPU: "
+            f"{_rebuild(built, _image_arguments(built.image))}")
     if built.gpu != here.gpu:
         return (f"the engine loads here, but it was tuned on {built.gpu} (sm {built.compute_capability}), not "
-                f"{here.gpu}: rebuild on this GPU for its best speed: {_rebuild(built, built.image)}")
+                f"{here.gpu}: rebuild on this GPU for its best speed: "
+                f"{_rebuild(built, _image_arguments(built.image))}")
     return None
 
 
-def _rebuild(built: Built, image: str) -> str:
-    return f"trtkit build {built.source} --target engine --image {image} --gpus all"
+def _rebuild(built: Built, image_arguments: str) -> str:
+    return f"trtkit build {built.source} --target engine {image_arguments} --gpus all"
+
+
+def _image_arguments(image: str) -> str:
+    """How trtkit build names an image: --image REPO --tag TAG, or --image REPO@sha256:... (pinned). The
+    runtime ships without the rest of trtkit, so reproduce.image_arguments is not at hand."""
+    repository, colon, tag = image.rpartition(":")
+    if "@" in image or not colon or "/" in tag:
+        return f"--image {image}"
+    return f"--image {repository} --tag {tag}"
 
 
 # --- names: by position, engine name or Keras name ----------------------------
