@@ -1,6 +1,7 @@
 """Issue 7, pure logic: what comes back from a container, events, --out rules, usage errors (no Docker)."""
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -154,6 +155,14 @@ def test_protected_places(tmp_path):
             refuse_protected(out, protected)
     refuse_protected(tmp_path / "elsewhere", protected)
     refuse_protected(tmp_path / "home" / "project" / "out", protected)   # inside $HOME is fine
+
+
+@pytest.mark.parametrize("out", ["/", "/etc", "/usr", "/mnt/data"])
+def test_a_top_level_folder_or_a_mount_point_is_never_an_output(monkeypatch, out):
+    monkeypatch.setattr(os.path, "ismount", lambda path: str(path) == "/mnt/data")
+    with pytest.raises(OutputNotWritable, match="a top-level folder or a mount point is never replaced"):
+        refuse_protected(Path(out), {})
+    refuse_protected(Path("/mnt/data/out"), {})
 
 
 @pytest.fixture

@@ -31,7 +31,11 @@ def protected_paths(model: Path | None, cache: Path) -> dict[str, Path]:
 
 
 def refuse_protected(out_dir: Path, protected: dict[str, Path]) -> None:
-    """--out may never be, or hold, these; nor lie inside the model (a SavedModel folder)."""
+    """--out may never be, or hold, these; nor lie inside the model (a SavedModel folder); nor be a top-level
+    folder or a mount point (`--out /usr --force` is a typo, not a wish)."""
+    if len(out_dir.parts) <= 2 or os.path.ismount(out_dir):
+        raise OutputNotWritable(f"refusing to write the output folder {out_dir}: a top-level folder or a mount "
+                                "point is never replaced", hint="choose a folder inside it")
     for what, path in protected.items():
         if path == out_dir or out_dir in path.parents or (what == "the model" and path in out_dir.parents):
             raise OutputNotWritable(f"refusing to write the output folder {out_dir}: replacing it would "
