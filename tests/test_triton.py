@@ -6,8 +6,8 @@ from conftest import STANDIN_ARGS
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from trtkit.errors import TargetUnsupported
-from trtkit.triton import config_text
+from trtkit.errors import OutputNotWritable, TargetUnsupported
+from trtkit.triton import config_text, write
 
 NAMES = {"inputs": [{"name": "lstm_1_input", "keras_tensor": "", "frozen": "", "imported": "",
                      "shape": [None, 11, 192], "dtype": "float32"}],
@@ -38,6 +38,21 @@ def test_an_engine_with_float16_io_is_served_as_float16_and_an_onnx_model_is_not
     assert [t.data_type for t in (*config.input, *config.output)] == [model_config_pb2.TYPE_FP16] * 2
     config = parsed(config_text("origin_lstm", dict(half, engine=None), "onnxruntime_onnx"))
     assert [t.data_type for t in (*config.input, *config.output)] == [model_config_pb2.TYPE_FP32] * 2
+
+
+def test_files_put_in_the_model_folder_during_the_build_are_kept_without_force(tmp_path):
+    """The folder was checked before the build; what appeared there since is checked again before replacing."""
+    out, folder = tmp_path / "out", tmp_path / "repo" / "origin_lstm"
+    out.mkdir()
+    (out / "model.plan").write_bytes(b"engine")
+    (folder / "2").mkdir(parents=True)
+    (folder / "2" / "model.onnx").write_text("someone else's")
+    with pytest.raises(OutputNotWritable, match="holds files trtkit did not write"):
+        write(folder, out, ENGINE, force=False)
+    assert (folder / "2" / "model.onnx").read_text() == "someone else's"
+    write(folder, out, ENGINE, force=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["1", "config.pbtxt"]
+    assert (folder / "1" / "model.plan").read_bytes() == b"engine"
 
 
 def test_an_onnx_config_takes_its_batch_from_shapes_and_marks_unknown_dims():

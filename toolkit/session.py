@@ -117,7 +117,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
     if build_key and not finished:
         build_cache.keep(published, build_key)
     if triton_folder:
-        triton.write(triton_folder, published, manifest)
+        triton.write(triton_folder, published, manifest, plan.force)
         show(f"Triton model: {triton_folder}")
     return BuildOutcome(published, manifest)
 

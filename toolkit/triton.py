@@ -34,11 +34,15 @@ def model_folder(repo: Path, model_name: str, target: str, force: bool, protecte
         raise TargetUnsupported(f"--triton-repo serves TensorRT engines and ONNX models, not --target {target}")
     folder = repo.expanduser().resolve() / safe_name(model_name)
     refuse_protected(folder, protected)
+    _refuse_foreign(folder, force)
+    return folder
+
+
+def _refuse_foreign(folder: Path, force: bool) -> None:
     foreign = _foreign(folder)
     if foreign and not force:
         raise OutputNotWritable(f"the Triton model folder {folder} holds files trtkit did not write "
                                 f"({', '.join(foreign[:5])})", hint="choose another --triton-repo, or add --force")
-    return folder
 
 
 def _foreign(folder: Path) -> list[str]:
@@ -58,8 +62,9 @@ def _foreign(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def write(folder: Path, out_dir: Path, manifest: Manifest) -> None:
-    """The model folder from a finished output, swapped in whole."""
+def write(folder: Path, out_dir: Path, manifest: Manifest, force: bool) -> None:
+    """The model folder from a finished output, swapped in whole. It is checked again first: files put there
+    while the build ran are not trtkit's either."""
     target = manifest["target"]["chosen"]
     platform, artifact = PLATFORMS[target]
     config = config_text(folder.name, manifest, platform)
@@ -69,6 +74,7 @@ def write(folder: Path, out_dir: Path, manifest: Manifest) -> None:
         shutil.copyfile(out_dir / artifact, new / VERSION / artifact)
         (new / "config.pbtxt").write_text(config)
 
+    _refuse_foreign(folder, force)
     try:
         replace_folder(folder, fill)
     except OSError as e:

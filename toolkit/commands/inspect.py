@@ -1,4 +1,9 @@
 """trtkit inspect: a model's input and output names in every form (Keras, TF, frozen graph), found in the container."""
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from .. import options, report, session
 from ..console import print_json, user_errors
 from ..errors import StepFailed
@@ -8,7 +13,9 @@ from ..plan import BuildPlan, GpuRequest
 
 @user_errors
 def inspect(
-    model: options.ModelArg,
+    model: Annotated[Path, typer.Argument(help="Keras 2 .h5, Keras 3 .keras or a SavedModel folder (an exported "
+                                                "model already has its names in its trtkit.json).",
+                                          show_default=False)],
     tag: options.Tag = None,
     image: options.Image = options.DEFAULTS["image"],
     trust_model: options.TrustModel = False,
