@@ -179,6 +179,18 @@ def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
         Staging(tmp_path / "out" / "model.onnx" / "x", force=False, protected={})
 
 
+def test_a_failed_build_removes_the_folders_above_out_it_made_while_they_are_empty(tmp_path):
+    with Staging(tmp_path / "deep" / "a" / "out", force=False, protected={}):
+        pass                                                   # never published: the build failed
+    assert not (tmp_path / "deep").exists()
+    with Staging(tmp_path / "deep" / "b" / "out", force=False, protected={}):
+        (tmp_path / "deep" / "b" / "notes.txt").write_text("written meanwhile")
+    assert [p.name for p in (tmp_path / "deep" / "b").iterdir()] == ["notes.txt"]
+    with Staging(tmp_path / "made" / "out", force=False, protected={}) as staging:
+        staging.publish()
+    assert (tmp_path / "made" / "out").is_dir()
+
+
 def test_tactic_sources_to_leave_out():
     assert parse_tactic_sources(None) is None
     assert parse_tactic_sources("cublas, CUBLAS_LT,cudnn") == ("CUBLAS", "CUBLAS_LT", "CUDNN")

@@ -95,6 +95,8 @@ class Staging:
     def __init__(self, out_dir: Path, force: bool, protected: dict[str, Path]):
         self.out_dir = out_dir.expanduser().resolve()       # follows a symlinked --out to its folder
         refuse_protected(self.out_dir, protected)
+        self.published = False
+        self.made_parents = [p for p in self.out_dir.parents if not p.exists()]   # innermost first
         try:
             self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -108,6 +110,7 @@ class Staging:
             self.root = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.trtkit-", dir=self.out_dir.parent))
         except BaseException:
             self.lock.release()
+            self._remove_made_parents()
             raise
         self.result = self.root / "result"      # becomes --out
         self.result.mkdir()
@@ -127,6 +130,16 @@ class Staging:
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
         self.lock.release()
+        if not self.published:
+            self._remove_made_parents()
+
+    def _remove_made_parents(self) -> None:
+        """The folders above --out that this build made, when it failed: only while they are empty."""
+        for folder in self.made_parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (someone else's now), or gone
+                return
 
     @contextmanager
     def writing(self):
@@ -145,6 +158,7 @@ class Staging:
             os.rename(self.result, self.out_dir)
         except OSError as e:
             raise _not_writable(self.out_dir, e) from None
+        self.published = True
         return self.out_dir
 
 
