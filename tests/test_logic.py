@@ -1,7 +1,10 @@
 """Pure logic of the host side: option parsing, target choice, error mapping, events, staging."""
+import errno
 import json
+import os
 import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 import typer
@@ -177,6 +180,26 @@ def test_staging_publishes_by_rename_and_cleans_up(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     with pytest.raises(OutputNotWritable):
         Staging(tmp_path / "out" / "model.onnx" / "x", force=False, protected={})
+
+
+def test_a_publish_that_fails_halfway_puts_the_earlier_output_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trtkit.json").write_text(json.dumps({"artifacts": [{"name": "model.onnx"}]}))
+    (out / "model.onnx").write_text("previous build")
+    real_rename = os.rename
+
+    def second_rename_fails(source, target):
+        if Path(source).name == "result":
+            raise OSError(errno.EXDEV, "simulated")
+        real_rename(source, target)
+
+    with Staging(out, force=False, protected={}) as staging:
+        monkeypatch.setattr(os, "rename", second_rename_fails)
+        with pytest.raises(OutputNotWritable):
+            staging.publish()
+        monkeypatch.setattr(os, "rename", real_rename)
+    assert (out / "model.onnx").read_text() == "previous build"
 
 
 def test_a_failed_build_removes_the_folders_above_out_it_made_while_they_are_empty(tmp_path):

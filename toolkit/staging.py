@@ -152,11 +152,14 @@ class Staging:
     def publish(self) -> Path:
         """Swap the result folder in for --out in two renames (under the lock)."""
         self._check_replaceable()       # the user may have added files to --out since the build began
+        previous = self.root / "previous"
         try:
             if self.out_dir.exists():
-                os.rename(self.out_dir, self.root / "previous")
+                os.rename(self.out_dir, previous)
             os.rename(self.result, self.out_dir)
         except OSError as e:
+            if previous.exists() and not self.out_dir.exists():
+                os.rename(previous, self.out_dir)   # the earlier output back where it was, not deleted with root
             raise _not_writable(self.out_dir, e) from None
         self.published = True
         return self.out_dir
