@@ -21,7 +21,8 @@ def main(argv):
         gpu_name, (major, minor) = trt_cuda.device_info()
         try:
             engine = trt.Runtime(trt.Logger(trt.Logger.ERROR)).deserialize_cuda_engine(read_bytes(engine_path))
-            error = None if engine is not None else "TensorRT could not deserialize it (--verbose shows its log)"
+            error = None if engine is not None else ("TensorRT could not deserialize it (`trtkit --verbose check` "
+                                                     "shows its log)")
         except Exception as e:  # TensorRT raises its own types per version
             error = first_line(e)
     emit("engine_check", tensorrt=trt.__version__, gpu=gpu_name, compute_capability="%d.%d" % (major, minor),
