@@ -16,6 +16,8 @@
 #   run.sh goals-builds   issue 9's goals, on their own: the origin LSTM at FP16 with the default profile
 #                   (OPT 1024), with --exact-batches 1,64,1024 (a profile of its own for each), and with those
 #                   and --io-precision fp16 (float16 inputs and outputs).
+#   run.sh goals-bench   then: trtkit bench and trtkit check of the --exact-batches engines (float32 and float16
+#                   I/O): the bench's trtkit-runtime rows, its pinned-input row from Engine.pinned_copy.
 #   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
 #                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
@@ -167,6 +169,15 @@ if [ "$PHASE" = goals ]; then
     "lstm-exact=$PROOF/runtime-goals-lstm-exact.jsonl" "lstm-half=$PROOF/runtime-goals-lstm-half.jsonl" \
     > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
   cat "$PROOF/goals.md" >> "$PROOF/proof.log"
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = goals-bench ]; then   # after goals-builds: the engines through trtkit bench and trtkit check
+  for build in goals-lstm-exact goals-lstm-half; do
+    run "bench-$build" bench "$BUILDS/$build" "${IMAGE[@]}" --gpus all --json --batch 1,64,1024,100000
+    run "check-$build" check "$BUILDS/$build" "${IMAGE[@]}" --gpus all --json
+  done
   pack
   exit 0
 fi
