@@ -4,14 +4,17 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from trtkit import report, triton
 from trtkit.console import plain
 from trtkit.contract import contract
 from trtkit.docker_runner import Limits
 from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
-from trtkit.events import BuildRecord, parse_event
+from trtkit.events import BuildRecord, EventStream, parse_event
+from trtkit.manifest import Manifest
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
 from trtkit.session import exit_error
@@ -109,6 +112,72 @@ def test_malformed_or_unknown_events_are_log_text(line):
 def test_well_formed_events_parse():
     assert parse_event('::trtkit::{"event": "step_end", "step": "x", "seconds": 1, "ok": true}')["step"] == "x"
     assert parse_event('::trtkit::{"event": "done"}') == {"event": "done"}
+
+
+def event_line(kind, **fields):
+    return contract.EVENT_PREFIX + json.dumps({"event": kind, **fields})
+
+
+IO = {"name": "x", "keras_tensor": "x:0", "frozen": "x", "imported": "import/x"}
+PROFILE = {"min": [1, 4], "opt": [8, 4], "max": [64, 4]}
+TIMINGS = {"batch": 1, "framework": "keras", "mode": "predict", "median_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0}
+ENGINE = {"tensorrt": "8.6.1", "gpu": "H100", "compute_capability": "9.0", "profiles": {"x": PROFILE},
+          "portability_note": "only here"}
+
+
+@pytest.mark.parametrize("kind, fields", [     # each passed check_event once, then crashed the host
+    ("bench", {"device": "cpu", "rows": [{"batch": 1, "framework": "keras", "mode": "predict"}]}),
+    ("bench", {"device": "cpu", "rows": [dict(TIMINGS, median_ms=float("nan"))]}),
+    ("bench", {"device": "cpu", "rows": [dict(TIMINGS, p99_ms=None)]}),
+    ("bench", {"device": "cpu", "rows": [dict(TIMINGS, throughput_per_s="fast")]}),
+    ("engine", {"portability_note": "hi"}),
+    ("engine", dict(ENGINE, profiles={"x": dict(PROFILE, max=["64\ninput [ ]"])})),   # into config.pbtxt
+    ("engine", dict(ENGINE, profiles={})),
+    ("names", {"inputs": [dict(IO, dtype="float32")], "outputs": [], "params": 1}),              # no shape
+    ("names", {"inputs": [dict(IO, dtype="float32", shape=["N", 4])], "outputs": [], "params": 1}),
+    ("names", {"inputs": [], "outputs": [dict(IO, shape=[None, 2], dtype=7)], "params": 1}),
+    ("names", {"inputs": [], "outputs": [], "params": "many"}),
+    ("step_end", {"step": "x", "seconds": 10 ** 400, "ok": True}),      # no float holds it: f"{s:.2f}" fails
+    ("verified", {"artifact": "a", "outputs": {}, "max_abs_err": 10 ** 400, "atol": None, "passed": True}),
+    ("engine_check", {"tensorrt": "8", "gpu": "g", "compute_capability": "9.0", "loadable": False, "error": {}}),
+])
+def test_events_missing_what_the_host_reads_are_log_text(kind, fields):
+    record = BuildRecord()
+    EventStream(record)(event_line(kind, **fields))
+    assert (record.bench, record.engine, record.names, record.steps, record.verification) == (None, None, None, [], [])
+    error = exit_of(0, record)      # a build whose real event was replaced: one line, exit 17
+    assert isinstance(error, StepFailed) and "no final event" in error.message
+
+
+def test_the_least_an_event_can_carry_is_enough_for_every_reader(capsys):
+    record = BuildRecord()
+    stream = EventStream(record)
+    for kind, fields in [
+            ("names", {"inputs": [dict(IO, shape=[None, 4], dtype="float32")], "outputs": [IO], "params": 0}),
+            ("step_end", {"step": "export", "seconds": 1, "ok": True}),
+            ("verified", {"artifact": "model.onnx", "outputs": {}, "max_abs_err": float("nan"), "atol": None,
+                          "passed": True}),     # NaN outputs: a finding, kept
+            ("engine", ENGINE),
+            ("bench", {"device": "cpu", "rows": [TIMINGS, {"batch": 1, "framework": "onnxruntime", "mode": "run",
+                                                           "error": ""}]})]:
+        stream(event_line(kind, **fields))
+    assert report.names_section(record.names).rows[1][:2] == ["output", "x"]
+    assert [row[4:6] for row in report.bench_section(record.bench).rows] == [[1.0, 1.0], ["", ""]]
+    assert triton.max_batch(cast(Manifest, {"engine": record.engine, "options": {}})) == 64
+    assert len(record.steps) == len(record.verification) == 1 and "nan" in capsys.readouterr().err
+
+
+def test_the_events_of_real_builds_pass():
+    """Manifests and `trtkit bench --json` output of real runs (docs/gpu-proof): the checks keep what steps emit."""
+    repo = Path(__file__).resolve().parents[1]
+    found = [json.loads(p.read_text()) for p in sorted(repo.glob("docs/**/*.json"))]
+    events = [("bench", f) for f in found if isinstance(f, dict) and "rows" in f]
+    for m in (f for f in found if isinstance(f, dict) and "names" in f):
+        events += [("names", m["names"]), ("engine", m.get("engine")), ("bench", m.get("bench"))]
+        events += [("step_end", s) for s in m["steps"]] + [("verified", v) for v in m["verification"]]
+    assert {kind for kind, fields in events if fields} == {"names", "engine", "bench", "step_end", "verified"}
+    for kind, fields in events:
+        assert fields is None or contract.check_event({**fields, "event": kind}) is not None, (kind, fields)
 
 
 def test_terminal_escapes_and_controls_are_removed():

@@ -10,6 +10,7 @@ contract names: the target's artifacts, failure evidence, cache files. The
 container is not trusted: a Keras model can run its own code when it loads.
 """
 import json
+import math
 import re
 
 # --- the container's file layout ---------------------------------------------
@@ -171,12 +172,34 @@ def bench_settings(bench):
 
 
 # --- event shapes ----------------------------------------------------------------
+# Every field the host reads (report, manifest, triton, session, engine_check) is checked here with its type:
+# a model prints what it likes, and an event that passes must never make the host fail on a missing key.
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _optional_number(value):
-    return value is None or _number(value)
+def _real(value):
+    """A number a float holds, NaN and infinity included: an output that is NaN has a NaN error."""
+    if not _number(value):
+        return False
+    try:
+        float(value)
+    except OverflowError:   # a 400-digit integer: no format string takes it
+        return False
+    return True
+
+
+def _finite(value):
+    return _real(value) and math.isfinite(value)
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _size(value):
+    """A whole number a shape, a batch or a count can have."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 63
 
 
 def _text(value):
@@ -191,31 +214,52 @@ def _mapping(value):
     return isinstance(value, dict)
 
 
-def _io_list(keys):
-    return lambda value: isinstance(value, list) and all(
-        isinstance(item, dict) and all(_text(item.get(k)) for k in keys) for item in value)
+def _list_of(check, non_empty=False):
+    return lambda value: isinstance(value, list) and (bool(value) or not non_empty) and all(check(v) for v in value)
 
 
-def _rows(value):
-    return isinstance(value, list) and all(
-        isinstance(r, dict) and _number(r.get("batch")) and _text(r.get("framework")) and _text(r.get("mode"))
-        and (r.get("device") is None or _text(r.get("device")))
-        and (_text(r.get("error")) or all(_optional_number(r.get(k)) for k in ("median_ms", "p90_ms", "p99_ms")))
-        for r in value)
+def _record(required, optional=None):
+    """A dict with every required key passing its check, and each optional key, when present, passing its own."""
+    optional = optional or {}
+    return lambda value: isinstance(value, dict) and all(check(value.get(k)) for k, check in required.items()) \
+        and all(check(value[k]) for k, check in optional.items() if k in value)
 
 
-_NAME_KEYS = ("name", "keras_tensor", "frozen", "imported")
+_SHAPE = _list_of(_optional(_size))          # None: a dimension of unknown size
+_NAMES = {"name": _text, "keras_tensor": _text, "frozen": _text, "imported": _text}
+_INPUT = _record(dict(_NAMES, shape=_SHAPE, dtype=_text))
+_OUTPUT = _record(_NAMES, {"shape": _SHAPE, "dtype": _text})     # both absent in outputs of older manifests
+_PROFILE = _record({which: _list_of(_size, non_empty=True) for which in ("min", "opt", "max")})
+_TIMINGS = {"median_ms": _finite, "p90_ms": _finite, "p99_ms": _finite}
+_ROW_EXTRAS = {"device": _optional(_text), "throughput_per_s": _optional(_finite),
+               "speedup_vs_predict": _optional(_finite), "max_abs_err": _optional(_real)}
+_ROW_KEYS = {"batch": _size, "framework": _text, "mode": _text}
+
+
+def _bench_row(row):
+    """A row of timings, or of the error that stopped the framework at that batch (then it has no timings)."""
+    if isinstance(row, dict) and row.get("error") is not None:
+        return _text(row["error"]) and _record(_ROW_KEYS, _ROW_EXTRAS)(row)
+    return _record(dict(_ROW_KEYS, **_TIMINGS), _ROW_EXTRAS)(row)
+
+
+def _profiles(value):
+    return isinstance(value, dict) and bool(value) and all(_text(k) and _PROFILE(v) for k, v in value.items())
+
+
 EVENT_FIELDS = {
     "versions": {},
-    "names": {"inputs": _io_list(_NAME_KEYS + ("dtype",)), "outputs": _io_list(_NAME_KEYS), "params": _number},
+    "names": {"inputs": _list_of(_INPUT), "outputs": _list_of(_OUTPUT), "params": _size},
     "step_start": {"step": _text},
-    "step_end": {"step": _text, "seconds": _number, "ok": _flag},
-    "verified": {"artifact": _text, "outputs": _mapping, "max_abs_err": _number, "atol": _optional_number,
+    "step_end": {"step": _text, "seconds": _finite, "ok": _flag},
+    "verified": {"artifact": _text, "outputs": _mapping, "max_abs_err": _real, "atol": _optional(_finite),
                  "passed": _flag},
     "artifact": {"name": _text, "kind": _text},
-    "engine": {},
-    "bench": {"device": _text, "rows": _rows},
-    "engine_check": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "loadable": _flag},
+    "engine": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "profiles": _profiles,
+               "portability_note": _text},
+    "bench": {"device": _text, "rows": _list_of(_bench_row)},
+    "engine_check": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "loadable": _flag,
+                     "error": _optional(_text)},
     "error": {"message": _text},
     "done": {},
 }
