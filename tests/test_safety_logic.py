@@ -13,7 +13,7 @@ from trtkit.console import plain
 from trtkit.contract import contract
 from trtkit.docker_runner import Limits
 from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
-from trtkit.events import BuildRecord, EventStream, parse_event
+from trtkit.events import MAX_EVENT_BYTES, MAX_EVENTS_OF_A_KIND, BuildRecord, EventStream, parse_event
 from trtkit.manifest import Manifest
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
@@ -178,6 +178,22 @@ def test_the_events_of_real_builds_pass():
     assert {kind for kind, fields in events if fields} == {"names", "engine", "bench", "step_end", "verified"}
     for kind, fields in events:
         assert fields is None or contract.check_event({**fields, "event": kind}) is not None, (kind, fields)
+
+
+def test_a_flood_of_events_is_stopped_before_it_fills_memory():
+    record = BuildRecord()
+    stream = EventStream(record)
+    step_end = event_line("step_end", step="export", seconds=1, ok=True)
+    for _ in range(MAX_EVENTS_OF_A_KIND):
+        stream(step_end)
+    with pytest.raises(StepFailed, match="sent more events than any build sends") as caught:
+        stream(step_end)
+    assert caught.value.exit_code == 17 and len(record.steps) == MAX_EVENTS_OF_A_KIND
+    stream = EventStream(BuildRecord())      # a few huge events, each within the line limit
+    big = event_line("versions", pad="x" * (contract.MAX_LINE_BYTES - 100))
+    with pytest.raises(StepFailed, match="MiB of events"):
+        for _ in range(MAX_EVENT_BYTES // len(big) + 1):
+            stream(big)
 
 
 def test_terminal_escapes_and_controls_are_removed():

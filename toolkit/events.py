@@ -6,15 +6,20 @@ an event only when it parses and has its kind's shape (contract.check_event);
 anything else is shown as plain text, never as markup or raw escapes.
 """
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
 from .console import VERBOSE, plain, show
 from .contract import contract
+from .errors import StepFailed
 
 MAX_SHOWN = 4000    # characters of one log line on the terminal (events may be longer)
+# A real build sends at most a dozen events of a kind (steps, verifications, artifacts) and well under a MiB in
+# all; a container that sends more floods the host's memory, trtkit.json and the report, and is stopped.
+MAX_EVENTS_OF_A_KIND = 200
+MAX_EVENT_BYTES = 16 << 20
 
 
 # The events' payloads, as contract.check_event guarantees them (extra keys may come along).
@@ -127,6 +132,8 @@ class EventStream:
     def __init__(self, record: BuildRecord, on_step: Callable[[str], None] | None = None):
         self.record = record
         self.on_step = on_step
+        self.received: Counter[str] = Counter()
+        self.received_bytes = 0
 
     def __call__(self, line: str) -> None:
         event = parse_event(line)
@@ -135,10 +142,20 @@ class EventStream:
             self.record.log_tail.append(plain(line))
             show(f"  {line}", style="dim", level=VERBOSE)
             return
+        self._count(event["event"], len(line))
         self._show(event)
         if event["event"] == "step_start" and self.on_step:
             self.on_step(plain(event["step"]))
         self.record.apply(event)
+
+    def _count(self, kind: str, size: int) -> None:
+        """Raises once the container has sent more events than any build sends: the box around the run removes it."""
+        self.received[kind] += 1
+        self.received_bytes += size
+        if self.received[kind] > MAX_EVENTS_OF_A_KIND or self.received_bytes > MAX_EVENT_BYTES:
+            raise StepFailed(f"the build container sent more events than any build sends ({self.received[kind]} "
+                             f"{kind} events, {self.received_bytes / 2**20:.1f} MiB of events; a build sends at most "
+                             f"{MAX_EVENTS_OF_A_KIND} of a kind and {MAX_EVENT_BYTES >> 20} MiB): it was stopped")
 
     def _show(self, event: dict) -> None:
         kind = event["event"]
