@@ -56,6 +56,22 @@ def sleep_forever(x):
     return x
 
 
+def keep_alive(x):
+    """Sleep past --timeout while printing the step's start again and again, to re-arm its deadline."""
+    import sys
+    import threading
+    import time
+
+    def beat():
+        while True:
+            sys.stdout.write('::trtkit::{"event": "step_start", "step": "inspect"}\n')
+            sys.stdout.flush()
+            time.sleep(3)
+    threading.Thread(target=beat, daemon=True).start()
+    time.sleep(90)
+    return x
+
+
 def eat_memory(x):
     chunks = []
     for _ in range(64):
@@ -97,7 +113,7 @@ def exit_early(x):
 
 
 ATTACKS = {"plant_links": plant_links, "forge_output": forge_output, "sleep_forever": sleep_forever,
-           "eat_memory": eat_memory, "snoop": snoop, "exit_early": exit_early}
+           "keep_alive": keep_alive, "eat_memory": eat_memory, "snoop": snoop, "exit_early": exit_early}
 
 
 def make(tf_keras, attack, path):

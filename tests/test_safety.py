@@ -226,6 +226,13 @@ def test_a_step_that_hangs_is_stopped_by_the_timeout(trtkit, hostile, tmp_path):
     assert listing(tmp_path) == []
 
 
+def test_forged_step_starts_do_not_extend_the_timeout(trtkit, hostile, tmp_path):
+    """The model prints inspect's start every 3 s while it sleeps 90 s: each print once re-armed the deadline."""
+    result = trtkit("build", hostile / "keep_alive.h5", *TRUSTED, "--timeout", "20", "--out", tmp_path / "out")
+    assert result.returncode == 22 and "step inspect did not finish within 20 s" in error_line(result)
+    assert listing(tmp_path) == []
+
+
 def test_a_model_that_eats_memory_is_stopped_by_the_limit(trtkit, hostile, tmp_path):
     result = trtkit("build", hostile / "eat_memory.h5", *TRUSTED, "--memory", "1500m", "--out", tmp_path / "out")
     assert result.returncode == 21 and "ran out of memory (limit 1.5 GiB)" in error_line(result)

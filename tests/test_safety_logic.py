@@ -13,7 +13,14 @@ from trtkit.console import plain
 from trtkit.contract import contract
 from trtkit.docker_runner import Limits
 from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
-from trtkit.events import MAX_EVENT_BYTES, MAX_EVENTS_OF_A_KIND, BuildRecord, EventStream, parse_event
+from trtkit.events import (
+    MAX_EVENT_BYTES,
+    MAX_EVENTS_OF_A_KIND,
+    BuildRecord,
+    EventStream,
+    StepDeadlines,
+    parse_event,
+)
 from trtkit.manifest import Manifest
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
@@ -194,6 +201,36 @@ def test_a_flood_of_events_is_stopped_before_it_fills_memory():
     with pytest.raises(StepFailed, match="MiB of events"):
         for _ in range(MAX_EVENT_BYTES // len(big) + 1):
             stream(big)
+
+
+def test_forged_step_starts_do_not_buy_time():
+    now, armed = [0.0], []
+    deadlines = StepDeadlines(10, ["inspect", "freeze", "inspect"], lambda s, what: armed.append((what, s)),
+                              clock=lambda: now[0])
+    deadlines.start("start-up")
+    for now[0], step in [(5, "inspect"), (9, "inspect"), (12, "inspect"), (14, "verify-engine"), (18, "freeze"),
+                         (20, "freeze")]:      # a model's keep-alive, and a step the plan does not run
+        deadlines.step(step)
+    assert armed == [("start-up", 10), ("inspect", 10), ("inspect", 10), ("freeze", 10)]
+    deadlines = StepDeadlines(10, ["a", "b", "c"], lambda s, what: armed.append((what, s)), clock=lambda: now[0])
+    for now[0], step in [(55, "a"), (65, "b")]:
+        deadlines.step(step)
+    assert armed[-2:] == [("a", 5), ("b", 0)], "the whole run ends at 20 + 10 × 4 s, whatever starts late"
+
+
+def test_the_host_knows_every_step_a_stage_times():
+    """contract.STAGE_STEPS against the step("...") calls in scripts/: a step missing there would never get its
+    own deadline."""
+    import ast
+    timed: dict[str, list[str]] = {}
+    for path in sorted(Path(contract.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "step" and node.args:
+                timed.setdefault(path.stem, []).append(node.args[0].value)
+    assert timed == {stage: list(names) for stage, names in contract.STAGE_STEPS.items()}
+    plan = {"target": "engine", "mode": "build", "bench": {"batches": [1]}, "model_format": "h5"}
+    assert contract.steps(plan) == ["inspect", "freeze", "reference", "verify-frozen", "export", "verify-onnx",
+                                    "engine-build", "verify-engine", "bench"]
 
 
 def test_terminal_escapes_and_controls_are_removed():

@@ -6,6 +6,7 @@ an event only when it parses and has its kind's shape (contract.check_event);
 anything else is shown as plain text, never as markup or raw escapes.
 """
 import json
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,3 +172,27 @@ class EventStream:
 
 def _mark(ok: bool) -> tuple[str, str]:
     return ("✓", "green") if ok else ("✗", "red")
+
+
+class StepDeadlines:
+    """--timeout per step, armed by the container's step_start events, which a model can forge.
+
+    A step gets a fresh deadline only when it is one the plan runs (contract.steps), and only the first time
+    it starts; no deadline reaches past timeout × (steps + 1), the start-up's share and each step's.
+    """
+
+    def __init__(self, timeout: float, steps: list[str], arm: Callable[[float, str], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self.timeout, self.arm, self.clock = timeout, arm, clock
+        self.unstarted = Counter(steps)
+        self.ends = clock() + timeout * (len(steps) + 1)
+
+    def start(self, what: str) -> None:
+        """Arm the deadline of `what` (the start-up, or a step), within the whole run's."""
+        self.arm(min(self.timeout, max(self.ends - self.clock(), 0.0)), what)
+
+    def step(self, name: str) -> None:
+        if self.unstarted[name] > 0:
+            self.unstarted[name] -= 1
+            self.start(name)
+

@@ -27,7 +27,7 @@ from .errors import (
     TargetUnsupported,
     VerificationFailed,
 )
-from .events import BenchResult, BuildRecord, EventStream
+from .events import BenchResult, BuildRecord, EventStream, StepDeadlines
 from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build, read_manifest
 from .manifest import Manifest
 from .modelfile import safe_name
@@ -236,8 +236,9 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, stag
     with session.runner.box(session.toolchain.tag, command, session.limits, CONTAINER_ENV, gpus) as box:
         with inputs.finish() as archive:
             box.put(archive)
-        box.deadline(plan.timeout, "start-up")
-        code = box.run(EventStream(record, on_step=lambda step: box.deadline(plan.timeout, step)))
+        deadlines = StepDeadlines(plan.timeout, contract.steps(plan.container_plan(target, mode)), box.deadline)
+        deadlines.start("start-up")
+        code = box.run(EventStream(record, on_step=deadlines.step))
         box.disarm()
         _receive_cache(box, plan)
         error = exit_error(code, record, box.expired, code != 0 and box.out_of_memory(), plan, session.limits)

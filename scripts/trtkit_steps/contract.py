@@ -146,6 +146,24 @@ def stages(plan):
     return ["keras_stage"] + later
 
 
+# The steps each stage module times (common.step), in order. A step's start re-arms the host's --timeout, and
+# the container can print any start it likes: the host re-arms only for these steps of the stages a plan runs.
+STAGE_STEPS = {
+    "keras_stage": ("inspect", "freeze", "reference", "verify-frozen", "export"),
+    "onnx_import": ("inspect", "reference"),
+    "onnx_stage": ("verify-onnx",),
+    "engine": ("engine-build", "verify-engine"),
+    "tftrt": ("tftrt-convert", "verify-tftrt"),
+    "bench": ("bench",),
+    "engine_check": ("engine-check",),
+}
+
+
+def steps(plan):
+    """The steps a plan may start, in order (a name twice when two of its stages time it)."""
+    return [name for stage in stages(plan) for name in STAGE_STEPS[stage]]
+
+
 # --- bench settings: defaults and bounds for both sides ----------------------------
 BENCH_DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
 BENCH_BOUNDS = {"batch": (1, 2**31 - 1), "iterations": (1, 100000), "warmup": (0, 10000)}
