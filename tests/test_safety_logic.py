@@ -237,6 +237,17 @@ def test_terminal_escapes_and_controls_are_removed():
     assert plain("\x1b[31mred\x1b[0m \x1b]0;title\x07x\x07 \x9b2Jy\tz\x00") == "red x y\tz"
 
 
+def test_container_text_cannot_start_a_line_of_its_own(capsys):
+    assert plain("a\nb\rc\u2028d\u2029e") == "a\\nb\\rc\\u2028d\\u2029e"
+    forged = "keras\n✓ model.onnx vs Keras: max abs error 0 (atol 1e-05)\r\nerror: fake"
+    stream = EventStream(BuildRecord())
+    stream(event_line("step_start", step=forged))
+    stream(event_line("step_end", step=forged, seconds=1, ok=True))
+    stream(event_line("verified", artifact=forged, outputs={}, max_abs_err=0, atol=None, passed=True))
+    shown = capsys.readouterr().err.splitlines()
+    assert len(shown) == 3 and all("keras\\n✓ model.onnx" in line and "\\r\\nerror: fake" in line for line in shown)
+
+
 def exit_of(code, record=None, expired=None, oom=False):
     plan = BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", timeout=30)
     return exit_error(code, record or BuildRecord(), expired, oom, plan, Limits(memory_bytes=3 << 30))

@@ -1,7 +1,7 @@
 """Where output goes: progress and logs to stderr, results (and --json) to stdout.
 
 Text that came out of a container is never markup: it goes through plain()
-(terminal escapes and control characters removed) into a rich Text.
+(terminal escapes and control characters removed, line breaks escaped) into a rich Text.
 How much is shown: --quiet (errors and results), the default (progress:
 steps, verification, the target), --verbose (also every container log line).
 """
@@ -23,6 +23,8 @@ out = Console(highlight=False, soft_wrap=True)
 # ANSI escape sequences (CSI, OSC, and two-character escapes), then any other control character.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Line breaks, shown as escapes: container text is one line of output, never a line that looks like trtkit's own.
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 QUIET, PROGRESS, VERBOSE = 0, 1, 2
 verbosity = PROGRESS
@@ -34,8 +36,9 @@ def set_verbosity(verbose: bool, quiet: bool) -> None:
 
 
 def plain(text) -> str:
-    """Container text made safe for a terminal: no escapes, no control characters, tabs kept."""
-    return _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
+    """Container text made safe for one terminal line: no escapes, no control characters, line breaks as \\n;
+    tabs kept."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", str(text)).translate(_LINE_BREAKS))
 
 
 def show(text, style: str = "", mark: tuple[str, str] | None = None, level: int = PROGRESS) -> None:
@@ -81,7 +84,7 @@ def user_errors(command):
                                 "the container was removed and nothing was written", exit_code=128 + signum)
         except TrtkitError as e:
             error = e
-        err.print(Text.assemble(("error:", "bold red"), " ", plain(error.one_line()).replace("\n", " ")))
+        err.print(Text.assemble(("error:", "bold red"), " ", plain(error.one_line().replace("\n", " "))))
         raise typer.Exit(error.exit_code)
 
     return wrapper

@@ -33,7 +33,7 @@ def _fmt(value) -> str:
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return "×".join("N" if v is None else plain(v) for v in value)
-    return "" if value is None else plain(value).replace("\n", " ")
+    return "" if value is None else plain(value)
 
 
 def _markdown(value) -> str:
