@@ -391,3 +391,20 @@ def test_verbosity_decides_what_of_the_container_is_shown(capsys, flag, shown):
 def test_a_stream_that_is_not_a_tar_is_one_error(tmp_path):
     with pytest.raises(StepFailed, match="could not read the artifacts"):
         receive(iter([b"not a tar at all" * 100]), tmp_path, artifact_rule(ALLOWED), 1 << 20, "artifacts")
+
+
+def test_check_shows_container_strings_as_text(monkeypatch, tmp_path, capsys):
+    from trtkit import session
+    from trtkit.commands.check import check
+    from trtkit.engine_check import EngineRecord, verdict
+    evil = "[link=https://e.x]H100[/link]\x1b]0;owned\x07\x1b[2J"
+    built, here = EngineRecord("8.6.1", "H100", "9.0"), EngineRecord("8.6.1", evil, "[bold]9.0")
+    (tmp_path / "trtkit.json").write_text(json.dumps({"names": {}, "model": {"path": "/m.h5"},
+                                                      "image": {"reference": "i:t"}}))
+    monkeypatch.setattr(session, "check", lambda plan, out, manifest: session.CheckOutcome(
+        built, here, verdict(built, here, None)))
+    check(tmp_path, gpus="none", timeout=30)
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "owned" not in shown
+    assert shown.count("[link=https://e.x]H100[/link]") == 2 and "[bold]9.0" in shown    # the cell and the verdict
+

@@ -4,9 +4,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .. import options, session
-from ..console import out, print_json, user_errors
+from ..console import out, plain, print_json, user_errors
 from ..exported import MANIFEST_NAME, read_manifest
 from ..modelfile import resolve_model
 from ..plan import DEFAULT_IMAGE, BuildPlan
@@ -38,10 +39,11 @@ def check(
         print_json({"loadable": True, "verdict": outcome.verdict, "built": vars(outcome.built),
                     "here": vars(outcome.here), "image": reference})
         return
-    table = Table(title=f"{output / 'model.plan'} in {reference}", title_justify="left")
+    # The manifest's and the container's strings are text, never markup or escapes (console.plain).
+    table = Table(title=Text(plain(f"{output / 'model.plan'} in {reference}")), title_justify="left")
     for header in ("", "built", "here"):
         table.add_column(header)
     for field in ("tensorrt", "gpu", "compute_capability"):
-        table.add_row(field, str(getattr(outcome.built, field)), str(getattr(outcome.here, field)))
+        table.add_row(field, *(Text(plain(getattr(record, field))) for record in (outcome.built, outcome.here)))
     out.print(table)
-    out.print(outcome.verdict, markup=False)
+    out.print(Text(plain(outcome.verdict)))
