@@ -4,7 +4,10 @@ import json
 import pytest
 from conftest import STANDIN, STANDIN_ARGS
 
-from trtkit.lock import differences
+from trtkit import __version__
+from trtkit.errors import LockMismatch
+from trtkit.lock import FORMAT, differences, read
+from trtkit.modelfile import HDF5_SIGNATURE
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 REFERENCE = ":".join(STANDIN)
@@ -20,6 +23,32 @@ def test_differences_name_each_change():
     # The engine of a two-stage build runs in the image itself: only the image is compared.
     assert differences(locked, dict(current, id="sha256:a"), image_only=True) == []
     assert differences(locked, current, image_only=True) == ["image sha256:a locked, sha256:b here"]
+
+
+GOOD_ENTRY = {"id": "sha256:a", "digests": [], "toolchain": {"tag": "trtkit/toolchain:a", "id": "sha256:t"},
+              "packages": {"numpy": "1.26.4"}}
+
+
+def write_lock(path, entry):
+    path.write_text(json.dumps({"format": FORMAT, "trtkit": __version__, "images": {REFERENCE: entry}}))
+    return path
+
+
+@pytest.mark.parametrize("entry", [{}, 5, None, [], {"id": "sha256:a"}, dict(GOOD_ENTRY, digests="sha256:b"),
+                                   dict(GOOD_ENTRY, toolchain=None), dict(GOOD_ENTRY, packages=[])])
+def test_a_malformed_entry_is_refused_when_the_lock_is_read(tmp_path, entry):
+    with pytest.raises(LockMismatch, match=f"the entry for {REFERENCE} is not an entry") as raised:
+        read(write_lock(tmp_path / "trtkit.lock", entry))
+    assert raised.value.exit_code == 24
+    assert read(write_lock(tmp_path / "trtkit.lock", GOOD_ENTRY))["images"][REFERENCE] == GOOD_ENTRY
+
+
+def test_build_locked_with_an_empty_entry_stops_before_any_container(trtkit, tmp_path):
+    (tmp_path / "m.h5").write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    write_lock(tmp_path / "trtkit.lock", {})
+    result = trtkit("build", "m.h5", *STANDIN_ARGS, "--locked", "--out", tmp_path / "out")
+    assert result.returncode == 24, result.stderr[-1500:]
+    assert "is not an entry trtkit lock writes" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_lock_then_build_locked_and_every_difference_stops_it(trtkit, models, tmp_path, docker_client):

@@ -26,16 +26,35 @@ def entry(toolchain: Toolchain) -> dict:
 
 
 def read(path: Path) -> dict:
+    """The lock file, each entry checked: a hand-edited or merged lock must not pass --locked half-read."""
     try:
         lock = json.loads(path.read_text())
         if lock.get("format") == FORMAT and isinstance(lock.get("images"), dict):
+            _check_entries(lock["images"], path)
             return lock
     except FileNotFoundError:
         raise LockMismatch(f"--locked needs {path}", hint="make it with `trtkit lock --image REPO --tag TAG`") \
             from None
     except (OSError, ValueError, AttributeError):
         pass
-    raise LockMismatch(f"{path} is not a trtkit lock file this version reads", hint="make it again with `trtkit lock`")
+    raise LockMismatch(f"{path} is not a trtkit lock file this version reads",
+                       hint="delete it and make it again with `trtkit lock`")
+
+
+def _check_entries(images: dict, path: Path) -> None:
+    for reference, locked in images.items():
+        if not well_formed(locked):
+            raise LockMismatch(f"{path}: the entry for {reference} is not an entry trtkit lock writes "
+                               "(id, digests, toolchain, packages)",
+                               hint="delete that entry and lock that image again with `trtkit lock`")
+
+
+def well_formed(locked) -> bool:
+    """An entry as entry() writes it: every field verify() and pinned_reference() compare or run."""
+    return (isinstance(locked, dict) and isinstance(locked.get("id"), str)
+            and isinstance(locked.get("digests"), list) and all(isinstance(d, str) for d in locked["digests"])
+            and isinstance(locked.get("toolchain"), dict) and isinstance(locked["toolchain"].get("tag"), str)
+            and isinstance(locked.get("packages"), dict))
 
 
 def record(path: Path, reference: str, toolchain: Toolchain) -> dict:

@@ -87,13 +87,13 @@ def build(plan: BuildPlan) -> BuildOutcome:
     earlier = _earlier_build(plan)
     reference = plan.image
     locked = lock.locked_entry(lock.read(plan.locked), plan.locked, reference) if plan.locked else None
-    if locked:   # the locked digest, not a tag that may have moved since
+    if locked is not None:   # the locked digest, not a tag that may have moved since
         plan = dataclasses.replace(plan, image=lock.pinned_reference(reference, locked))
     out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
     protected = protected_paths(plan.model.path, cache_dir())
     with Staging(out_dir, plan.force, protected) as staging:
         session = open_session(plan)
-        if locked and plan.locked:
+        if locked is not None and plan.locked:
             lock.verify(locked, session.toolchain, plan.locked, reference,
                         image_only=plan.model.format == contract.OUTPUT_FORMAT)
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe,
