@@ -1,6 +1,10 @@
 """Bad input: a one-line error, a distinct exit code, no container left, nothing in --out."""
+import json
+
 import pytest
 from conftest import STANDIN_ARGS
+
+from trtkit.modelfile import HDF5_SIGNATURE
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 
@@ -131,3 +135,30 @@ def test_doctors_gpu_check_runs_a_real_container_and_says_why_it_failed(standin)
     what, ok, detail, fix = _gpu_in_a_container(DockerRunner.connect())
     assert (what, ok) == ("GPU in a container", False)
     assert "cannot give containers a GPU" in detail and "NVIDIA Container Toolkit" in fix
+
+
+def earlier_output(tmp_path, **fields):
+    """An output folder whose trtkit.json the user edited: read before any container starts."""
+    (tmp_path / "m.h5").write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    out = tmp_path / "earlier"
+    out.mkdir()
+    manifest = {"names": {"inputs": [], "outputs": []}, "model": {"path": str(tmp_path / "m.h5")},
+                "image": {"reference": ":".join(STANDIN_ARGS[1:4:2])}, "target": {"chosen": "engine"},
+                "engine": {"tensorrt": "8.6.0", "gpu": "NVIDIA H100", "compute_capability": "9.0"}}
+    (out / "trtkit.json").write_text(json.dumps({key: value for key, value in {**manifest, **fields}.items()
+                                                 if value != "absent"}))
+    (out / "model.plan").write_bytes(b"plan")
+    return out
+
+
+@pytest.mark.parametrize("command, fields, message", [
+    (["check"], {"image": "absent"}, "has no valid image.reference"),
+    (["check"], {"target": "engine"}, "has no valid target.chosen"),
+    (["bench", "--tag", "x"], {"target": None}, "has no valid target.chosen"),
+    (["bench", "--tag", "x"], {"artifacts": 5}, "has no valid artifacts"),
+])
+def test_an_edited_manifest_is_an_invalid_model_naming_the_field(trtkit, tmp_path, command, fields, message):
+    out = earlier_output(tmp_path, **fields)
+    result = trtkit(command[0], out, *command[1:])
+    assert result.returncode == 11, result.stderr[-1500:]
+    assert f"{out / 'trtkit.json'} {message}" in result.stderr and "Traceback" not in result.stderr

@@ -21,6 +21,7 @@ from trtkit.errors import (
     TargetUnsupported,
 )
 from trtkit.events import BuildRecord, EventStream
+from trtkit.exported import manifest_field
 from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
 from trtkit.options import (
     image_reference,
@@ -284,3 +285,13 @@ def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
     script = steps / "trtkit_steps" / "onnx_lstm.py"
     script.write_text(script.read_text() + "\n# another step\n")
     assert build_cache.key(plan, "onnx", toolchain) != first
+
+
+def test_manifest_fields_are_read_defensively(tmp_path):
+    path = tmp_path / "trtkit.json"
+    manifest = {"image": {"reference": "repo:tag"}, "target": None, "artifacts": "model.onnx"}
+    assert manifest_field(manifest, path, "image.reference") == "repo:tag"
+    for field, kind in [("target.chosen", str), ("image.digest", str), ("artifacts", list), ("model.path", str)]:
+        with pytest.raises(InvalidModel, match=f"{path} has no valid {field} ") as raised:
+            manifest_field(manifest, path, field, kind)
+        assert raised.value.exit_code == 11

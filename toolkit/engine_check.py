@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidModel, TargetUnsupported
-from .exported import MANIFEST_NAME, check_plain
+from .exported import MANIFEST_NAME, check_plain, manifest_field
 from .reproduce import image_arguments
 
 
@@ -23,7 +23,7 @@ class EngineRecord:
 
 def recorded(out_dir: Path, manifest: dict) -> EngineRecord:
     engine = manifest.get("engine")
-    if (manifest.get("target") or {}).get("chosen") != "engine" or not isinstance(engine, dict):
+    if manifest_field(manifest, out_dir / MANIFEST_NAME, "target.chosen") != "engine" or not isinstance(engine, dict):
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} records no engine build: trtkit check takes the output "
                            "folder of `trtkit build --target engine`")
     check_plain(out_dir / "model.plan", folder=False)
@@ -33,7 +33,8 @@ def recorded(out_dir: Path, manifest: dict) -> EngineRecord:
 
 
 def rebuild_hint(out_dir: Path, manifest: dict, image: str) -> str:
-    source = (manifest.get("earlier_build") or {}).get("path") or manifest["model"]["path"]
+    earlier = manifest.get("earlier_build")
+    source = (earlier.get("path") if isinstance(earlier, dict) else None) or manifest["model"]["path"]
     return f"rebuild here: trtkit build {source} --target engine {' '.join(image_arguments(image))} --gpus all"
 
 

@@ -62,6 +62,17 @@ def read_manifest(path: Path) -> tuple[dict, bytes]:
                        "rebuild with this trtkit version")
 
 
+def manifest_field(manifest: dict, path: Path, field: str, kind: type = str):
+    """manifest's dotted field (e.g. "target.chosen") of the kind expected: a trtkit.json is data the user may
+    have edited, so a missing or mistyped field is an invalid model naming the file and the field."""
+    value: object = manifest
+    for key in field.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, kind):
+        raise InvalidModel(f"{path} has no valid {field} (found {value!r}): rebuild with this trtkit version")
+    return value
+
+
 def read_earlier_build(folder: Path) -> EarlierBuild:
     manifest, raw = read_manifest(folder / MANIFEST_NAME)
     if contract.check_event({"event": "names", **manifest["names"]}) is None:

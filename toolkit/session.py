@@ -28,7 +28,7 @@ from .errors import (
     VerificationFailed,
 )
 from .events import BenchResult, BuildRecord, EventStream, StepDeadlines
-from .exported import MANIFEST_NAME, EarlierBuild, check_plain, read_earlier_build, read_manifest
+from .exported import MANIFEST_NAME, EarlierBuild, check_plain, manifest_field, read_earlier_build, read_manifest
 from .manifest import Manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
@@ -157,12 +157,12 @@ def inspect(plan: BuildPlan) -> BuildRecord:
 
 def bench_build(plan: BuildPlan, out_dir: Path, manifest: dict) -> BenchResult:
     """`trtkit bench OUT`: the artifacts OUT/trtkit.json lists, sent in under the same rules as they came out."""
-    target = manifest.get("target", {}).get("chosen")
+    target = manifest_field(manifest, out_dir / MANIFEST_NAME, "target.chosen")
     if target not in contract.TARGETS:
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} names no target trtkit builds ({target!r})")
     allowed = contract.allowed_artifacts(target, bench=True)
     extra = []
-    for artifact in manifest.get("artifacts") or []:
+    for artifact in manifest_field(manifest, out_dir / MANIFEST_NAME, "artifacts", list):
         name = artifact.get("name") if isinstance(artifact, dict) else None
         if not isinstance(name, str) or name not in allowed:
             raise InvalidModel(f"{out_dir / MANIFEST_NAME} lists {name!r}, which is not an artifact of a "

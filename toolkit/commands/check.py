@@ -8,7 +8,7 @@ from rich.text import Text
 
 from .. import options, session
 from ..console import out, plain, print_json, user_errors
-from ..exported import MANIFEST_NAME, read_manifest
+from ..exported import MANIFEST_NAME, manifest_field, read_manifest
 from ..modelfile import resolve_model
 from ..plan import DEFAULT_IMAGE, BuildPlan
 
@@ -31,7 +31,8 @@ def check(
     (no inference) in a container that gets it.
     """
     manifest, _ = read_manifest(output / MANIFEST_NAME)
-    reference = options.image_reference(image or DEFAULT_IMAGE, tag) if tag or image else manifest["image"]["reference"]
+    reference = options.image_reference(image or DEFAULT_IMAGE, tag) if tag or image else \
+        manifest_field(manifest, output / MANIFEST_NAME, "image.reference")
     plan = BuildPlan(model=resolve_model(output), image=reference, gpus=options.parse_gpus(gpus),
                      **options.box_settings(False, memory, timeout))
     outcome = session.check(plan, output, manifest)
