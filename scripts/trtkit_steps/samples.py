@@ -2,11 +2,15 @@
 
 Each input spec is {"name", "shape", "dtype"}, with None for a dimension of unknown size.
 """
+import zipfile
+
 import numpy as np
 
-from trtkit_steps.common import StepError
+from trtkit_steps.common import StepError, first_line
 
 SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
+# What np.load raises on a file that is not a .npy or .npz (text, a broken zip, a pickle, a cut-off file).
+LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 def concrete_shapes(input_specs, shapes, batch):
@@ -27,15 +31,8 @@ def concrete_shapes(input_specs, shapes, batch):
 
 def sample_inputs(input_specs, plan):
     """--sample-data when given, else seeded random data of the right shape and dtype."""
-    names = [s["name"] for s in input_specs]
-    path = plan["sample_data"]
-    if path:
-        data = np.load(path)
-        arrays = {names[0]: data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
-        missing = sorted(set(names) - set(arrays))
-        if missing:
-            raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
-        return {s["name"]: np.asarray(arrays[s["name"]], dtype=s["dtype"]) for s in input_specs}
+    if plan["sample_data"]:
+        return user_samples(plan["sample_data"], input_specs)
     rng = np.random.RandomState(plan["seed"])
     shapes = concrete_shapes(input_specs, plan["shapes"], plan.get("sample_batch", SAMPLE_BATCH))
     out = {}
@@ -45,3 +42,47 @@ def sample_inputs(input_specs, plan):
         else:
             out[s["name"]] = rng.standard_normal(shapes[s["name"]]).astype(s["dtype"])
     return out
+
+
+def user_samples(path, input_specs):
+    """--sample-data as one array per input, each of the input's dtype and shape: anything else is a one-line
+    error here, not a traceback from the model later."""
+    arrays = _load_arrays(path, [s["name"] for s in input_specs])
+    missing = sorted({s["name"] for s in input_specs} - set(arrays))
+    if missing:
+        raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
+    samples = {s["name"]: _as_input(arrays[s["name"]], s) for s in input_specs}
+    batches = sorted({a.shape[0] for a in samples.values()})
+    if len(batches) > 1:
+        raise StepError("--sample-data: the inputs have different batch sizes %s; give each the same rows" % batches)
+    return samples
+
+
+def _load_arrays(path, names):
+    """name -> array of a .npy (the first input's) or a .npz (by input name); pickles are never loaded."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if not magic.startswith((b"\x93NUMPY", b"PK")):    # numpy would take it for a pickle, and say so
+            raise StepError("--sample-data is neither a .npy nor a .npz file (it starts with %r)" % magic)
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            return {names[0]: data}
+        with data:
+            return {k: data[k] for k in data.files}
+    except LOAD_ERRORS as e:
+        raise StepError("--sample-data is not a .npy or .npz file numpy reads (%s)" % first_line(e)) from None
+
+
+def _as_input(array, spec):
+    name, expected = spec["name"], spec["shape"]
+    try:
+        array = np.asarray(array, dtype=spec["dtype"])
+    except (ValueError, TypeError) as e:
+        raise StepError("--sample-data: input %s cannot be %s (%s)" % (name, spec["dtype"], first_line(e))) from None
+    if array.ndim != len(expected) or array.size == 0 or \
+            any(want is not None and have != want for have, want in zip(array.shape, expected)):
+        shown = "x".join("?" if d is None else str(d) for d in expected)
+        raise StepError("--sample-data: input %s has shape %s, the model takes %s (? any size, at least 1)"
+                        % (name, "x".join(map(str, array.shape)) or "()", shown))
+    return array

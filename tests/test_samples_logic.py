@@ -1,0 +1,54 @@
+"""--sample-data as the in-container step reads it: every way it can be wrong is one line naming the input."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+
+from trtkit_steps.common import StepError  # noqa: E402
+from trtkit_steps.samples import sample_inputs  # noqa: E402
+
+LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
+TWO_INPUTS = [{"name": "a", "shape": [None, 3], "dtype": "float32"}, {"name": "b", "shape": [None], "dtype": "int32"}]
+
+
+def samples(path, specs=(LSTM_INPUT,)):
+    return sample_inputs(list(specs), {"sample_data": str(path), "seed": 0, "shapes": {}})
+
+
+def test_good_sample_data_is_read_in_the_inputs_dtypes(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((4, 11, 192)))
+    assert samples(tmp_path / "x.npy")["lstm_1_input"].dtype == np.float32
+    np.savez(tmp_path / "x.npz", a=np.ones((2, 3)), b=np.arange(2.0))
+    read = samples(tmp_path / "x.npz", TWO_INPUTS)
+    assert read["a"].shape == (2, 3) and read["b"].dtype == np.int32
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("text.npz", lambda p: p.write_text("not numpy at all\n" * 20), "is neither a .npy nor a .npz file"),
+    ("empty.npz", lambda p: p.write_bytes(b""), "is neither a .npy nor a .npz file"),
+    ("cut.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00"), "is not a .npy or .npz file numpy reads ("),
+    ("broken.npz", lambda p: p.write_bytes(b"PK\x03\x04" + b"\0" * 50), "is not a .npy or .npz file numpy reads ("),
+    ("pickle.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "is not a .npy or .npz file numpy"),
+    ("rank.npy", lambda p: np.save(p, np.ones((4, 11))), "input lstm_1_input has shape 4x11, the model takes ?x11x192"),
+    ("dims.npy", lambda p: np.save(p, np.ones((4, 11, 3))), "has shape 4x11x3, the model takes ?x11x192"),
+    ("no_rows.npy", lambda p: np.save(p, np.ones((0, 11, 192))), "has shape 0x11x192"),
+    ("words.npy", lambda p: np.save(p, np.array([["a"] * 192] * 11)[None]), "input lstm_1_input cannot be float32 ("),
+])
+def test_bad_sample_data_is_one_line(tmp_path, name, make, message):
+    make(tmp_path / name)
+    with pytest.raises(StepError) as raised:
+        samples(tmp_path / name)
+    text = str(raised.value)
+    assert text.startswith("--sample-data") and message in text and "\n" not in text and "Traceback" not in text
+
+
+def test_inputs_of_different_batch_sizes_are_refused(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.ones((2, 3)), b=np.arange(5))
+    with pytest.raises(StepError, match=r"different batch sizes \[2, 5\]"):
+        samples(tmp_path / "x.npz", TWO_INPUTS)
+    np.savez(tmp_path / "y.npz", a=np.ones((2, 3)))
+    with pytest.raises(StepError, match=r"lacks input\(s\) \['b'\]"):
+        samples(tmp_path / "y.npz", TWO_INPUTS)
