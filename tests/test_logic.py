@@ -1,5 +1,6 @@
 """Pure logic of the host side: option parsing, target choice, error mapping, events, staging."""
 import errno
+import inspect
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from trtkit.commands.build import build, plan_of
 from trtkit.docker_runner import _lines, classify_pull_error, device_requests
 from trtkit.errors import (
     ALL_ERRORS,
@@ -295,3 +297,25 @@ def test_manifest_fields_are_read_defensively(tmp_path):
         with pytest.raises(InvalidModel, match=f"{path} has no valid {field} ") as raised:
             manifest_field(manifest, path, field, kind)
         assert raised.value.exit_code == 11
+
+
+def build_values(model, **given) -> dict:
+    """The build command's parameters at their defaults, as plan_of receives them, with given ones changed."""
+    defaults = {name: getattr(p.default, "value", p.default) for name, p in inspect.signature(build).parameters.items()
+                if name != "ctx"}
+    return {**defaults, "model": model, "tag": "24.05-py3", **given}
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"batch": "abc"}, "a batch size must be a whole number"),
+    ({"iterations": -5}, "iterations"),
+    ({"warmup": -1}, "warmup"),
+])
+def test_bench_options_are_checked_without_bench(tmp_path, given, message):
+    h5 = tmp_path / "m.h5"
+    h5.write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    assert plan_of(build_values(h5)).bench is None
+    assert plan_of(build_values(h5, bench=True)).bench is not None
+    for bench in (False, True):
+        with pytest.raises(typer.BadParameter, match=message):
+            plan_of(build_values(h5, bench=bench, **given))

@@ -107,13 +107,14 @@ def plan_of(v: dict[str, Any]) -> BuildPlan:
     image_ref = options.image_reference(v["image"], v["tag"])
     if v["strict_timing_cache"] and not v["timing_cache"]:
         raise typer.BadParameter("--strict-timing-cache needs --timing-cache FILE: the cache whose tactics to replay")
+    bench = options.bench_settings(v["batch"], v["iterations"], v["warmup"])   # checked even without --bench
     return BuildPlan(
         model=resolve_model(v["model"]), image=image_ref, target=v["target"], precision=v["precision"],
         tf32=v["tf32"], shapes=options.parse_shapes(v["shapes"] or []), gpus=options.parse_gpus(v["gpus"]),
         out_dir=v["out"], force=v["force"], sample_data=v["sample_data"], calib_data=v["calib_data"],
         atol=options.finite_number(v["atol"], "--atol", 0.0, 1e6),
         workspace=options.parse_size(v["workspace"], "workspace"), opset=v["opset"],
-        bench=options.bench_settings(v["batch"], v["iterations"], v["warmup"]) if v["bench"] else None,
+        bench=bench if v["bench"] else None,
         seed=v["seed"], disabled_tactic_sources=options.parse_tactic_sources(v["disable_tactic_sources"]),
         triton_repo=v["triton_repo"], locked=Path(LOCK_NAME).absolute() if v["locked"] else None,
         timing_cache=v["timing_cache"], strict_timing_cache=v["strict_timing_cache"],
