@@ -58,6 +58,17 @@ def test_parse_shapes_rejects(bad):
         parse_shapes([bad])
 
 
+@pytest.mark.parametrize("specs, message", [
+    (["a:1/2/3", "b:1/2/3", "a:4/5/6"], "--shapes gives input 'a' twice"),
+    (["a:1x11/2x11x192/3x11x192"], "input 'a' must all be batch sizes or all full shapes of the same rank"),
+    (["a:1x11/2x11x192/3"], "input 'a' must all be batch sizes or all full shapes of the same rank"),
+    (["a:1/2x11/3x11"], "input 'a' must all be batch sizes or all full shapes of the same rank"),
+])
+def test_parse_shapes_refuses_repeats_and_mixed_ranks(specs, message):
+    with pytest.raises(typer.BadParameter, match=message):
+        parse_shapes(specs)
+
+
 def test_parse_gpus_and_size():
     assert parse_gpus("ALL") == GpuRequest("all")
     assert parse_gpus("0, 1") == GpuRequest("ids", ("0", "1"))

@@ -119,7 +119,13 @@ def parse_shapes(specs: list[str]) -> dict[str, list]:
         parts = ranges.split("/")
         if not sep or not name or len(parts) != 3:
             raise typer.BadParameter(f"expected NAME:MIN/OPT/MAX (e.g. lstm_1_input:1/1024/100000), got {spec!r}")
+        if name in shapes:      # the last would win silently
+            raise typer.BadParameter(f"--shapes gives input {name!r} twice: give each input once")
         dims = [_shape(p, spec) for p in parts]
+        ranks = {len(d) if isinstance(d, list) else 0 for d in dims}    # 0: a batch size
+        if len(ranks) > 1:
+            raise typer.BadParameter(f"{spec!r}: MIN, OPT and MAX of input {name!r} must all be batch sizes or "
+                                     "all full shapes of the same rank")
         batches = [d if isinstance(d, int) else d[0] for d in dims]
         if not 1 <= batches[0] <= batches[1] <= batches[2]:
             raise typer.BadParameter(f"{spec!r}: need 1 <= MIN <= OPT <= MAX")
