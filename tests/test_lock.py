@@ -6,7 +6,7 @@ from conftest import STANDIN, STANDIN_ARGS
 
 from trtkit import __version__
 from trtkit.errors import LockMismatch
-from trtkit.lock import FORMAT, differences, read
+from trtkit.lock import FORMAT, differences, locked_entry, read
 from trtkit.modelfile import HDF5_SIGNATURE
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
@@ -41,6 +41,17 @@ def test_a_malformed_entry_is_refused_when_the_lock_is_read(tmp_path, entry):
         read(write_lock(tmp_path / "trtkit.lock", entry))
     assert raised.value.exit_code == 24
     assert read(write_lock(tmp_path / "trtkit.lock", GOOD_ENTRY))["images"][REFERENCE] == GOOD_ENTRY
+
+
+@pytest.mark.parametrize("reference, command", [
+    ("trtkit/standin@sha256:" + "a" * 64, "trtkit lock --image trtkit/standin@sha256:" + "a" * 64),
+    ("localhost:5000/team/trt:24.05-py3", "trtkit lock --image localhost:5000/team/trt --tag 24.05-py3"),
+])
+def test_a_missing_entry_names_the_lock_command_that_records_it(tmp_path, reference, command):
+    lock = {"format": FORMAT, "trtkit": __version__, "images": {}}
+    with pytest.raises(LockMismatch, match=f"has no entry for {reference}") as raised:
+        locked_entry(lock, tmp_path / "trtkit.lock", reference)
+    assert raised.value.hint == command
 
 
 def test_build_locked_with_an_empty_entry_stops_before_any_container(trtkit, tmp_path):

@@ -73,10 +73,17 @@ def locked_entry(lock: dict, path: Path, reference: str) -> dict:
         raise LockMismatch(f"{path} was made with trtkit {lock.get('trtkit')}, this is trtkit {__version__}",
                            hint=f"install trtkit {lock.get('trtkit')}, or lock again")
     if reference not in lock["images"]:
-        repository, tag = reference.rsplit(":", 1)
         raise LockMismatch(f"{path} has no entry for {reference} (it locks {', '.join(lock['images']) or 'nothing'})",
-                           hint=f"trtkit lock --image {repository} --tag {tag}")
+                           hint=lock_command(reference))
     return lock["images"][reference]
+
+
+def lock_command(reference: str) -> str:
+    """The `trtkit lock` that records reference: REPO@sha256:DIGEST is pinned by --image alone."""
+    if "@" in reference:
+        return f"trtkit lock --image {reference}"
+    repository, tag = reference.rsplit(":", 1)      # the tag holds no ':', a registry's port may
+    return f"trtkit lock --image {repository} --tag {tag}"
 
 
 def pinned_reference(reference: str, locked: dict) -> str:
