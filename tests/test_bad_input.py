@@ -162,3 +162,10 @@ def test_an_edited_manifest_is_an_invalid_model_naming_the_field(trtkit, tmp_pat
     result = trtkit(command[0], out, *command[1:])
     assert result.returncode == 11, result.stderr[-1500:]
     assert f"{out / 'trtkit.json'} {message}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["bench", "--tag", "x"], ["build", "--tag", "x"]])
+def test_a_missing_output_folder_is_model_not_found_for_every_command(trtkit, tmp_path, command):
+    result = trtkit(command[0], tmp_path / "gone", *command[1:])
+    assert result.returncode == 10, result.stderr[-1500:]
+    assert f"model not found: {tmp_path / 'gone'}" in result.stderr and "Traceback" not in result.stderr

@@ -30,10 +30,11 @@ def check(
     A different TensorRT version is found without a GPU; the GPU itself is checked by loading the engine
     (no inference) in a container that gets it.
     """
+    model = resolve_model(output)   # first, so a missing OUT exits 10 as it does for build and bench
     manifest, _ = read_manifest(output / MANIFEST_NAME)
     reference = options.image_reference(image or DEFAULT_IMAGE, tag) if tag or image else \
         manifest_field(manifest, output / MANIFEST_NAME, "image.reference")
-    plan = BuildPlan(model=resolve_model(output), image=reference, gpus=options.parse_gpus(gpus),
+    plan = BuildPlan(model=model, image=reference, gpus=options.parse_gpus(gpus),
                      **options.box_settings(False, memory, timeout))
     outcome = session.check(plan, output, manifest)
     if json_output:
