@@ -169,3 +169,11 @@ def test_a_missing_output_folder_is_model_not_found_for_every_command(trtkit, tm
     result = trtkit(command[0], tmp_path / "gone", *command[1:])
     assert result.returncode == 10, result.stderr[-1500:]
     assert f"model not found: {tmp_path / 'gone'}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_quiet_shows_a_failed_pull_as_its_error_line_alone(trtkit, tmp_path):
+    """No progress display (not even its blank line) under --quiet; 14 offline, 13 where the registry answers."""
+    (tmp_path / "m.h5").write_bytes(HDF5_SIGNATURE + b"\0" * 100)
+    result = trtkit("-q", "build", "m.h5", "--image", "nosuch/image", "--tag", "1", "--gpus", "none")
+    assert result.returncode in (13, 14), result.stderr[-1500:]
+    assert result.stderr.startswith("error: cannot pull nosuch/image:1") and len(result.stderr.splitlines()) == 1

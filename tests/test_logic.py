@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from trtkit import console
 from trtkit.commands.build import build, plan_of
 from trtkit.docker_runner import _lines, classify_pull_error, device_requests
 from trtkit.errors import (
@@ -330,3 +331,13 @@ def test_bench_options_are_checked_without_bench(tmp_path, given, message):
     for bench in (False, True):
         with pytest.raises(typer.BadParameter, match=message):
             plan_of(build_values(h5, bench=bench, **given))
+
+
+@pytest.mark.parametrize("terminal, quiet, shown", [(True, False, True), (True, True, False), (False, False, False)])
+def test_progress_bars_only_on_a_terminal_and_never_when_quiet(monkeypatch, terminal, quiet, shown):
+    monkeypatch.setattr(console, "err", console.Console(stderr=True, force_terminal=terminal))
+    try:
+        console.set_verbosity(False, quiet)
+        assert console.live_progress().disable is not shown
+    finally:
+        console.set_verbosity(False, False)

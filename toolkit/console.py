@@ -13,6 +13,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 from rich.text import Text
 
 from .errors import Interrupted, TrtkitError
@@ -45,6 +46,11 @@ def show(text, style: str = "", mark: tuple[str, str] | None = None, level: int 
     """Print untrusted text on stderr as text, never as markup; after a (symbol, style) mark if given."""
     if verbosity >= level:
         err.print(Text.assemble(mark or "", " " if mark else "", (plain(text), style)))
+
+
+def live_progress(*columns: str | ProgressColumn) -> Progress:
+    """Progress bars on stderr when it is a terminal (a log would get only blank lines), unless --quiet."""
+    return Progress(*columns, console=err, transient=True, disable=verbosity < PROGRESS or not err.is_terminal)
 
 
 def warn(message: str) -> None:

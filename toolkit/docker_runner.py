@@ -27,7 +27,7 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
-from .console import err, show, warn
+from .console import live_progress, show, warn
 from .contract import contract
 from .errors import (
     DockerUnavailable,
@@ -150,8 +150,7 @@ class DockerRunner:
 
     def _pull(self, reference: str) -> None:
         repository, tag = parse_repository_tag(reference)
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
-        with Progress(*columns, console=err, transient=True) as progress:
+        with live_progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn()) as progress:
             layers: dict[str, TaskID] = {}
             try:
                 for event in self.client.api.pull(repository, tag=tag, stream=True, decode=True):

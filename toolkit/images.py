@@ -22,8 +22,7 @@ import docker.errors
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from . import console
-from .console import err, show
+from .console import live_progress, show
 from .docker_runner import DockerRunner, Limits, _daemon_errors, _show_pull_event, first_line
 from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, TrtkitError
 from .files import write_atomically
@@ -121,10 +120,8 @@ def compressed(path: Path, raw: IO[bytes]):
 
 
 def transfer_progress() -> Progress:
-    """Bytes moved, live on stderr when it is a terminal (a log would get only blank lines), unless --quiet."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    return Progress(*columns, console=err, transient=True,
-                    disable=console.verbosity < console.PROGRESS or not err.is_terminal)
+    """Bytes moved, live on stderr (console.live_progress says when)."""
+    return live_progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
 
 
 # --- load -----------------------------------------------------------------------------------------
