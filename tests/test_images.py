@@ -10,9 +10,15 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
+import docker.errors
 import pytest
+
+from trtkit import images
+from trtkit.console import live_progress
+from trtkit.errors import ImageNotFound, ToolchainBuildFailed
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 
@@ -201,3 +207,27 @@ def test_wheelhouse_needs_the_python_of_an_unknown_tag(trtkit, tmp_path):
     result = trtkit("wheelhouse", "99.01-py3", "-o", tmp_path / "wheels")
     assert result.returncode == 2 and "--python" in result.stderr
     assert not (tmp_path / "wheels").exists()
+
+
+@pytest.mark.parametrize("content", [b"not an archive\n", os.urandom(4096)])
+def test_an_archive_that_is_not_images_is_one_line_with_a_documented_code(trtkit, tmp_path, content):
+    (tmp_path / "bad.tar").write_bytes(content)
+    result = trtkit("images", "load", tmp_path / "bad.tar")
+    assert result.returncode == 13, result.stderr[-1500:]
+    assert error_line(result).startswith("error: docker load failed: ") and "Traceback" not in result.stderr
+
+
+def test_daemon_and_pip_failures_of_images_and_wheelhouse_have_documented_codes(tmp_path):
+    with pytest.raises(ImageNotFound, match="docker load failed: unexpected EOF"):
+        images.loaded_names([{"error": "unexpected EOF\nmore"}], live_progress())
+
+    def refused(*args, **kwargs):
+        raise docker.errors.APIError("500 Server Error", explanation="layer does not exist")
+
+    runner = SimpleNamespace(client=SimpleNamespace(api=SimpleNamespace(_url=lambda path: path, _get=refused)))
+    with pytest.raises(ImageNotFound, match="docker save failed: layer does not exist"):
+        list(images.exported(runner, ["x:1"]))
+    with pytest.raises(ToolchainBuildFailed, match=r"pip download failed \(exit 1\)") as raised:
+        images.run_pip(["download", "--no-index", "--find-links", str(tmp_path), "-d", str(tmp_path),
+                        "no-such-package-trtkit"])
+    assert raised.value.exit_code == 20

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from .console import live_progress, show
 from .docker_runner import DockerRunner, Limits, _daemon_errors, _show_pull_event, first_line
-from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, TrtkitError
+from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, ToolchainBuildFailed
 from .files import write_atomically
 from .resources import toolchain_dir
 from .toolchain import BASE_ID_LABEL, REPOSITORY, Toolchain, ensure_toolchain
@@ -96,8 +96,8 @@ def exported(runner: DockerRunner, names: list[str]) -> Iterator[bytes]:
             yield from api._stream_raw_result(response, CHUNK, False)
     except docker.errors.NotFound as e:         # removed since we looked
         raise ImageNotFound(first_line(e.explanation or e)) from None
-    except docker.errors.APIError as e:
-        raise TrtkitError(f"docker save failed: {first_line(e.explanation or e)}") from None
+    except docker.errors.APIError as e:     # the daemon cannot export them, e.g. a layer missing from its store
+        raise ImageNotFound(f"docker save failed: {first_line(e.explanation or e)}") from None
     except requests.exceptions.RequestException as e:   # e.g. the daemon went away mid-stream
         raise DockerUnavailable(f"lost the Docker daemon during the save: {first_line(e, 160)}") from None
 
@@ -140,11 +140,17 @@ def load(runner: DockerRunner, path: Path) -> list[ImageRef]:
                                      data=read_chunks(f, lambda n: progress.advance(upload, n)))
                 names = loaded_names(api._stream_helper(response, decode=True), progress)
         except docker.errors.APIError as e:
-            raise TrtkitError(f"docker load failed: {first_line(e.explanation or e)}") from None
+            raise not_loaded(first_line(e.explanation or e)) from None
         except requests.exceptions.RequestException as e:   # e.g. the daemon went away mid-stream
             raise DockerUnavailable(f"lost the Docker daemon during the load: {first_line(e, 160)}") from None
     with _daemon_errors():
         return [ImageRef(name, runner.client.images.get(name).id) for name in names]
+
+
+def not_loaded(reason: str) -> ImageNotFound:
+    """The archive brought no image (not a tar of images, or cut off): exit 13, as for a missing image."""
+    return ImageNotFound(f"docker load failed: {reason}",
+                         hint="load an archive of `trtkit images save` or `docker save`")
 
 
 def read_chunks(f: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
@@ -159,7 +165,7 @@ def loaded_names(events: Iterable[dict], progress: Progress) -> list[str]:
     names = []
     for event in events:
         if "error" in event:
-            raise TrtkitError(f"docker load failed: {first_line(event['error'])}")
+            raise not_loaded(first_line(event["error"]))
         _show_pull_event(progress, layers, event)
         names += LOADED.findall(event.get("stream", ""))
     return names
@@ -235,4 +241,5 @@ def run_pip(arguments: list[str]) -> None:
         raise RegistryUnavailable("pip download cannot reach the package index",
                                   hint="run `trtkit wheelhouse` on a machine with access to it")
     last = next((line for line in reversed(tail) if line.startswith("ERROR")), tail[-1] if tail else "")
-    raise TrtkitError(f"pip download failed (exit {process.returncode}): {last}")
+    # The wheels a toolchain derivation installs cannot be had: exit 20, as when the derivation itself fails.
+    raise ToolchainBuildFailed(f"pip download failed (exit {process.returncode}): {last}")
