@@ -15,8 +15,10 @@ from types import SimpleNamespace
 import docker
 import docker.errors
 import pytest
+import typer
 
 from trtkit import images
+from trtkit.commands.images import archive_path
 from trtkit.console import live_progress
 from trtkit.errors import ImageNotFound, ToolchainBuildFailed
 
@@ -231,3 +233,13 @@ def test_daemon_and_pip_failures_of_images_and_wheelhouse_have_documented_codes(
         images.run_pip(["download", "--no-index", "--find-links", str(tmp_path), "-d", str(tmp_path),
                         "no-such-package-trtkit"])
     assert raised.value.exit_code == 20
+
+
+def test_save_writes_only_tar_and_tar_gz_names(trtkit, tmp_path):
+    assert archive_path(tmp_path / "x.tar") == tmp_path / "x.tar" and archive_path(Path("x.tar.gz")) == Path("x.tar.gz")
+    for name in ("x.zip", "x.tar.xz", "x.tgz", "x", ".tar.gz"):
+        with pytest.raises(typer.BadParameter, match="name the archive FILE.tar, or FILE.tar.gz"):
+            archive_path(tmp_path / name)
+    result = trtkit("images", "save", "trtkit/standin:19.07-py3", "-o", tmp_path / "x.zip")
+    assert result.returncode == 2 and "FILE.tar.gz" in result.stderr, result.stderr[-1500:]
+    assert not (tmp_path / "x.zip").exists()
