@@ -77,10 +77,11 @@ def test_docker_daemon_not_reachable(trtkit, trtkit_env, models, tmp_path):
 
 
 def test_gpus_all_without_nvidia_runtime(trtkit, models, tmp_path):
-    """The engine only fails at container start; trtkit turns that into advice and removes the container."""
+    """The engine only fails at container start; trtkit turns that into advice and removes the container.
+    --force: a finished ONNX build of an earlier test would be reused (it needs no GPU) and start nothing."""
     out = tmp_path / "out"
     result = trtkit("build", models / "origin_lstm.h5", "--image", "trtkit/standin", "--tag", "19.07-py3",
-                    "--gpus", "all", "--target", "onnx", "--out", out)
+                    "--gpus", "all", "--target", "onnx", "--out", out, "--force")
     assert_clean_failure(result, 15, "cannot give containers a GPU", out)
     assert "NVIDIA Container Toolkit" in result.stderr
 
