@@ -12,7 +12,7 @@ from trtkit import report, triton
 from trtkit.console import plain
 from trtkit.contract import contract
 from trtkit.docker_runner import Limits
-from trtkit.errors import OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
+from trtkit.errors import InvalidModel, OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
 from trtkit.events import (
     MAX_EVENT_BYTES,
     MAX_EVENTS_OF_A_KIND,
@@ -26,7 +26,7 @@ from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
 from trtkit.session import exit_error
 from trtkit.staging import foreign_entries, refuse_protected
-from trtkit.transfer import artifact_rule, plain_files, receive
+from trtkit.transfer import Inputs, artifact_rule, plain_files, receive
 
 ALLOWED = contract.allowed_artifacts("tftrt", bench=False)
 
@@ -408,3 +408,39 @@ def test_check_shows_container_strings_as_text(monkeypatch, tmp_path, capsys):
     assert "\x1b" not in shown and "\x07" not in shown and "owned" not in shown
     assert shown.count("[link=https://e.x]H100[/link]") == 2 and "[bold]9.0" in shown    # the cell and the verdict
 
+
+def sent(tmp_path, source: Path, container_path: str) -> dict[str, tuple[bytes, bytes | None]]:
+    """What Inputs.path puts in the tar for source: member name -> (type, bytes of a file)."""
+    inputs = Inputs(tmp_path)
+    inputs.path(container_path, source)
+    with inputs.finish() as archive, tarfile.open(fileobj=archive) as tar:
+        return {m.name: (m.type, tar.extractfile(m).read() if m.isreg() else None) for m in tar}
+
+
+def test_a_symlinked_model_is_sent_as_its_bytes_under_its_own_name(tmp_path):
+    (tmp_path / "real.h5").write_bytes(b"weights")
+    (tmp_path / "link.h5").symlink_to(tmp_path / "real.h5")
+    members = sent(tmp_path, tmp_path / "link.h5", f"{contract.MODEL_DIR}/link.h5")
+    assert list(members.values()) == [(tarfile.REGTYPE, b"weights")]
+    assert list(members) == [f"{contract.MODEL_DIR}/link.h5".removeprefix(contract.ROOT + "/")]
+
+
+def test_a_savedmodel_folder_follows_links_only_to_files_inside_it(tmp_path):
+    real = tmp_path / "store" / "saved"
+    (real / "variables").mkdir(parents=True)
+    (real / "blob").write_bytes(b"pb")
+    (real / "saved_model.pb").symlink_to("blob")
+    (real / "variables" / "v.data").write_bytes(b"v")
+    (real / "__pycache__").mkdir()
+    (tmp_path / "model").symlink_to(real)               # the folder named is followed wherever it is
+    members = sent(tmp_path, tmp_path / "model", f"{contract.MODEL_DIR}/model")
+    top = f"{contract.MODEL_DIR}/model".removeprefix(contract.ROOT + "/")
+    assert members == {top: (tarfile.DIRTYPE, None), f"{top}/blob": (tarfile.REGTYPE, b"pb"),
+                       f"{top}/saved_model.pb": (tarfile.REGTYPE, b"pb"), f"{top}/variables": (tarfile.DIRTYPE, None),
+                       f"{top}/variables/v.data": (tarfile.REGTYPE, b"v")}
+    (tmp_path / "secret").write_bytes(b"key")
+    for name, target in (("stolen", tmp_path / "secret"), ("loop", real), ("gone", real / "nothing")):
+        (real / "variables" / name).symlink_to(target)
+        with pytest.raises(InvalidModel, match=f"{name} is a link to .*, not to a file inside .*: refused"):
+            sent(tmp_path, tmp_path / "model", f"{contract.MODEL_DIR}/model")
+        (real / "variables" / name).unlink()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from .contract import contract
-from .errors import StepFailed
+from .errors import InvalidModel, StepFailed
 from .resources import polygraphy_dir, runtime_files, scripts_dir
 
 WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
@@ -53,8 +53,28 @@ class Inputs:
         self.tar.addfile(info, io.BytesIO(payload))
 
     def path(self, path: str, source: Path) -> None:
-        """A host file or folder (recursively, links kept as links), read-only inside."""
-        self.tar.add(str(source), arcname=_member(path), filter=_read_only)
+        """A host file or folder (recursively), read-only inside, as bytes: never a link.
+
+        The path named is followed wherever it points: a model the user keeps behind a symlink is ordinary
+        input, and a link sent as a link would dangle in the container and tell it a host path. Within a
+        folder (a SavedModel) a link is sent as the file it names only when that is a regular file inside the
+        folder: the folder may come from a stranger, and a link out of it (to ~/.ssh, say) would hand the
+        container a host file nobody named. A link to a folder is refused too (it could loop).
+        """
+        root = source.resolve()
+        self._add(_member(path), root, root)
+
+    def _add(self, member: str, source: Path, root: Path) -> None:
+        """source is never a link here: root is resolved, and _inside resolves the links below it."""
+        if source.is_file():
+            self.tar.add(str(source), arcname=member, filter=_read_only)
+        elif source.is_dir():
+            self.tar.add(str(source), arcname=member, recursive=False, filter=_read_only)
+            for child in sorted(source.iterdir()):
+                if child.name != "__pycache__":
+                    self._add(f"{member}/{child.name}", _inside(child, root), root)
+        else:
+            raise InvalidModel(f"{source} is not a regular file or a folder: refused")
 
     def finish(self):
         self.tar.close()
@@ -69,9 +89,18 @@ def _member(path: str) -> str:
     return path[len(root):]
 
 
-def _read_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if "__pycache__" in info.name.split("/"):
-        return None
+def _inside(child: Path, root: Path) -> Path:
+    """child, or the file a link there names when that is a regular file below root; else InvalidModel."""
+    if not child.is_symlink():
+        return child
+    target = child.resolve()
+    if target.is_relative_to(root) and target.is_file():
+        return target
+    raise InvalidModel(f"{child} is a link to {target}, not to a file inside {root}: refused",
+                       hint="copy the file it points to into the folder")
+
+
+def _read_only(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mode = 0o555 if info.isdir() else 0o444
