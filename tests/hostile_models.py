@@ -32,6 +32,18 @@ def plant_links(x):
     return x
 
 
+def link_before_bulk(x):
+    """A link at an artifact's name, then 100 MB after it: the host refuses the link mid-stream."""
+    import os
+    folder = "/trtkit/work/artifacts"
+    if not os.path.lexists(folder + "/model.onnx"):
+        os.symlink("/etc/passwd", folder + "/model.onnx")
+        with open(folder + "/zz_bulk", "wb") as f:     # after model.onnx in the archive, far past socket buffers
+            for _ in range(100):
+                f.write(b"\0" * (1 << 20))
+    return x
+
+
 def forge_output(x):
     """Forged and malformed events, terminal escapes, rich markup, HTML, and a huge line."""
     import sys
@@ -112,8 +124,9 @@ def exit_early(x):
     os._exit(0)
 
 
-ATTACKS = {"plant_links": plant_links, "forge_output": forge_output, "sleep_forever": sleep_forever,
-           "keep_alive": keep_alive, "eat_memory": eat_memory, "snoop": snoop, "exit_early": exit_early}
+ATTACKS = {"plant_links": plant_links, "link_before_bulk": link_before_bulk, "forge_output": forge_output,
+           "sleep_forever": sleep_forever, "keep_alive": keep_alive, "eat_memory": eat_memory, "snoop": snoop,
+           "exit_early": exit_early}
 
 
 def make(tf_keras, attack, path):

@@ -142,6 +142,21 @@ def test_links_planted_by_the_model_are_refused(trtkit, trtkit_env, hostile, tmp
     assert [p for p in listing(cache) if p.startswith(key)] == [key, f"{key}/calibration-{'0' * 32}.cache"]
 
 
+def test_a_refusal_mid_stream_hangs_up_and_leaves_no_container_or_volume(trtkit, hostile, tmp_path, docker_client):
+    """The link comes first and 100 MB after it: the host stops reading there. It must hang up, or the daemon
+    keeps the container busy and its removal waits for the API timeout (60 s), then fails with a traceback."""
+    def dangling():     # volumes of no container: one removed without its volume (not another build's)
+        return {v.name for v in docker_client.volumes.list(filters={"dangling": True})}
+
+    volumes = dangling()
+    result = trtkit("build", hostile / "link_before_bulk.h5", *TRUSTED, "--target", "frozen", "--out",
+                    tmp_path / "out")
+    assert result.returncode == 17 and "returned model.onnx as a link to '/etc/passwd'" in error_line(result)
+    assert "warning" not in result.stderr      # the container was removed, not left for doctor --clean
+    assert listing(tmp_path) == []
+    assert dangling() <= volumes        # the container's anonymous volume went with it
+
+
 def test_forged_events_escapes_and_markup_are_shown_as_text(trtkit, hostile, tmp_path):
     out = tmp_path / "out"
     result = trtkit("--verbose", "build", hostile / "forge_output.h5", *TRUSTED, "--out", out, "--json")

@@ -4,14 +4,17 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
+import docker.errors
 import pytest
+import requests
 
 from trtkit import report, triton
 from trtkit.console import plain
 from trtkit.contract import contract
-from trtkit.docker_runner import Limits
+from trtkit.docker_runner import Archive, DockerRunner, Limits
 from trtkit.errors import InvalidModel, OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
 from trtkit.events import (
     MAX_EVENT_BYTES,
@@ -444,3 +447,57 @@ def test_a_savedmodel_folder_follows_links_only_to_files_inside_it(tmp_path):
         with pytest.raises(InvalidModel, match=f"{name} is a link to .*, not to a file inside .*: refused"):
             sent(tmp_path, tmp_path / "model", f"{contract.MODEL_DIR}/model")
         (real / "variables" / name).unlink()
+
+
+class FakeArchiveResponse:
+    """What Box.fetch relays: a streamed HTTP response of the daemon's tar, and whether it was closed."""
+
+    def __init__(self, chunks):
+        self.chunks, self.closed = chunks, False
+
+    def iter_content(self, chunk_size):
+        return iter(self.chunks)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("members, limit, refusal", [
+    ([("model.onnx", "symlink", "/etc/passwd"), ("zz_bulk", "file", b"x" * 50000)], 1 << 20, "as a link"),
+    ([("zz_bulk", "file", b"x" * 50000), ("model.onnx", "file", b"onnx")], 20000, "more than 0 MiB"),
+])
+def test_a_refusal_mid_stream_closes_the_response(tmp_path, members, limit, refusal):
+    """Left open, the daemon keeps copying and the container's removal waits for the API timeout."""
+    response = FakeArchiveResponse(tar_stream(*members))
+    with pytest.raises(StepFailed, match=refusal):
+        receive(Archive(response), tmp_path, artifact_rule(ALLOWED), limit, "artifacts")
+    assert response.closed
+    response = FakeArchiveResponse(tar_stream(("model.onnx", "file", b"onnx")))
+    assert receive(Archive(response), tmp_path / "whole", artifact_rule(ALLOWED), limit, "artifacts") == \
+        ["model.onnx"] and response.closed
+
+
+class FakeContainers:
+    def __init__(self, failure):
+        self.failure, self.removed = failure, []
+
+    def list(self, **filters):
+        if self.failure == "list":
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return [self]
+
+    def remove(self, **options):
+        if self.failure == "remove":
+            raise docker.errors.APIError("removal of container is already in progress")
+        self.removed.append(options)
+
+
+@pytest.mark.parametrize("failure", [None, "list", "remove"])
+def test_a_box_that_cannot_be_removed_is_one_warning(capsys, failure):
+    containers = FakeContainers(failure)
+    runner = DockerRunner(SimpleNamespace(containers=containers))
+    box = runner.box("image", ["true"], Limits(memory_bytes=1 << 30), {}, [])
+    box.__exit__(StepFailed, StepFailed("refused"), None)
+    warned = capsys.readouterr().err
+    assert containers.removed == ([] if failure else [{"force": True, "v": True}])   # v: its volume too
+    assert ("could not remove the build container" in warned) == bool(failure) and "Traceback" not in warned

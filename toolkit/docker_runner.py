@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,8 +43,10 @@ RUN_LABEL, PID_LABEL, START_LABEL, HOST_LABEL = (f"{LABEL}.{k}" for k in ("run",
 CONTAINER_USER = "65534:65534"          # nobody: never root, whoever runs trtkit
 GPU_DRIVER_ERROR = 'could not select device driver'
 NGC_LOGIN_HINT = "run `docker login nvcr.io` with user `$oauthtoken` and an NGC API key as password"
-# The daemon vanishing shows up as any of these, depending on where the SDK was.
-CONNECTION_ERRORS = (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError, ConnectionError)
+# The daemon vanishing (or not answering within the client's timeout) shows up as any of these, depending on
+# where the SDK was (mid-stream, requests says ChunkedEncodingError).
+CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                     requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ class Box:
             run = f"{RUN_LABEL}={self.labels[RUN_LABEL]}"
             for container in self.runner.client.containers.list(all=True, filters={"label": run}):
                 container.remove(force=True, v=True)
-        except (docker.errors.DockerException, *CONNECTION_ERRORS) as e:
+        except (docker.errors.DockerException, requests.RequestException, *CONNECTION_ERRORS) as e:
             warn(f"could not remove the build container ({first_line(e, 120)}); "
                  "`trtkit doctor --clean` removes it once the daemon is back")
 
@@ -237,14 +239,22 @@ class Box:
         with _daemon_errors():
             self.container.put_archive(contract.ROOT, archive)
 
-    def fetch(self, path: str) -> Iterator[bytes] | None:
-        """A tar stream of one path in the container, or None when it is not there."""
+    def fetch(self, path: str) -> "Archive | None":
+        """A tar stream of one path in the container, or None when it is not there. The SDK's get_archive
+        gives no way to close its stream, so this is the request it makes, keeping the response."""
+        api = self.runner.client.api
+        with _daemon_errors():
+            response = api._get(api._url("/containers/{0}/archive", self.container.id), params={"path": path},
+                                stream=True, headers={"Accept-Encoding": "identity"})
         try:
-            with _daemon_errors():
-                stream, _ = self.container.get_archive(path, chunk_size=1 << 20)
+            api._raise_for_status(response)
         except docker.errors.NotFound:
+            response.close()
             return None
-        return _relayed(stream)
+        except BaseException:
+            response.close()
+            raise
+        return Archive(response)
 
     def run(self, on_output: Callable[[str], None]) -> int:
         """Start, relay output lines until the container ends; its exit code."""
@@ -299,9 +309,27 @@ def _daemon_errors():
                                 hint="restart dockerd and build again") from None
 
 
-def _relayed(stream: Iterator[bytes]) -> Iterator[bytes]:
-    with _daemon_errors():
-        yield from stream
+class Archive:
+    """A get_archive stream: its bytes, and close() to hang up, read to the end, in part or not at all. Close
+    it (receive does): left open, the daemon keeps copying into it, the container stays busy, and its removal
+    waits for the API timeout and fails."""
+
+    def __init__(self, response: requests.Response):
+        self.response = response
+        self.chunks = response.iter_content(1 << 20)
+
+    def __iter__(self) -> "Archive":
+        return self
+
+    def __next__(self) -> bytes:
+        with _daemon_errors():
+            chunk = next(self.chunks, None)
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self.response.close()
 
 
 def _show_pull_event(progress: Progress, layers: dict, event: dict) -> None:

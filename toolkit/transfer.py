@@ -138,13 +138,21 @@ Rule = Callable[[PurePosixPath, tarfile.TarInfo], bool]
 
 def receive(stream: Iterator[bytes] | None, dest: Path, rule: Rule, limit: int, what: str,
             replace: bool = False) -> list[str]:
-    """Copy the members `rule` takes from a get_archive stream into dest; their relative paths."""
+    """Copy the members `rule` takes from a get_archive stream into dest; their relative paths.
+
+    The stream is closed on the way out, whole or not: a refusal mid-stream must hang up, or the daemon
+    keeps copying into a connection nobody reads and the container cannot be removed.
+    """
     if stream is None:
         return []
     try:
         return _receive(stream, dest, rule, limit, what, replace)
     except tarfile.TarError as e:
         raise StepFailed(f"could not read the {what} the container returned: {e}") from None
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _receive(stream: Iterator[bytes], dest: Path, rule: Rule, limit: int, what: str, replace: bool) -> list[str]:
