@@ -11,7 +11,7 @@ import docker.errors
 import pytest
 import requests
 
-from trtkit import report, triton
+from trtkit import report, session, triton
 from trtkit.console import plain
 from trtkit.contract import contract
 from trtkit.docker_runner import Archive, DockerRunner, Limits
@@ -501,3 +501,83 @@ def test_a_box_that_cannot_be_removed_is_one_warning(capsys, failure):
     warned = capsys.readouterr().err
     assert containers.removed == ([] if failure else [{"force": True, "v": True}])   # v: its volume too
     assert ("could not remove the build container" in warned) == bool(failure) and "Traceback" not in warned
+
+
+def fill(disk: Path) -> None:
+    """Fill a small file system to the last byte."""
+    with open(disk / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def cache_rule(max_bytes=1 << 30):
+    return plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), max_bytes)
+
+
+def test_a_cache_entry_refused_mid_file_leaves_no_temporary_file(tmp_path):
+    with pytest.raises(StepFailed, match="more than 2 MiB of cache files"):
+        receive(tar_stream(("timing-a.cache", "file", b"x" * (3 << 20)), top="cache"), tmp_path, cache_rule(),
+                2 << 20, "cache files", replace=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_entry_on_a_full_disk_is_an_oserror_and_leaves_nothing(tiny_disk):
+    (tiny_disk / "timing-a.cache").write_bytes(b"old")
+    with pytest.raises(OSError, match="No space left"):
+        receive(tar_stream(("timing-a.cache", "file", b"x" * (256 << 10)), top="cache"), tiny_disk, cache_rule(),
+                1 << 20, "cache files", replace=True)
+    assert [p.name for p in tiny_disk.iterdir()] == ["timing-a.cache"]
+    assert (tiny_disk / "timing-a.cache").read_bytes() == b"old"         # whole or not at all
+
+
+class FakeBox:
+    """A box whose container returns one tar stream for any path."""
+
+    def __init__(self, *members, top):
+        self.members, self.top, self.fetched = members, top, []
+
+    def fetch(self, path):
+        self.fetched.append(response := FakeArchiveResponse(tar_stream(*self.members, top=self.top)))
+        return Archive(response)
+
+
+def plan_in(cache: Path, monkeypatch) -> BuildPlan:
+    monkeypatch.setenv("TRTKIT_CACHE", str(cache))
+    model = cache.parent / "m.h5"
+    model.write_bytes(HDF5_SIGNATURE)
+    return BuildPlan(model=ModelRef(model, "h5"), image="i:t")
+
+
+def test_a_full_cache_disk_loses_the_tensorrt_caches_with_one_warning(tiny_disk, monkeypatch, capsys):
+    plan = plan_in(tiny_disk / "cache", monkeypatch)
+    fill(tiny_disk)
+    box = FakeBox(("timing-a.cache", "file", b"x" * (64 << 10)), top="cache")
+    session._receive_cache(box, plan)
+    assert "the TensorRT caches were not kept: cannot write trtkit's cache in" in capsys.readouterr().err
+    assert box.fetched[0].closed
+    assert not [p for p in (tiny_disk / "cache").rglob("*") if p.is_file()]
+
+
+def test_evidence_on_a_full_disk_leaves_no_folder_and_the_verification_stays_the_error(tiny_disk, monkeypatch):
+    plan = plan_in(tiny_disk / "cache", monkeypatch)
+    (tiny_disk / "cache" / "failures").mkdir(parents=True)
+    fill(tiny_disk)
+    box = FakeBox(("inputs.npz", "file", b"x" * (64 << 10)), top="evidence")
+    said = session._keep_evidence(box, plan)
+    assert said.startswith("no evidence kept: cannot write trtkit's cache in") and "No space left" in said
+    assert list((tiny_disk / "cache" / "failures").iterdir()) == [] and box.fetched[0].closed
+
+
+def test_inputs_that_cannot_spool_are_one_error_and_small_ones_never_touch_the_disk(tiny_disk, monkeypatch):
+    from trtkit import transfer
+    fill(tiny_disk)
+    small = Inputs(tiny_disk)
+    small.data(f"{contract.WORK}/{contract.PLAN}", b"{}")
+    archive = small.finish()
+    assert requests.utils.super_len(archive) > 0     # requests sizes the body: a spooled file would spill here
+    monkeypatch.setattr(transfer, "SPOOL_BYTES", 1024)
+    with pytest.raises(OutputNotWritable, match=f"cannot write trtkit's cache in {tiny_disk} .No space left"):
+        Inputs(tiny_disk).data(f"{contract.WORK}/{contract.PLAN}", b"x" * 4096)

@@ -6,6 +6,7 @@ The commands only parse options and render what these return.
 """
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import cast
 
 from . import build_cache, engine_check, lock, report, reproduce, triton
 from . import manifest as manifest_module
-from .console import show
+from .console import show, warn
 from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
 from .errors import (
@@ -35,7 +36,7 @@ from .plan import BuildPlan
 from .staging import Staging, protected_paths
 from .targets import TargetChoice, choose_target, tensorrt_version
 from .toolchain import Toolchain, cache_dir, ensure_toolchain, image_as_is
-from .transfer import WRITABLE, Inputs, artifact_rule, plain_files, receive
+from .transfer import WRITABLE, Inputs, artifact_rule, cache_not_writable, plain_files, receive
 
 CONTAINER_ENV = {
     "HOME": "/tmp",                 # the container's uid has no home; /tmp is its tmpfs
@@ -243,7 +244,7 @@ def run_pipeline(session: Session, plan: BuildPlan, target: str, mode: str, stag
         _receive_cache(box, plan)
         error = exit_error(code, record, box.expired, code != 0 and box.out_of_memory(), plan, session.limits)
         if isinstance(error, VerificationFailed):
-            error.message += f"; evidence kept in {_keep_evidence(box, plan)}"
+            error.message += f"; {_keep_evidence(box, plan)}"
         if error:
             raise error
         if staging is not None:
@@ -287,10 +288,14 @@ def _cache_entries(plan: BuildPlan) -> list[Path]:
 
 def _receive_cache(box: Box, plan: BuildPlan) -> None:
     """receive() makes the model's folder with its first file: never an empty one to remove, which a build of
-    the same model running beside this one (a matrix) may be writing into."""
+    the same model running beside this one (a matrix) may be writing into. Entries are whole or absent, so a
+    cache that cannot be written (a full disk) costs only the next build's timing: a warning, not a failure."""
     rule = plain_files(lambda name: bool(contract.CACHE_FILE.match(name)), contract.MAX_CACHE_FILE_BYTES)
-    receive(box.fetch(f"{contract.WORK}/{contract.CACHE}"), _model_cache(plan), rule,
-            64 * contract.MAX_CACHE_FILE_BYTES, "cache files", replace=True)
+    stream = box.fetch(f"{contract.WORK}/{contract.CACHE}")    # the daemon's errors are not the disk's
+    try:
+        receive(stream, _model_cache(plan), rule, 64 * contract.MAX_CACHE_FILE_BYTES, "cache files", replace=True)
+    except OSError as e:
+        warn(f"the TensorRT caches were not kept: {cache_not_writable(_model_cache(plan), e).message}")
 
 
 def exit_error(code: int, record: BuildRecord, expired: str | None, oom: bool, plan: BuildPlan,
@@ -312,16 +317,29 @@ def exit_error(code: int, record: BuildRecord, expired: str | None, oom: bool, p
     return error_type(f"the build container exited with code {code}: {tail[-400:]}")
 
 
-def _keep_evidence(box: Box, plan: BuildPlan) -> Path:
-    """A failed verification's inputs and outputs go to a new folder in the cache, not to --out."""
+def _keep_evidence(box: Box, plan: BuildPlan) -> str:
+    """A failed verification's inputs and outputs go to a new folder in the cache, not to --out; what became
+    of them, for the error. Evidence that cannot be written (a full disk) is left out whole, and the
+    verification's failure stays the error."""
     failures = cache_dir() / "failures"
-    failures.mkdir(exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{safe_name(plan.model.name)}-{time.strftime('%Y%m%d-%H%M%S')}-",
-                                   dir=failures))
-    rule = plain_files(lambda name: name in contract.EVIDENCE_FILES, contract.MAX_EVIDENCE_FILE_BYTES)
-    receive(box.fetch(f"{contract.WORK}/{contract.EVIDENCE}"), folder, rule,
-            len(contract.EVIDENCE_FILES) * contract.MAX_EVIDENCE_FILE_BYTES + (1 << 20), "evidence")
-    return folder
+    stream = box.fetch(f"{contract.WORK}/{contract.EVIDENCE}")    # the daemon's errors are not the disk's
+    folder = None
+    try:
+        failures.mkdir(exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{safe_name(plan.model.name)}-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                       dir=failures))
+        rule = plain_files(lambda name: name in contract.EVIDENCE_FILES, contract.MAX_EVIDENCE_FILE_BYTES)
+        receive(stream, folder, rule, len(contract.EVIDENCE_FILES) * contract.MAX_EVIDENCE_FILE_BYTES + (1 << 20),
+                "evidence")
+    except BaseException as e:
+        if stream is not None:
+            stream.close()      # receive closes it, but it may not have got that far
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, OSError):
+            return f"no evidence kept: {cache_not_writable(failures, e).message}"
+        raise
+    return f"evidence kept in {folder}"
 
 
 def _receive_artifacts(box: Box, dest: Path, target: str, plan: BuildPlan, record: BuildRecord) -> None:

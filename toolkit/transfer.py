@@ -8,18 +8,44 @@ folder artifacts, a folder), below a size cap, and it is written with O_EXCL
 into a folder trtkit just made. Links, devices, `..` and absolute names never
 reach the disk, so a container cannot write anywhere through what it returns.
 """
+import functools
 import io
 import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from .contract import contract
-from .errors import InvalidModel, StepFailed
+from .errors import InvalidModel, OutputNotWritable, StepFailed
 from .resources import polygraphy_dir, runtime_files, scripts_dir
 
 WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
+SPOOL_BYTES = 64 << 20
+
+
+def cache_not_writable(folder: Path, error: OSError) -> OutputNotWritable:
+    """trtkit's own cache (the inputs' spool, TensorRT caches, evidence) could not be written: exit 16."""
+    detail = f"{error.strerror}: {error.filename}" if error.strerror and error.filename else error.strerror or error
+    return OutputNotWritable(f"cannot write trtkit's cache in {folder} ({detail})",
+                             hint="free some space there, or set TRTKIT_CACHE to a folder on another disk")
+
+
+def _spooling(method):
+    """The inputs spool to disk past SPOOL_BYTES: a full or unwritable disk there is one line, exit 16."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            if e.filename and not Path(e.filename).is_relative_to(self.spool_dir):
+                raise       # a source that cannot be read: not the spool's disk
+            self.file.close()       # its space back now, not when the error is let go
+            raise cache_not_writable(self.spool_dir, e) from None
+
+    return wrapper
 
 
 class Inputs:
@@ -29,7 +55,8 @@ class Inputs:
     """
 
     def __init__(self, spool_dir: Path):
-        self.file = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=str(spool_dir))
+        self.spool_dir = spool_dir
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=str(spool_dir))
         self.tar = tarfile.open(fileobj=self.file, mode="w")
 
     def scripts(self) -> None:
@@ -42,16 +69,19 @@ class Inputs:
         for module in runtime_files():
             self.path(f"{contract.SCRIPTS}/trtkit_runtime/{module.name}", module)
 
+    @_spooling
     def folder(self, path: str, mode: int = 0o555) -> None:
         info = tarfile.TarInfo(_member(path))
         info.type, info.mode = tarfile.DIRTYPE, mode
         self.tar.addfile(info)
 
+    @_spooling
     def data(self, path: str, payload: bytes) -> None:
         info = tarfile.TarInfo(_member(path))
         info.size, info.mode = len(payload), 0o444
         self.tar.addfile(info, io.BytesIO(payload))
 
+    @_spooling
     def path(self, path: str, source: Path) -> None:
         """A host file or folder (recursively), read-only inside, as bytes: never a link.
 
@@ -76,10 +106,17 @@ class Inputs:
         else:
             raise InvalidModel(f"{source} is not a regular file or a folder: refused")
 
-    def finish(self):
+    @_spooling
+    def finish(self) -> IO[bytes]:
+        """The tar, from its start. While it fits in memory, as a copy there: requests asks a body for its
+        fileno() to learn its size, which would spill the spooled file to disk (and fail on a full one)."""
         self.tar.close()
+        size = self.file.tell()
         self.file.seek(0)
-        return self.file
+        if size > SPOOL_BYTES:
+            return self.file        # on disk already
+        with self.file:
+            return io.BytesIO(self.file.read())
 
 
 def _member(path: str) -> str:
@@ -142,6 +179,7 @@ def receive(stream: Iterator[bytes] | None, dest: Path, rule: Rule, limit: int, 
 
     The stream is closed on the way out, whole or not: a refusal mid-stream must hang up, or the daemon
     keeps copying into a connection nobody reads and the container cannot be removed.
+    The host's own write errors propagate as OSError; the stream's are StepFailed or DockerUnavailable.
     """
     if stream is None:
         return []
@@ -181,10 +219,8 @@ def _relative(name: str) -> PurePosixPath | None:
 
 
 def _write(target: Path, source, replace: bool) -> None:
-    if replace:     # a cache entry: whole or not at all
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as temporary:
-            _copy(source, temporary)
-        os.replace(temporary.name, target)
+    if replace:
+        _write_whole(target, source)
         return
     try:
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -192,6 +228,19 @@ def _write(target: Path, source, replace: bool) -> None:
         raise StepFailed(f"the container returned {target.name} twice: refused") from None
     with open(descriptor, "wb") as f:
         _copy(source, f)
+
+
+def _write_whole(target: Path, source) -> None:
+    """A cache entry: whole or not at all, and on any failure (a refusal mid-file, a full disk, Ctrl-C) no
+    temporary file is left beside it either."""
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with open(descriptor, "wb") as f:
+            _copy(source, f)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def _copy(source, target) -> None:
