@@ -45,7 +45,7 @@ def test_an_image_with_another_tensorrt_is_answered_without_a_gpu(trtkit, engine
     assert result.returncode == 19, result.stderr[-1500:]
     assert "the engine cannot load in trtkit/standin:19.07-py3: the image has no TensorRT" in result.stderr
     assert "rebuild here: trtkit build " in result.stderr
-    assert "--target engine --image trtkit/standin:19.07-py3 --gpus all" in result.stderr
+    assert "--target engine --image trtkit/standin --tag 19.07-py3 --gpus all" in result.stderr
 
 
 @pytest.mark.docker

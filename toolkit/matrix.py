@@ -82,7 +82,7 @@ class Run:
         return self.out_dir.with_name(f"{self.out_dir.name}.log")
 
     def note(self, line: str) -> None:
-        text = plain(line).strip()
+        text = plain(line.rstrip("\r\n")).strip()   # the line's own ending is not a break inside it
         if text:
             self.last_line = text
         if text.startswith("error:"):
