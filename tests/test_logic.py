@@ -229,6 +229,22 @@ def test_a_failed_build_removes_the_folders_above_out_it_made_while_they_are_emp
     assert (tmp_path / "made" / "out").is_dir()
 
 
+@pytest.mark.parametrize("text, reference", [
+    ("nvcr.io/nvidia/tensorrt:24.05-py3", "nvcr.io/nvidia/tensorrt:24.05-py3"),
+    ("localhost:5000/trt:8.6-py3", "localhost:5000/trt:8.6-py3"),
+    ("trtkit/standin@sha256:" + "a" * 64, "trtkit/standin@sha256:" + "a" * 64)])
+def test_a_whole_image_reference_is_checked_like_image_and_tag(text, reference):
+    from trtkit.options import whole_reference
+    assert whole_reference(text) == reference
+
+
+@pytest.mark.parametrize("text", ["trtkit/standin", "localhost:5000/trt", "bad ref!!:1", "repo@sha256:abc"])
+def test_a_whole_image_reference_without_a_tag_or_malformed_is_a_usage_error(text):
+    from trtkit.options import whole_reference
+    with pytest.raises(typer.BadParameter):
+        whole_reference(text)
+
+
 def test_tactic_sources_to_leave_out():
     assert parse_tactic_sources(None) is None
     assert parse_tactic_sources("cublas, CUBLAS_LT,cudnn") == ("CUBLAS", "CUBLAS_LT", "CUDNN")

@@ -172,6 +172,17 @@ def finite_number(value: float | None, what: str, low: float, high: float) -> fl
     return value
 
 
+def whole_reference(text: str) -> str:
+    """An IMAGE:TAG (or IMAGE@sha256:DIGEST) argument, checked like --image and --tag: no silent 'latest'."""
+    if "@" not in text:
+        repository, colon, tag = text.rpartition(":")
+        if colon and "/" not in tag:
+            return image_reference(repository, tag)
+        raise typer.BadParameter(f"{text!r} names no tag: give IMAGE:TAG (there is no silent 'latest'), or "
+                                 "IMAGE@sha256:DIGEST")
+    return image_reference(text, None)
+
+
 def image_reference(image: str, tag: str | None) -> str:
     """REPO:TAG, or REPO@sha256:DIGEST (pinned); a missing or malformed part is a usage error."""
     repository, at, digest = image.partition("@")
