@@ -78,6 +78,9 @@ def test_parse_gpus_and_size():
     assert parse_size("2G") == 2 << 30 and parse_size("512MiB") == 512 << 20 and parse_size(None) is None
     with pytest.raises(typer.BadParameter):
         parse_size("lots")
+    for too_small in ("0", "1", "1023K"):     # under the 1 MiB the message names as the smallest
+        with pytest.raises(typer.BadParameter, match=r"out of range \(1 MiB to 1024 GiB\)"):
+            parse_size(too_small)
 
 
 def test_device_requests_follow_the_runtime():

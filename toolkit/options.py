@@ -142,7 +142,8 @@ def _shape(text: str, spec: str) -> int | list[int]:
     return dims
 
 
-def parse_size(text: str | None, what: str = "size", low: int = 1, high: int = 1 << 40) -> int | None:
+def parse_size(text: str | None, what: str = "size", low: int = 1 << 20, high: int = 1 << 40) -> int | None:
+    """A size like 512M or 4G, in bytes, from low to high (whole MiB and GiB, as the error says)."""
     if text is None:
         return None
     match = _SIZE.fullmatch(text.strip())
