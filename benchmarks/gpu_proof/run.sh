@@ -18,6 +18,8 @@
 #                   and --io-precision fp16 (float16 inputs and outputs).
 #   run.sh goals-bench   then: trtkit bench and trtkit check of the --exact-batches engines (float32 and float16
 #                   I/O): the bench's trtkit-runtime rows, its pinned-input row from Engine.pinned_copy.
+#   run.sh preview-study [BATCHES]   one-batch fp16-I/O engines with TensorRT 8.6's FASTER_DYNAMIC_SHAPES_0805
+#                   preview feature on (its default) and off: benchmarks/preview_study.py in the image.
 #   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
 #                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
@@ -169,6 +171,18 @@ if [ "$PHASE" = goals ]; then
     "lstm-exact=$PROOF/runtime-goals-lstm-exact.jsonl" "lstm-half=$PROOF/runtime-goals-lstm-half.jsonl" \
     > "$PROOF/goals.md" 2>> "$PROOF/proof.log"
   cat "$PROOF/goals.md" >> "$PROOF/proof.log"
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = preview-study ]; then   # TensorRT 8.6's FASTER_DYNAMIC_SHAPES_0805 on and off (one-batch engines)
+  mkdir -p "$PROOF"
+  rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/preview_study.py "$rt/"
+  echo "=== preview-study" | tee -a "$PROOF/proof.log"
+  docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$WORK/origin_lstm:/out:ro" trtkit/tensorrt:8.6-py3 \
+    python3 /rt/preview_study.py /out "${2:-1,64,1024}" > "$PROOF/preview-study.jsonl" 2> "$PROOF/preview-study.log"
+  echo "=== preview-study: exit $?" | tee -a "$PROOF/proof.log"
+  cat "$PROOF/preview-study.jsonl" | tee -a "$PROOF/proof.log"; tail -5 "$PROOF/preview-study.log"
   pack
   exit 0
 fi
