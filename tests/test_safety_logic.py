@@ -581,3 +581,21 @@ def test_inputs_that_cannot_spool_are_one_error_and_small_ones_never_touch_the_d
     monkeypatch.setattr(transfer, "SPOOL_BYTES", 1024)
     with pytest.raises(OutputNotWritable, match=f"cannot write trtkit's cache in {tiny_disk} .No space left"):
         Inputs(tiny_disk).data(f"{contract.WORK}/{contract.PLAN}", b"x" * 4096)
+
+
+def test_an_engine_record_forged_by_an_onnx_build_is_not_kept(tmp_path):
+    """Well-formed, so check_event takes it; but only the engine step makes an engine, so an ONNX build's
+    manifest (and Triton's max_batch_size, which reads it) never carries one."""
+    from trtkit import manifest
+    from trtkit.modelfile import ModelRef
+    from trtkit.targets import TargetChoice
+    from trtkit.toolchain import Toolchain
+    record = BuildRecord()
+    record.apply({"event": "engine", "tensorrt": "8.6.1", "gpu": "forged", "compute_capability": "9.0",
+                  "profiles": {"x": {"min": [1], "opt": [1], "max": [1]}}, "portability_note": "forged"})
+    (tmp_path / "model.h5").write_bytes(b"h5")
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.h5", "h5"), image="i:t")
+    toolchain = Toolchain("t", "sha256:t", {}, "sha256:base", [])
+    for target, kept in (("onnx", None), ("engine", record.engine)):
+        made = manifest.make(plan, TargetChoice(target, "test"), toolchain, record, tmp_path, 0.0)
+        assert made["engine"] == kept

@@ -78,7 +78,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "steps": record.steps,
         "verification": record.verification,
         "artifacts": [_describe(result_dir / a["name"], a) for a in record.artifacts],
-        "engine": record.engine,
+        "engine": record.engine if choice.target == "engine" else None,   # only an engine build makes one
         "bench": record.bench,
         "earlier_build": earlier,
         "build_key": build_key,
