@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import InvalidModel, TargetUnsupported
 from .exported import MANIFEST_NAME, check_plain, manifest_field
-from .reproduce import image_arguments
+from .options import image_arguments
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .errors import LockMismatch
 from .files import write_atomically
+from .options import image_arguments
 from .toolchain import Toolchain
 
 LOCK_NAME = "trtkit.lock"
@@ -80,10 +81,7 @@ def locked_entry(lock: dict, path: Path, reference: str) -> dict:
 
 def lock_command(reference: str) -> str:
     """The `trtkit lock` that records reference: REPO@sha256:DIGEST is pinned by --image alone."""
-    if "@" in reference:
-        return f"trtkit lock --image {reference}"
-    repository, tag = reference.rsplit(":", 1)      # the tag holds no ':', a registry's port may
-    return f"trtkit lock --image {repository} --tag {tag}"
+    return " ".join(["trtkit", "lock", *image_arguments(reference)])
 
 
 def pinned_reference(reference: str, locked: dict) -> str:

@@ -184,6 +184,15 @@ def whole_reference(text: str) -> str:
     return image_reference(text, None)
 
 
+def image_arguments(reference: str) -> list[str]:
+    """image_reference's inverse: `--image REPO --tag TAG` for REPO:TAG (the tag holds no ':', a registry's port
+    may), `--image REPO@sha256:...` for a pinned image."""
+    if "@" in reference:
+        return ["--image", reference]
+    repository, tag = reference.rsplit(":", 1)
+    return ["--image", repository, "--tag", tag]
+
+
 def image_reference(image: str, tag: str | None) -> str:
     """REPO:TAG, or REPO@sha256:DIGEST (pinned); a missing or malformed part is a usage error."""
     repository, at, digest = image.partition("@")

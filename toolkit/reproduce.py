@@ -14,6 +14,7 @@ from . import __version__
 from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
 from .modelfile import safe_name, sha256_of
+from .options import image_arguments
 from .plan import BuildPlan
 from .toolchain import Toolchain
 
@@ -27,14 +28,6 @@ def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
         return plan.image
     repository = plan.image.rsplit(":", 1)[0]
     return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
-
-
-def image_arguments(image: str) -> list[str]:
-    """`--image REPO --tag TAG` for REPO:TAG (the command line takes the tag apart), `--image REPO@sha256:...`."""
-    if "@" in image:
-        return ["--image", image]
-    repository, tag = image.rsplit(":", 1)
-    return ["--image", repository, "--tag", tag]
 
 
 def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:

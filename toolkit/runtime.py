@@ -208,7 +208,7 @@ def _rebuild(built: Built, image_arguments: str) -> str:
 
 def _image_arguments(image: str) -> str:
     """How trtkit build names an image: --image REPO --tag TAG, or --image REPO@sha256:... (pinned). The
-    runtime ships without the rest of trtkit, so reproduce.image_arguments is not at hand."""
+    runtime ships without the rest of trtkit, so options.image_arguments is not at hand."""
     repository, colon, tag = image.rpartition(":")
     if "@" in image or not colon or "/" in tag:
         return f"--image {image}"
