@@ -44,6 +44,11 @@ def build(onnx, batch, faster_dynamic_shapes, path):
     with open(onnx, "rb") as f:
         if not parser.parse(f.read()):
             raise RuntimeError(parser.get_error(0))
+    return build_network(builder, network, batch, faster_dynamic_shapes, path)
+
+
+def build_network(builder, network, batch, faster_dynamic_shapes, path):
+    """An FP16 engine of network with float16 I/O and a profile of exactly `batch`, written to path; seconds."""
     config = builder.create_builder_config()
     config.set_flag(trt.BuilderFlag.FP16)
     sources = config.get_tactic_sources()
@@ -51,12 +56,13 @@ def build(onnx, batch, faster_dynamic_shapes, path):
         sources &= ~(1 << int(getattr(trt.TacticSource, name)))
     config.set_tactic_sources(sources)
     config.set_preview_feature(trt.PreviewFeature.FASTER_DYNAMIC_SHAPES_0805, faster_dynamic_shapes)
-    profile = builder.create_optimization_profile()
     tensors = [network.get_input(i) for i in range(network.num_inputs)]
-    for tensor in tensors:
-        shape = (batch,) + tuple(tensor.shape[1:])
-        profile.set_shape(tensor.name, shape, shape, shape)
-    config.add_optimization_profile(profile)
+    if any(dim < 0 for tensor in tensors for dim in tensor.shape):   # a network made for one batch has none
+        profile = builder.create_optimization_profile()
+        for tensor in tensors:
+            shape = (batch,) + tuple(tensor.shape[1:])
+            profile.set_shape(tensor.name, shape, shape, shape)
+        config.add_optimization_profile(profile)
     for tensor in tensors + [network.get_output(i) for i in range(network.num_outputs)]:
         tensor.dtype = trt.float16
     started = time.perf_counter()

@@ -20,6 +20,11 @@
 #                   I/O): the bench's trtkit-runtime rows, its pinned-input row from Engine.pinned_copy.
 #   run.sh preview-study [BATCHES]   one-batch fp16-I/O engines with TensorRT 8.6's FASTER_DYNAMIC_SHAPES_0805
 #                   preview feature on (its default) and off: benchmarks/preview_study.py in the image.
+#   run.sh lstm-study   the LSTM in every form TensorRT 8.6 takes, against cuDNN's: on the GPU host itself, with
+#                   the GPU kit's Python at /tmp/trt86 (no Docker: Nsight Compute is on the host, not in the image).
+#                   benchmarks/lstm_study.py builds and times the forms that benchmarks/lstm_forms.py wrote to
+#                   $WORK/lstm-forms (on any host with onnx), and TensorRT's RNNv2 layer; ncu lists the kernels of
+#                   one batch-1 call of three of them and of the PyTorch version (benchmarks/kernel_census.py).
 #   run.sh study    where the engine's GPU time goes (issue 9: at batch 1 and 64 the engine is the limit): the
 #                   origin LSTM built with one-batch profiles (--shapes 1/1/1, 64/64/64, 1024/1024/1024) and at
 #                   FP32, beside the default engine; benchmarks/layer_profile.py on each, and runtime_check
@@ -183,6 +188,28 @@ if [ "$PHASE" = preview-study ]; then   # TensorRT 8.6's FASTER_DYNAMIC_SHAPES_0
     python3 /rt/preview_study.py /out "${2:-1,64,1024}" > "$PROOF/preview-study.jsonl" 2> "$PROOF/preview-study.log"
   echo "=== preview-study: exit $?" | tee -a "$PROOF/proof.log"
   cat "$PROOF/preview-study.jsonl" | tee -a "$PROOF/proof.log"; tail -5 "$PROOF/preview-study.log"
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = lstm-study ]; then   # on the host: the kit's TensorRT and the host's ncu and PyTorch
+  mkdir -p "$PROOF"
+  rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/preview_study.py \
+    benchmarks/lstm_study.py "$rt/"
+  kit() { (. /tmp/trt86/env.sh && env -u PYTHONPATH "$@"); }
+  echo "=== lstm-study" | tee -a "$PROOF/proof.log"
+  kit python3.9 "$rt/lstm_study.py" "$WORK/lstm-forms" "$WORK/origin_lstm" "${2:-1,64}" \
+    > "$PROOF/lstm-study.jsonl" 2> "$PROOF/lstm-study.log"
+  echo "=== lstm-study: exit $?" | tee -a "$PROOF/proof.log"
+  grep '^{' "$PROOF/lstm-study.jsonl" | tee -a "$PROOF/proof.log"
+  NCU=(ncu --metrics gpu__time_duration.sum --csv)
+  for form in node scan rnnv2; do
+    kit "${NCU[@]}" python3.9 "$rt/lstm_study.py" --eager "/tmp/lstm-study-$form-1.plan" 1 \
+      > "$PROOF/kernels-$form.csv" 2>> "$PROOF/lstm-study.log"
+  done
+  "${NCU[@]}" python3 benchmarks/kernel_census.py torch 1 > "$PROOF/kernels-torch.csv" 2>> "$PROOF/lstm-study.log"
+  python3 benchmarks/kernel_census.py table "$PROOF"/kernels-*.csv > "$PROOF/kernels.md" 2>> "$PROOF/proof.log"
+  cat "$PROOF/kernels.md" >> "$PROOF/proof.log"
   pack
   exit 0
 fi
