@@ -539,12 +539,42 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys):
     np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + 0.5)
 
 
-def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would():
+def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would(monkeypatch):
+    """The runner asks trtkit.runtime's select_profile (shipped into the box as trtkit_runtime)."""
+    import trtkit
+    import trtkit.runtime
     from trtkit_steps.trt import runner
-    full, one, sixty_four = (1, 100000), (1, 1), (64, 64)
-    assert [runner.narrowest_profile([full, one, sixty_four], b) for b in (1, 2, 64, 100000)] == [1, 0, 2, 0]
-    assert runner.narrowest_profile([one], 2) is None
-    assert runner.batch_range([([1, 3], [8, 3], [64, 3]), ([4, 2], [8, 2], [32, 2])]) == (4, 32)
+    monkeypatch.setitem(sys.modules, "trtkit_runtime", trtkit)
+    monkeypatch.setitem(sys.modules, "trtkit_runtime.runtime", trtkit.runtime)
+    ranges = [(1, 100000), (1, 1), (64, 64)]
+
+    class Engine:
+        num_optimization_profiles = len(ranges)
+
+        def get_tensor_profile_shape(self, name, profile):
+            low, high = ranges[profile]
+            return [(low, 3), (low, 3), (high, 3)]
+
+    class Context:
+        def set_optimization_profile_async(self, profile, stream):
+            chosen.append(profile)
+            return True
+
+    class Stream:
+        handle = 0
+
+        def synchronize(self):
+            pass
+
+    chosen = []
+    bench_runner = object.__new__(runner.EngineRunner)
+    bench_runner.engine, bench_runner._context, bench_runner._stream = Engine(), Context(), Stream()
+    bench_runner._named = True
+    for batch in (1, 2, 64, 100000):
+        bench_runner._select_profile({"x": (batch, 3)})
+    assert chosen == [1, 0, 2, 0]
+    with pytest.raises(StepError, match="fit none of the engine's optimization profiles"):
+        bench_runner._select_profile({"x": (8, 4)})
 
 
 def test_optimisation_level_goes_to_trtexec_from_86_and_only_the_default_before():

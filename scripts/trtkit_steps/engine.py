@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from trtkit_steps import contract, trt_cuda
+from trtkit_steps import contract
 from trtkit_steps.common import (
     StepError,
     Unsupported,
@@ -32,6 +32,7 @@ from trtkit_steps.common import (
     tolerance,
     write_atomic,
 )
+from trtkit_steps.trt import gpu
 from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
 from trtkit_steps.trt.polygraphy_api import PolygraphyApi
 from trtkit_steps.trt.profiles import reference_runs, resolve_profiles
@@ -129,7 +130,8 @@ def main(argv):
     work = os.path.dirname(os.path.abspath(argv[0]))
     io = read_json(os.path.join(work, contract.IO))
     settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}, plan["typical_batch"]))
-    gpu_name, capability = trt_cuda.device_info()
+    gpu_name, compute_capability = gpu.device_info()
+    capability = major, minor = compute_capability.split(".")
     backend = select_backend()
     emit("versions", tensorrt=backend.version)
     check_precision(backend.major, settings.precision, settings.io_precision)
@@ -141,8 +143,7 @@ def main(argv):
         write_atomic(shared_timing_cache, read_bytes(job.save_timing_cache))  # this model's next build starts here
         if job.calibration:
             job.calibration.save()
-    major, minor = capability
-    emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=f"{major}.{minor}",
+    emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=compute_capability,
          precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
          optimization_level=settings.optimization_level, typical_batch=plan["typical_batch"],
          exact_batches=settings.exact_batches, io_precision=settings.io_precision,

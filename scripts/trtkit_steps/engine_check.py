@@ -6,8 +6,9 @@
 """
 import os
 
-from trtkit_steps import contract, trt_cuda
+from trtkit_steps import contract
 from trtkit_steps.common import Unsupported, emit, first_line, read_bytes, run_main, step
+from trtkit_steps.trt import gpu
 from trtkit_steps.trt.settings import import_tensorrt
 
 
@@ -18,14 +19,14 @@ def main(argv):
     if trt is None:
         raise Unsupported("this image has no TensorRT Python API (8.0 or newer) to load the engine with")
     with step("engine-check"):
-        gpu_name, (major, minor) = trt_cuda.device_info()
+        gpu_name, capability = gpu.device_info()
         try:
             engine = trt.Runtime(trt.Logger(trt.Logger.ERROR)).deserialize_cuda_engine(read_bytes(engine_path))
             error = None if engine is not None else ("TensorRT could not deserialize it (`trtkit --verbose check` "
                                                      "shows its log)")
         except Exception as e:  # TensorRT raises its own types per version
             error = first_line(e)
-    emit("engine_check", tensorrt=trt.__version__, gpu=gpu_name, compute_capability="%d.%d" % (major, minor),
+    emit("engine_check", tensorrt=trt.__version__, gpu=gpu_name, compute_capability=capability,
          loadable=error is None, error=error)
 
 

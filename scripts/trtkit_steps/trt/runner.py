@@ -6,21 +6,9 @@ and the copies separately, which Polygraphy's TrtRunner does not split.
 """
 import numpy as np
 
-from trtkit_steps import trt_cuda
 from trtkit_steps.common import StepError, Unsupported, read_bytes
+from trtkit_steps.trt import gpu
 from trtkit_steps.trt.settings import import_tensorrt
-
-
-def batch_range(shapes):
-    """(smallest, largest) batch that every input of a profile takes: shapes is [(min, opt, max)] per input."""
-    return max(low[0] for low, _, _ in shapes), min(high[0] for _, _, high in shapes)
-
-
-def narrowest_profile(ranges, batch):
-    """The index of the narrowest (low, high) batch range holding batch, the first of equals; None if none does.
-    The rule trtkit.runtime's select_profile follows (that module needs Python 3.8 and TensorRT 8.6)."""
-    holding = [i for i, (low, high) in enumerate(ranges) if low <= batch <= high]
-    return min(holding, key=lambda i: ranges[i][1] - ranges[i][0]) if holding else None
 
 
 class EngineRunner(object):
@@ -34,17 +22,22 @@ class EngineRunner(object):
         trt = import_tensorrt()
         if trt is None:
             raise Unsupported("running a TensorRT engine needs TensorRT's Python API (8.0 or newer)")
-        self.device_name, self.compute_capability = trt_cuda.device_info()
+        self.device_name, self.compute_capability = gpu.device_info()
         self._trt = trt
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))  # must outlive the engine
         self.engine = self._deserialize(engine)
         self._context = self.engine.create_execution_context()
         self._named = hasattr(self.engine, "num_io_tensors")  # TensorRT 8.5+: tensors by name, not binding
         self._io = self._tensors()
-        self._stream = trt_cuda.Stream()
-        self._timer = trt_cuda.EventTimer()
         self._buffers = {}
         self._shapes = {}
+        self._start_gpu()
+
+    @gpu.on_gpu
+    def _start_gpu(self):
+        cuda = gpu.binding()
+        self._stream = cuda.Stream()
+        self._started, self._ended = cuda.Event(timing=True), cuda.Event(timing=True)
 
     def _deserialize(self, engine):
         if isinstance(engine, str):
@@ -67,6 +60,7 @@ class EngineRunner(object):
         return [(engine.get_binding_name(i), engine.binding_is_input(i),
                  np.dtype(trt.nptype(engine.get_binding_dtype(i)))) for i in range(engine.num_bindings)]
 
+    @gpu.on_gpu
     def load_inputs(self, arrays):
         """Copy the inputs to the GPU, resizing every buffer when their shapes changed."""
         host = {}
@@ -78,7 +72,7 @@ class EngineRunner(object):
         if any(self._shapes.get(name) != array.shape for name, array in host.items()):
             self._allocate({name: array.shape for name, array in host.items()})
         for name, array in host.items():
-            self._stream.upload(self._buffers[name], array)
+            self._stream.upload(self._buffers[name].ptr, array.ctypes.data, array.nbytes)
 
     def _allocate(self, input_shapes):
         self._free_buffers()
@@ -88,7 +82,7 @@ class EngineRunner(object):
                 self._set_input_shape(index, name, input_shapes[name])
         for index, (name, is_input, dtype) in enumerate(self._io):
             shape = input_shapes[name] if is_input else self._output_shape(index, name)
-            self._buffers[name] = trt_cuda.DeviceBuffer(int(np.prod(shape)) * dtype.itemsize)
+            self._buffers[name] = gpu.binding().DeviceMemory(int(np.prod(shape)) * dtype.itemsize)
             self._shapes[name] = shape
             if self._named:
                 self._context.set_tensor_address(name, self._buffers[name].ptr)
@@ -98,12 +92,13 @@ class EngineRunner(object):
         engine = self.engine
         if not self._named or engine.num_optimization_profiles < 2:
             return
-        batch = next(iter(input_shapes.values()))[0]
-        ranges = [batch_range([engine.get_tensor_profile_shape(name, profile) for name in input_shapes])
-                  for profile in range(engine.num_optimization_profiles)]
-        profile = narrowest_profile(ranges, batch)
-        if profile is None:
-            return  # no profile holds the batch: setting its shape says so
+        from trtkit_runtime.runtime import ProfileRange, select_profile
+        profiles = [{name: ProfileRange(*(tuple(dims) for dims in engine.get_tensor_profile_shape(name, profile)))
+                     for name in input_shapes} for profile in range(engine.num_optimization_profiles)]
+        try:
+            profile = select_profile(profiles, {name: tuple(shape) for name, shape in input_shapes.items()})
+        except ValueError as e:
+            raise StepError(str(e)) from None
         if not self._context.set_optimization_profile_async(profile, self._stream.handle):
             raise StepError(f"TensorRT refused optimization profile {profile} (its log above says why)")
         self._stream.synchronize()
@@ -123,26 +118,29 @@ class EngineRunner(object):
             raise StepError(f"output {name} has a data-dependent shape {list(shape)}, which trtkit cannot size")
         return shape
 
+    @gpu.on_gpu
     def infer(self):
         """Run once on the loaded inputs and wait for it; returns the GPU milliseconds."""
-        self._timer.start(self._stream)
+        self._started.record(self._stream)
         if self._named:
             ran = self._context.execute_async_v3(self._stream.handle)
         else:
             ran = self._context.execute_async_v2([self._buffers[name].ptr for name, _, _ in self._io],
                                                  self._stream.handle)
-        elapsed = self._timer.stop(self._stream)
+        self._ended.record(self._stream)
+        self._ended.synchronize()
         if not ran:
             raise StepError("TensorRT failed to run the engine; its log above says why")
-        return elapsed
+        return self._ended.milliseconds_since(self._started)
 
+    @gpu.on_gpu
     def outputs(self):
         """The last run's outputs, copied to the host: {name: array}."""
         result = {}
         for name, is_input, dtype in self._io:
             if not is_input:
                 result[name] = np.empty(self._shapes[name], dtype=dtype)
-                self._stream.download(result[name], self._buffers[name])
+                self._stream.download(result[name].ctypes.data, self._buffers[name].ptr, result[name].nbytes)
         self._stream.synchronize()
         return result
 
@@ -157,8 +155,10 @@ class EngineRunner(object):
             buffer.free()
         self._buffers, self._shapes = {}, {}
 
+    @gpu.on_gpu
     def close(self):
         self._free_buffers()
-        self._timer.destroy()
+        for event in (self._started, self._ended):
+            event.destroy()
         self._stream.destroy()
 
