@@ -25,7 +25,7 @@ from trtkit.errors import (
 )
 from trtkit.events import BuildRecord, EventStream
 from trtkit.exported import manifest_field
-from trtkit.modelfile import HDF5_SIGNATURE, resolve_model
+from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, resolve_model
 from trtkit.options import (
     image_reference,
     parse_exact_batches,
@@ -34,9 +34,9 @@ from trtkit.options import (
     parse_size,
     parse_tactic_sources,
 )
-from trtkit.plan import GpuRequest
+from trtkit.plan import BuildPlan, GpuRequest
 from trtkit.staging import Staging
-from trtkit.targets import choose_target
+from trtkit.targets import choose_target, unused_options
 
 TRT_STACK = {"tensorrt": "8.6.0", "tensorflow": "2.21.0", "tftrt": False}
 CPU_STACK = {"tensorrt": None, "trtexec": None, "tensorflow": "2.21.0", "tftrt": False}
@@ -117,6 +117,15 @@ def test_requested_targets_are_checked_against_the_stack():
     with pytest.raises(GpuUnavailable):
         choose_target("engine", GpuRequest("none"), True, TRT_STACK)
     assert choose_target("frozen", GpuRequest("none"), False, CPU_STACK).target == "frozen"
+
+
+def test_options_that_shape_only_tensorrt_builds_are_named_for_other_targets(tmp_path):
+    plan = BuildPlan(model=ModelRef(tmp_path / "m.h5", "h5"), image="i:t", precision="int8",
+                     calib_data=tmp_path / "c.npz", exact_batches=(1, 64), io_precision="fp16")
+    assert unused_options(plan, "engine") == []
+    assert unused_options(plan, "tftrt") == ["--exact-batches", "--io-precision"]
+    assert unused_options(plan, "onnx") == ["--precision", "--calib-data", "--exact-batches", "--io-precision"]
+    assert unused_options(BuildPlan(model=plan.model, image="i:t"), "onnx") == []
 
 
 def test_exported_models_have_their_own_targets():
@@ -268,8 +277,6 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     """The script itself, run with stand-ins for docker and trtkit that record what they were given."""
     from trtkit import reproduce
     from trtkit.docker_runner import Limits
-    from trtkit.modelfile import ModelRef
-    from trtkit.plan import BuildPlan
     from trtkit.toolchain import Toolchain
 
     out, bin_dir = tmp_path / "out", tmp_path / "bin"

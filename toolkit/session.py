@@ -34,7 +34,7 @@ from .manifest import Manifest
 from .modelfile import safe_name
 from .plan import BuildPlan
 from .staging import Staging, protected_paths
-from .targets import TargetChoice, choose_target, tensorrt_version
+from .targets import TargetChoice, choose_target, tensorrt_version, unused_options
 from .toolchain import Toolchain, cache_dir, ensure_toolchain, image_as_is
 from .transfer import WRITABLE, Inputs, artifact_rule, cache_not_writable, plain_files, receive
 
@@ -100,6 +100,10 @@ def build(plan: BuildPlan) -> BuildOutcome:
         choice = choose_target(plan.target, plan.gpus, session.gpu_runtime, session.toolchain.probe,
                                plan.model.format)
         show(f"target: {choice.target} ({choice.reason})", style="bold")
+        unused = unused_options(plan, choice.target)
+        if unused:
+            warn(f"{', '.join(unused)} shape{'s' if len(unused) == 1 else ''} only what TensorRT builds: this "
+                 f"{choice.target} build does not use {'it' if len(unused) == 1 else 'them'}")
         triton_folder = triton.model_folder(plan.triton_repo, plan.model.name, choice.target, plan.force,
                                             protected) if plan.triton_repo else None
         build_key = build_cache.key(plan, choice.target, session.toolchain)

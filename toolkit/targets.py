@@ -2,11 +2,11 @@
 
 The probe (scripts/trtkit_steps/probe.py) decides at build time; tags.py says what each known tag is expected to hold.
 """
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .contract import contract
 from .errors import GpuUnavailable, TargetUnsupported
-from .plan import GpuRequest
+from .plan import BuildPlan, GpuRequest
 
 # The ONNX parsers before TensorRT 8 predate opset 13, the lowest opset trtkit exports.
 MIN_ENGINE_TENSORRT = 8
@@ -58,6 +58,28 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
         return TargetChoice("onnx", f"default: the image's TensorRT {tensorrt} is older than "
                                     f"{MIN_ENGINE_TENSORRT}.0, whose ONNX parser reads trtkit's exports (opset 13+)")
     return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
+
+
+# Options that shape only what TensorRT builds: (the option, whether the plan sets it, the targets it shapes).
+_TENSORRT_OPTIONS: tuple[tuple[str, Callable[[BuildPlan], object], tuple[str, ...]], ...] = (
+    ("--precision", lambda plan: plan.precision != BuildPlan.precision, ("engine", "tftrt")),
+    ("--calib-data", lambda plan: plan.calib_data, ("engine", "tftrt")),
+    ("--tf32", lambda plan: plan.tf32, ("engine",)),
+    ("--workspace", lambda plan: plan.workspace, ("engine",)),
+    ("--disable-tactic-sources", lambda plan: plan.disabled_tactic_sources, ("engine",)),
+    ("--timing-cache", lambda plan: plan.timing_cache, ("engine",)),
+    ("--strict-timing-cache", lambda plan: plan.strict_timing_cache, ("engine",)),
+    ("--typical-batch", lambda plan: plan.typical_batch, ("engine",)),
+    ("--exact-batches", lambda plan: plan.exact_batches, ("engine",)),
+    ("--opt-level", lambda plan: plan.optimization_level != BuildPlan.optimization_level, ("engine",)),
+    ("--io-precision", lambda plan: plan.io_precision != BuildPlan.io_precision, ("engine",)),
+)
+
+
+def unused_options(plan: BuildPlan, target: str) -> list[str]:
+    """The TensorRT options this plan sets that a build of target does not use (a project's matrix crosses
+    targets with them, so they are noted, not refused)."""
+    return [option for option, given, shaped in _TENSORRT_OPTIONS if given(plan) and target not in shaped]
 
 
 def tensorrt_version(probe: dict) -> str | None:
