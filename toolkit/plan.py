@@ -80,12 +80,7 @@ class BuildPlan:
             "cache_dir": f"{contract.WORK}/{contract.CACHE}",
             "disabled_tactic_sources": list(self.disabled_tactic_sources) if self.disabled_tactic_sources else None,
             "timing_cache": data.get("timing"),
-            "strict_timing_cache": self.strict_timing_cache,
-            "typical_batch": self.typical_batch,
-            "exact_batches": list(self.exact_batches),
-            "optimization_level": self.optimization_level,
-            "unroll_lstm": self.unroll_lstm,
-            "io_precision": self.io_precision,
+            **self._build_settings(),
         }
 
     def options(self) -> dict:
@@ -100,6 +95,12 @@ class BuildPlan:
             "disabled_tactic_sources": list(self.disabled_tactic_sources or []),
             "triton_repo": str(self.triton_repo) if self.triton_repo else None,
             "timing_cache": str(self.timing_cache) if self.timing_cache else None,
+            **self._build_settings(),
+        }
+
+    def _build_settings(self) -> dict:
+        """The settings that plan.json and the manifest's options hold alike."""
+        return {
             "strict_timing_cache": self.strict_timing_cache,
             "typical_batch": self.typical_batch,
             "exact_batches": list(self.exact_batches),
