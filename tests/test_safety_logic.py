@@ -599,3 +599,27 @@ def test_an_engine_record_forged_by_an_onnx_build_is_not_kept(tmp_path):
     for target, kept in (("onnx", None), ("engine", record.engine)):
         made = manifest.make(plan, TargetChoice(target, "test"), toolchain, record, tmp_path, 0.0)
         assert made["engine"] == kept
+
+
+def test_a_model_name_with_a_line_break_stays_inside_reproduce_sh_comments(tmp_path):
+    """reproduce.sh names the model in a comment; a file name is any bytes but '/' and NUL, so a line break in it
+    must not end the comment and make the rest of the name a command the script runs."""
+    import subprocess
+
+    from trtkit import reproduce
+    from trtkit.toolchain import Toolchain
+    out, bin_dir = tmp_path / "out", tmp_path / "bin"
+    out.mkdir(), bin_dir.mkdir()
+    model = tmp_path / "model\ntouch pwned\n.h5"
+    model.write_bytes(b"h5")
+    plan = BuildPlan(model=ModelRef(model, "h5"), image="trtkit/standin:19.07-py3")
+    reproduce.write(out, plan, "onnx", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
+    (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
+    (bin_dir / "trtkit").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] || printf '%s\\n' \"$2\" > {tmp_path}/model\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "model").read_text() == f"{model}\n"       # the build line still gets the name whole
+    assert not (tmp_path / "pwned").exists()

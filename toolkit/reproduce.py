@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from . import __version__
+from .console import plain
 from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
 from .modelfile import safe_name, sha256_of
@@ -107,7 +108,7 @@ def write(folder: Path, plan: BuildPlan, target: str, toolchain: Toolchain, limi
         f"#     python3 {contract.SCRIPTS}/pipeline.py {contract.WORK}/{contract.PLAN}",
         f"#   (toolchain {toolchain.tag}, derived from {plan.image} {toolchain.base_id})",
         f"#   docker cp - CONTAINER:{contract.ROOT}   < a tar of scripts/ (trtkit's), "
-        f"model/{plan.model.path.name}, work/{contract.PLAN} (below)",
+        f"model/{plain(plan.model.path.name)}, work/{contract.PLAN} (below)",   # one line: a comment still
         "#   docker start -a CONTAINER",
         f"#   docker cp CONTAINER:{contract.WORK}/{contract.ARTIFACTS} .   "
         f"(trtkit keeps only {', '.join(contract.allowed_artifacts(target, bool(plan.bench)))}, as regular files)",
