@@ -327,6 +327,31 @@ def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
     assert build_cache.key(plan, "onnx", toolchain) != first
 
 
+def test_a_reused_build_records_the_model_and_image_this_build_was_asked_for(tmp_path):
+    """The key holds the model's bytes and the image's id, not their names: a copy of the model elsewhere, or the
+    same image by digest, reuses the build. Its manifest then names this build's model path (which `trtkit bench
+    OUT` loads, and reproduce.sh builds) and image reference, not the finished build's."""
+    from typing import cast
+
+    from trtkit import manifest
+    from trtkit.manifest import Manifest
+    from trtkit.targets import TargetChoice
+
+    first, copy = tmp_path / "a" / "model.h5", tmp_path / "b" / "copy.h5"
+    for path in (first, copy):
+        path.parent.mkdir()
+        path.write_bytes(b"h5")
+    finished = {"created": "then", "model": {"path": str(first), "format": "h5", "sha256": "s", "params": 3},
+                "image": {"reference": "repo:tag", "id": "sha256:base", "repo_digests": [], "toolchain": "t",
+                          "toolchain_id": "sha256:t"}}
+    pinned = "repo@sha256:" + "0" * 64
+    plan = BuildPlan(model=ModelRef(copy, "h5"), image=pinned)
+    made = manifest.reused(cast(Manifest, finished), plan, TargetChoice("onnx", "test"), tmp_path, 0.0)
+    assert made["model"] == {"path": str(copy), "format": "h5", "sha256": "s", "params": 3}
+    assert made["image"]["reference"] == pinned and made["image"]["id"] == "sha256:base"
+    assert made["reused_from"] == "then" and finished["model"]["path"] == str(first)
+
+
 def test_manifest_fields_are_read_defensively(tmp_path):
     path = tmp_path / "trtkit.json"
     manifest = {"image": {"reference": "repo:tag"}, "target": None, "artifacts": "model.onnx"}

@@ -91,8 +91,12 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
 
 def reused(finished: Manifest, plan: BuildPlan, choice: TargetChoice, result_dir: Path, started: float) -> Manifest:
     """A finished build's manifest for this request: what was done (artifacts, checks, steps) is that build's;
-    what was asked (options, the target's reason) and when are this one's."""
-    manifest: Manifest = {**finished, "options": plan.options(), "target": {"chosen": choice.target,
+    what was asked (the model's path, the image's reference, options, the target's reason) and when are this one's:
+    the key holds the model's bytes and the image's id, not their names."""
+    manifest: Manifest = {**finished, "model": {**finished["model"], "path": str(plan.model.path),
+                                                "format": plan.model.format},
+                          "image": {**finished["image"], "reference": plan.image},
+                          "options": plan.options(), "target": {"chosen": choice.target,
                           "reason": choice.reason}, "reused_from": finished["created"],
                           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                           "total_seconds": round(time.time() - started, 3)}
