@@ -64,6 +64,17 @@ def test_an_onnx_config_takes_its_batch_from_shapes_and_marks_unknown_dims():
     assert config.max_batch_size == 256 and list(config.input[0].dims) == [-1, 192]
 
 
+def test_a_tensor_of_the_batch_dimension_alone_is_one_element_reshaped_to_none():
+    """Triton refuses a tensor without dims ("must specify 'dims'"): a per-row scalar, shape [batch], is served as
+    dims [ 1 ] with an empty reshape, as Triton's model configuration says for such tensors."""
+    names = json.loads(json.dumps(NAMES))
+    names["outputs"][0]["shape"] = [None]
+    config = parsed(config_text("m", dict(ENGINE, names=names), "tensorrt_plan"))
+    [inp], [out] = config.input, config.output
+    assert list(out.dims) == [1] and out.HasField("reshape") and list(out.reshape.shape) == []
+    assert list(inp.dims) == [11, 192] and not inp.HasField("reshape")
+
+
 @pytest.mark.parametrize("shape", [[None, '1 ] }\noutput [ { name: "x"'], [None, 1.5], [None, -2], "11x192"])
 def test_a_shape_that_is_not_sizes_never_reaches_the_config(shape):
     """Names and shapes come out of the container: a hostile model could try to write the config itself."""

@@ -117,4 +117,7 @@ def _tensor(name: str, dtype: str, shape: list) -> str:
             d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 0) for d in shape):
         raise TargetUnsupported(f"{name}'s shape {shape!r} is not a list of sizes: no Triton config written")
     dims = ", ".join("-1" if d is None else str(d) for d in shape[1:])     # the batch dimension is implied
-    return f"  {{\n    name: {json.dumps(name)}\n    data_type: {DATA_TYPES[dtype]}\n    dims: [ {dims} ]\n  }}"
+    # The batch dimension alone (one value a row): Triton wants some dims, so [ 1 ], reshaped to none for the model.
+    reshape = "" if dims else "\n    reshape: { shape: [ ] }"
+    return (f"  {{\n    name: {json.dumps(name)}\n    data_type: {DATA_TYPES[dtype]}\n    dims: [ {dims or 1} ]"
+            f"{reshape}\n  }}")
