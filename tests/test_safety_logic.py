@@ -28,7 +28,7 @@ from trtkit.manifest import Manifest
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, safe_name
 from trtkit.plan import BuildPlan
 from trtkit.session import exit_error
-from trtkit.staging import foreign_entries, refuse_protected
+from trtkit.staging import foreign_entries, refuse_protected, replace_folder
 from trtkit.transfer import Inputs, artifact_rule, plain_files, receive
 
 ALLOWED = contract.allowed_artifacts("tftrt", bench=False)
@@ -623,3 +623,27 @@ def test_a_model_name_with_a_line_break_stays_inside_reproduce_sh_comments(tmp_p
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "model").read_text() == f"{model}\n"       # the build line still gets the name whole
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_folder_that_cannot_be_swapped_in_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    """replace_folder (the Triton model folder, the cache of finished builds): the old folder stays whole until the
+    new one takes its place, so a swap that fails (or a reader meanwhile) never finds it half deleted."""
+    dest = tmp_path / "model"
+    (dest / "1").mkdir(parents=True)
+    (dest / "config.pbtxt").write_text("old")
+    (dest / "1" / "model.plan").write_bytes(b"old engine")
+    real_rename = os.rename
+
+    def rename(source, target):
+        if Path(target) == dest and (Path(source) / "config.pbtxt").read_text() == "new":
+            raise OSError(13, "Permission denied")
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        replace_folder(dest, lambda new: (new / "config.pbtxt").write_text("new"))
+    assert (dest / "config.pbtxt").read_text() == "old" and (dest / "1" / "model.plan").read_bytes() == b"old engine"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    monkeypatch.setattr(os, "rename", real_rename)
+    replace_folder(dest, lambda new: (new / "config.pbtxt").write_text("new"))
+    assert [p.name for p in dest.iterdir()] == ["config.pbtxt"] and [p.name for p in tmp_path.iterdir()] == ["model"]

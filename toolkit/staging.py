@@ -166,16 +166,28 @@ class Staging:
 
 
 def replace_folder(dest: Path, fill: Callable[[Path], None]) -> None:
-    """dest made anew: filled in a folder beside it, then swapped in for the old one, so never half there.
-    An OSError propagates, and nothing is left beside dest."""
+    """dest made anew: filled in a folder beside it, then swapped in for the old one, which is moved aside whole
+    and removed only after, so never half there. An OSError propagates with the old dest back in its place, and
+    nothing is left beside dest."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.trtkit-", dir=dest.parent))
+    old = new.with_name(new.name + ".old")
     try:
         fill(new)
-        shutil.rmtree(dest, ignore_errors=True)
-        new.rename(dest)
+        if dest.is_symlink() or dest.exists():
+            os.rename(dest, old)
+        try:
+            os.rename(new, dest)
+        except OSError:
+            if old.is_symlink() or old.exists():
+                os.rename(old, dest)
+            raise
     finally:
         shutil.rmtree(new, ignore_errors=True)
+        if old.is_symlink() or not old.is_dir():
+            old.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _not_writable(out_dir: Path, error: OSError) -> OutputNotWritable:
