@@ -327,6 +327,29 @@ def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
     assert build_cache.key(plan, "onnx", toolchain) != first
 
 
+def test_options_only_tensorrt_reads_leave_an_onnx_or_frozen_builds_key_alone(tmp_path):
+    """A project's matrix crosses targets with precisions and TensorRT settings: its onnx cells of each precision
+    make the same artifacts, so they are one finished build, reused, not rebuilt for every precision."""
+    import dataclasses
+
+    from trtkit import build_cache
+    from trtkit.toolchain import Toolchain
+
+    for name in ("model.h5", "calib.npz", "timing.cache"):
+        (tmp_path / name).write_bytes(name.encode())
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.h5", "h5"), image="trtkit/standin:19.07-py3")
+    tensorrt = dataclasses.replace(plan, precision="fp16", tf32=True, workspace=1 << 30, calib_data=tmp_path /
+                                   "calib.npz", timing_cache=tmp_path / "timing.cache", strict_timing_cache=True,
+                                   typical_batch=64, exact_batches=(1, 64), optimization_level=5, io_precision="fp16",
+                                   disabled_tactic_sources=("CUBLAS",))
+    toolchain = Toolchain("t", "sha256:t", {}, "sha256:base", [])
+    for target in build_cache.REUSABLE_TARGETS:
+        assert len(unused_options(tensorrt, target)) == 11        # every one of them is unused by this target
+        assert build_cache.key(tensorrt, target, toolchain) == build_cache.key(plan, target, toolchain)
+        assert build_cache.key(dataclasses.replace(plan, seed=1), target, toolchain) != \
+            build_cache.key(plan, target, toolchain)
+
+
 def test_a_reused_build_records_the_model_and_image_this_build_was_asked_for(tmp_path):
     """The key holds the model's bytes and the image's id, not their names: a copy of the model elsewhere, or the
     same image by digest, reuses the build. Its manifest then names this build's model path (which `trtkit bench

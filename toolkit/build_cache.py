@@ -1,8 +1,8 @@
 """Finished builds kept by content: a build whose inputs match one that finished is reused, not redone.
 
 The key covers what decides the artifacts: the model's bytes, the data files' bytes, the image and
-toolchain ids, the target, the options that reach the container, trtkit's version and its step scripts'
-bytes (a development tree changes them under one version). ONNX and
+toolchain ids, the target, the options that reach the container (but those only TensorRT reads), trtkit's
+version and its step scripts' bytes (a development tree changes them under one version). ONNX and
 frozen-graph builds give byte-identical artifacts for the same key (tests/test_build.py), so reusing one
 equals redoing it. Engines are always built (they depend on the GPU and on TensorRT's timing, which the
 key cannot see), and so are builds with --bench (timings are measurements). `--force` rebuilds.
@@ -23,6 +23,11 @@ REUSABLE_TARGETS = ("onnx", "frozen")
 # Options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine here).
 # Data files are in the key by their bytes, not their paths.
 NOT_IN_KEY = ("target", "sample_data", "calib_data", "timing_cache", "gpus", "memory", "timeout", "triton_repo")
+# Options (and data files) only TensorRT reads: an ONNX or frozen build is the same with any of them
+# (targets.unused_options warns of them there), so a matrix's precisions share one such build.
+TENSORRT_ONLY = ("precision", "tf32", "workspace", "disabled_tactic_sources", "strict_timing_cache", "typical_batch",
+                 "exact_batches", "optimization_level", "io_precision")
+TENSORRT_DATA = ("calib", "timing")
 
 
 def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
@@ -32,8 +37,8 @@ def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
     material = {
         "trtkit": __version__, "steps": resources.steps_digest(), "model": plan.model.sha256, "target": target,
         "image": toolchain.base_id, "toolchain": toolchain.image_id,
-        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items()},
-        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY},
+        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items() if role not in TENSORRT_DATA},
+        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY + TENSORRT_ONLY},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
