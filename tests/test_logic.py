@@ -303,6 +303,30 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     assert ran.returncode == 1 and "not the timing cache this build ended with" in ran.stderr
 
 
+def test_reproduce_sh_checks_the_timing_cache_in_a_folder_whose_name_has_backslashes_quotes_and_dollars(tmp_path):
+    """/bin/sh's echo (dash's) turns \\t in a path into a tab: the sha256 check must get the path as it is."""
+    from trtkit import reproduce
+    from trtkit.docker_runner import Limits
+    from trtkit.toolchain import Toolchain
+
+    out, bin_dir = tmp_path / "builds\\test 'a' \"$HOME\"" / "out", tmp_path / "bin"
+    out.mkdir(parents=True), bin_dir.mkdir()
+    (out / "timing.cache").write_bytes(b"tactics")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3")
+    reproduce.write(out, plan, "engine", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
+    (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
+    (bin_dir / "trtkit").write_text("#!/bin/sh\n[ \"$1\" = --version ] || for a; do printf '%s\\n' \"$a\"; done "
+                                    f"> {tmp_path}/args\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    ran = subprocess.run(["sh", str(out / "reproduce.sh"), "again"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert ran.returncode == 0, ran.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[args.index("--timing-cache") + 1] == str(out / "timing.cache")
+
+
 def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
     """Finished builds are reused by key; a tree whose in-container steps changed under one version must not
     reuse a build its old steps made."""

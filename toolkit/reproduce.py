@@ -74,8 +74,9 @@ def _build_command(folder: Path, plan: BuildPlan, target: str, image: str, defau
         return [line + out]
     return [
         f'timing_cache="$(cd "$(dirname "$0")" && pwd)/{TIMING_CACHE}"',
-        f'echo "{sha256_of(folder / TIMING_CACHE)}  $timing_cache" | sha256sum -c --status || {{ echo "reproduce.sh: '
-        '$timing_cache is not the timing cache this build ended with" >&2; exit 1; }',
+        # printf, not echo: /bin/sh's echo (dash's) reads backslashes in the path as escapes
+        f"printf '%s  %s\\n' {sha256_of(folder / TIMING_CACHE)} \"$timing_cache\" | sha256sum -c --status || "
+        "{ printf 'reproduce.sh: %s is not the timing cache this build ended with\\n' \"$timing_cache\" >&2; exit 1; }",
         line + ' --timing-cache "$timing_cache"' + out,
     ]
 
