@@ -327,6 +327,28 @@ def test_reproduce_sh_checks_the_timing_cache_in_a_folder_whose_name_has_backsla
     assert args[args.index("--timing-cache") + 1] == str(out / "timing.cache")
 
 
+def test_the_cache_and_triton_copy_the_published_output_while_its_lock_is_held(tmp_path, monkeypatch):
+    """Once the lock is released another build may replace --out (a reused one in milliseconds): a copy made after
+    that would keep its files under this build's key, or serve them with this build's Triton config."""
+    from trtkit import build_cache, session, triton
+    from trtkit.docker_runner import Limits
+    from trtkit.toolchain import Toolchain
+
+    monkeypatch.setenv("TRTKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.h5").write_bytes(HDF5_SIGNATURE)
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.h5", "h5"), image="i:t", target="onnx", out_dir=tmp_path / "out",
+                     triton_repo=tmp_path / "repo")
+    toolchain = Toolchain("t", "sha256:t", {}, "sha256:base", [])
+    monkeypatch.setattr(session, "open_session", lambda plan: session.Session(None, toolchain, False, Limits(1 << 30)))
+    monkeypatch.setattr(session, "_build_fresh", lambda *args: {"target": {"chosen": "onnx"}})
+    lock, copies = tmp_path / ".out.trtkit.lock", []
+    monkeypatch.setattr(build_cache, "keep", lambda output, key: copies.append(("cache", lock.exists())))
+    monkeypatch.setattr(triton, "write", lambda folder, out, manifest, force: copies.append(("triton", lock.exists())))
+    session.build(plan)
+    assert copies == [("cache", True), ("triton", True)] and not lock.exists()
+
+
 def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
     """Finished builds are reused by key; a tree whose in-container steps changed under one version must not
     reuse a build its old steps made."""

@@ -119,11 +119,12 @@ def build(plan: BuildPlan) -> BuildOutcome:
         else:
             manifest = _build_fresh(plan, session, choice, earlier, staging, started, build_key)
         published = staging.publish()
-    if build_key and not finished:
-        build_cache.keep(published, build_key)
-    if triton_folder:
-        triton.write(triton_folder, published, manifest, plan.force)
-        show(f"Triton model: {triton_folder}")
+        # Copied under the lock: once it is released another build may replace --out.
+        if build_key and not finished:
+            build_cache.keep(published, build_key)
+        if triton_folder:
+            triton.write(triton_folder, published, manifest, plan.force)
+            show(f"Triton model: {triton_folder}")
     return BuildOutcome(published, manifest)
 
 
