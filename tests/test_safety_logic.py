@@ -647,3 +647,15 @@ def test_a_folder_that_cannot_be_swapped_in_leaves_the_old_one_whole(tmp_path, m
     monkeypatch.setattr(os, "rename", real_rename)
     replace_folder(dest, lambda new: (new / "config.pbtxt").write_text("new"))
     assert [p.name for p in dest.iterdir()] == ["config.pbtxt"] and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+@pytest.mark.parametrize("names", [{"event": "done"}, {"event": "versions", "inputs": "x"}])
+def test_an_earlier_output_cannot_name_its_node_names_another_event(tmp_path, names):
+    """Node names are checked as the contract's names event: a trtkit.json whose names carry an "event" key of
+    their own must not be checked as that (emptier) event instead, and pass without inputs or outputs."""
+    from trtkit.exported import NEEDED, read_earlier_build
+    for name in NEEDED:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "trtkit.json").write_text(json.dumps({"model": {"path": "m.h5"}, "names": names}))
+    with pytest.raises(InvalidModel, match="node names of the wrong shape"):
+        read_earlier_build(tmp_path)

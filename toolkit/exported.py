@@ -75,7 +75,7 @@ def manifest_field(manifest: dict, path: Path, field: str, kind: type = str):
 
 def read_earlier_build(folder: Path) -> EarlierBuild:
     manifest, raw = read_manifest(folder / MANIFEST_NAME)
-    if contract.check_event({"event": "names", **manifest["names"]}) is None:
+    if contract.check_event({**manifest["names"], "event": "names"}) is None:   # its own "event" key picks nothing
         raise InvalidModel(f"{folder / MANIFEST_NAME} has node names of the wrong shape")
     missing = [name for name in NEEDED if not (folder / name).exists()]
     if missing:
