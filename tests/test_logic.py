@@ -461,3 +461,14 @@ def test_progress_bars_only_on_a_terminal_and_never_when_quiet(monkeypatch, term
         assert console.live_progress().disable is not shown
     finally:
         console.set_verbosity(False, False)
+
+
+def test_a_locked_build_runs_the_digest_of_its_own_repository():
+    """An image pushed to a mirror too has a digest there; the lock runs the reference's own, which CI can pull."""
+    from trtkit.lock import pinned_reference
+    mirror, nvcr = "localhost:5000/trt@sha256:" + "a" * 64, "nvcr.io/nvidia/tensorrt@sha256:" + "b" * 64
+    entry = {"digests": sorted([nvcr, mirror])}
+    assert pinned_reference("nvcr.io/nvidia/tensorrt:24.05-py3", entry) == nvcr
+    assert pinned_reference("localhost:5000/trt:24.05-py3", entry) == mirror
+    assert pinned_reference("trtkit/other:1", entry) == "trtkit/other:1"     # no digest of its own: by its tag
+    assert pinned_reference(nvcr.replace("b" * 64, "c" * 64), entry) == nvcr.replace("b" * 64, "c" * 64)

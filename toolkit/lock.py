@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .errors import LockMismatch
 from .files import write_atomically
-from .options import image_arguments
+from .options import image_arguments, pinned_by_digest
 from .toolchain import Toolchain
 
 LOCK_NAME = "trtkit.lock"
@@ -85,8 +85,9 @@ def lock_command(reference: str) -> str:
 
 
 def pinned_reference(reference: str, locked: dict) -> str:
-    """The digest to run instead of a tag that may have moved; a local image (no digest) by its tag."""
-    return locked["digests"][0] if locked.get("digests") else reference
+    """The digest to run instead of a tag that may have moved: the reference's own repository's, never
+    another registry's the image was also pushed to; a local image (no such digest) by its tag."""
+    return pinned_by_digest(reference, locked["digests"])
 
 
 def differences(locked: dict, current: dict, image_only: bool = False) -> list[str]:

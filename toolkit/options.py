@@ -193,6 +193,15 @@ def image_arguments(reference: str) -> list[str]:
     return ["--image", repository, "--tag", tag]
 
 
+def pinned_by_digest(reference: str, digests: list[str]) -> str:
+    """REPO:TAG as REPO@sha256:DIGEST where the registry gave a digest of that very repository (an image
+    pushed elsewhere too has digests of other repositories); else the reference as it is."""
+    if "@" in reference:
+        return reference
+    repository = reference.rsplit(":", 1)[0]
+    return next((d for d in digests if d.split("@")[0] == repository), reference)
+
+
 def image_reference(image: str, tag: str | None) -> str:
     """REPO:TAG, or REPO@sha256:DIGEST (pinned); a missing or malformed part is a usage error."""
     repository, at, digest = image.partition("@")

@@ -15,7 +15,7 @@ from .console import plain
 from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
 from .modelfile import safe_name, sha256_of
-from .options import image_arguments
+from .options import image_arguments, pinned_by_digest
 from .plan import BuildPlan
 from .toolchain import Toolchain
 
@@ -25,10 +25,7 @@ TIMING_CACHE = "timing.cache"
 
 def pinned_image(plan: BuildPlan, toolchain: Toolchain) -> str:
     """The image by digest where the registry gave one; else the reference (the script checks its id)."""
-    if "@" in plan.image:
-        return plan.image
-    repository = plan.image.rsplit(":", 1)[0]
-    return next((d for d in toolchain.base_digests if d.split("@")[0] == repository), plan.image)
+    return pinned_by_digest(plan.image, toolchain.base_digests)
 
 
 def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:

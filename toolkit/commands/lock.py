@@ -3,7 +3,7 @@ from pathlib import Path
 
 from .. import options, session
 from ..console import out, print_json, user_errors
-from ..lock import LOCK_NAME
+from ..lock import LOCK_NAME, pinned_reference
 
 
 @user_errors
@@ -23,6 +23,8 @@ def lock(
     if json_output:
         print_json({"image": reference, **entry})
         return
-    pinned = entry["digests"][0] if entry["digests"] else f"{entry['id']} (a local image: no registry digest)"
+    pinned = pinned_reference(reference, entry)
+    if "@" not in pinned:
+        pinned = f"{entry['id']} (a local image: no registry digest)"
     out.print(f"{LOCK_NAME}: {reference} -> {pinned}; toolchain {entry['toolchain']['tag']} with "
               f"{len(entry['packages'])} packages", markup=False)
