@@ -150,6 +150,19 @@ def test_bad_project_files_are_usage_errors_that_say_where(project, recorded, ed
     assert not recorded, "nothing is built from a bad project file"
 
 
+def test_builds_that_would_share_a_triton_model_folder_are_refused(project, recorded):
+    """Every build of origin would replace DIR/origin, the last to finish winning (or two colliding)."""
+    (project / "trtkit.toml").write_text('triton_repo = "triton"\n' + PROJECT)
+    result = invoke("--project", project / "trtkit.toml")
+    assert result.exit_code == 2 and not recorded, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "origin 19.07-py3-onnx-fp32 and origin 19.07-py3-onnx-fp16 would both write the Triton model folder" in said
+    assert str(project / "triton" / "origin") in "".join(said.split()), said
+    (project / "trtkit.toml").write_text(PROJECT + 'triton_repo = "triton"\n')     # cnn's table: one per target
+    assert invoke("--project", project / "trtkit.toml", "--target", "onnx").exit_code == 0
+    assert [str(p.triton_repo) for _, p in recorded["matrix"]] == ["None"] * 4 + [str(project / "triton")]
+
+
 def test_model_and_project_together_are_refused(project, recorded):
     result = invoke(project / "models" / "cnn.h5", "--project", project / "trtkit.toml", "--tag", "x")
     assert result.exit_code == 2 and "not both" in result.output

@@ -15,7 +15,7 @@ from .. import matrix, options, project, report, session
 from ..console import print_json, user_errors
 from ..contract import contract
 from ..lock import LOCK_NAME
-from ..modelfile import resolve_model
+from ..modelfile import resolve_model, safe_name
 from ..plan import BuildPlan
 
 # The choices come from the contract, the one list both sides share.
@@ -96,6 +96,7 @@ def build(
     found = project.expand(project.load(path, [name for name in values if name not in COMMAND_LINE_ONLY]),
                            values, given, partial(_convert, ctx))
     builds = [(cell, _cell_plan(cell, path)) for cell in found.cells]
+    _refuse_shared_triton_folders(builds)
     if len(builds) == 1:
         _build_one(builds[0][1], json_output)
     else:
@@ -136,6 +137,24 @@ def _cell_plan(cell: project.Cell, path: Path) -> BuildPlan:
         return plan_of(cell.values)
     except typer.BadParameter as e:
         raise typer.BadParameter(f"{e.message} (model {cell.model!r} of {path})", param_hint=e.param_hint) from None
+
+
+def _refuse_shared_triton_folders(builds: list[tuple[project.Cell, BuildPlan]]) -> None:
+    """Builds of one model with one --triton-repo would each replace DIR/<model>, at the same time too."""
+    writers: dict[Path, project.Cell] = {}
+    for cell, plan in builds:
+        if plan.triton_repo:
+            folder = plan.triton_repo.expanduser().resolve() / safe_name(plan.model.name)
+            first = writers.setdefault(folder, cell)
+            if first is not cell:
+                raise typer.BadParameter(
+                    f"the builds {_label(first)} and {_label(cell)} would both write the Triton model folder "
+                    f"{folder}: set triton_repo in a model's table of one tag, target and precision",
+                    param_hint="'triton_repo'")
+
+
+def _label(cell: project.Cell) -> str:
+    return f"{cell.model} {cell.tag}-{cell.target}-{cell.precision}"
 
 
 def _convert(ctx: typer.Context, name: str, value: Any) -> Any:
