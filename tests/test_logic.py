@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from trtkit import console
+from trtkit.cli import app
 from trtkit.commands.build import build, plan_of
 from trtkit.docker_runner import _lines, classify_pull_error, device_requests
 from trtkit.errors import (
@@ -25,6 +27,7 @@ from trtkit.errors import (
 )
 from trtkit.events import BuildRecord, EventStream
 from trtkit.exported import manifest_field
+from trtkit.lock import pinned_reference
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, resolve_model
 from trtkit.options import (
     image_reference,
@@ -465,10 +468,16 @@ def test_progress_bars_only_on_a_terminal_and_never_when_quiet(monkeypatch, term
 
 def test_a_locked_build_runs_the_digest_of_its_own_repository():
     """An image pushed to a mirror too has a digest there; the lock runs the reference's own, which CI can pull."""
-    from trtkit.lock import pinned_reference
     mirror, nvcr = "localhost:5000/trt@sha256:" + "a" * 64, "nvcr.io/nvidia/tensorrt@sha256:" + "b" * 64
     entry = {"digests": sorted([nvcr, mirror])}
     assert pinned_reference("nvcr.io/nvidia/tensorrt:24.05-py3", entry) == nvcr
     assert pinned_reference("localhost:5000/trt:24.05-py3", entry) == mirror
     assert pinned_reference("trtkit/other:1", entry) == "trtkit/other:1"     # no digest of its own: by its tag
     assert pinned_reference(nvcr.replace("b" * 64, "c" * 64), entry) == nvcr.replace("b" * 64, "c" * 64)
+
+
+def test_a_wheelhouse_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(app, ["wheelhouse", "24.05-py3", "-o", str(tmp_path / "file" / "wheels")])
+    assert result.exit_code == OutputNotWritable.exit_code, result.output
+    assert "cannot make the wheelhouse folder" in result.output and result.exception.__class__ is SystemExit

@@ -214,7 +214,10 @@ def pip_target(python: str) -> list[str]:
 
 def download_wheels(requirements: list[str], python: str, out: Path) -> list[Path]:
     """pip download of the requirements and their dependencies into out (files already there are kept)."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputNotWritable(f"cannot make the wheelhouse folder {out}: {e.strerror or e}") from None
     no_deps = no_deps_names()
     without_deps = [r for r in requirements if r.startswith(no_deps)]
     with_deps = [r for r in requirements if r not in without_deps]
