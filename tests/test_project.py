@@ -126,6 +126,17 @@ def test_the_project_is_found_in_the_current_folder_or_pyproject(project, record
     assert result.exit_code == 2 and "give MODEL, or a project file" in result.output
 
 
+@pytest.mark.parametrize("tool", ['tool = "trtkit"', 'tool = ["trtkit"]', "[tool]\ntrtkit = 1"])
+def test_a_pyproject_whose_tool_is_no_table_is_a_usage_error(project, recorded, monkeypatch, tool):
+    monkeypatch.chdir(project)
+    (project / "trtkit.toml").unlink()
+    (project / "pyproject.toml").write_text(tool + "\n")
+    assert invoke().exit_code == 2      # no project here, or the one below
+    result = invoke("--project", project / "pyproject.toml")
+    assert result.exit_code == 2 and "has no [tool.trtkit] table" in result.output, result.output
+    assert not recorded
+
+
 @pytest.mark.parametrize("edit, says", [
     (lambda t: t.replace("precisions =", "precison ="), "unknown key 'precison' in [models.origin] in"),
     (lambda t: t.replace("precisions =", "precison ="), "(did you mean 'precisions'?)"),

@@ -80,7 +80,7 @@ def find(explicit: Path | None, folder: Path) -> Path | None:
     if (folder / PROJECT_NAME).is_file():
         return folder / PROJECT_NAME
     pyproject = folder / PYPROJECT_NAME
-    return pyproject if pyproject.is_file() and "trtkit" in _read(pyproject).get("tool", {}) else None
+    return pyproject if pyproject.is_file() and _tool_table(_read(pyproject)) is not None else None
 
 
 def load(path: Path, options: Collection[str]) -> Project:
@@ -89,7 +89,7 @@ def load(path: Path, options: Collection[str]) -> Project:
     document = _read(path)
     in_pyproject = path.name == PYPROJECT_NAME
     if in_pyproject:
-        document = document.get("tool", {}).get("trtkit")
+        document = _tool_table(document)
         if not isinstance(document, dict):
             raise typer.BadParameter(f"{path} has no [tool.trtkit] table")
     file_keys = (set(options) - set(AXES)) | set(AXES.values())
@@ -133,6 +133,12 @@ def _where(path: Path, in_pyproject: bool, model: str | None = None) -> str:
     """A table as a person finds it in the file, for error messages."""
     parts = ["tool.trtkit"] * in_pyproject + [f"models.{model}"] * bool(model)
     return f"[{'.'.join(parts)}] in {path}" if parts else f"the top level of {path}"
+
+
+def _tool_table(pyproject: dict) -> Any:
+    """What [tool.trtkit] holds, or None; `tool` may be anything in a file written by hand."""
+    tool = pyproject.get("tool")
+    return tool.get("trtkit") if isinstance(tool, dict) else None
 
 
 def _read(path: Path) -> dict:
