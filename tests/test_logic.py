@@ -4,14 +4,17 @@ import inspect
 import json
 import os
 import subprocess
+import threading
+import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from trtkit import console
+from trtkit import console, toolchain
 from trtkit.cli import app
 from trtkit.commands.build import build, plan_of
 from trtkit.docker_runner import _lines, classify_pull_error, device_requests
@@ -481,3 +484,30 @@ def test_a_wheelhouse_folder_that_cannot_be_made_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["wheelhouse", "24.05-py3", "-o", str(tmp_path / "file" / "wheels")])
     assert result.exit_code == OutputNotWritable.exit_code, result.output
     assert "cannot make the wheelhouse folder" in result.output and result.exception.__class__ is SystemExit
+
+
+def test_builds_started_together_derive_a_new_toolchain_once(tmp_path, monkeypatch):
+    """A matrix's first builds on a new tag: one derives the toolchain (minutes, gigabytes), the others wait."""
+    monkeypatch.setenv("TRTKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(toolchain, "probe", lambda runner, image_id, limits: {})
+    tagged: dict = {}
+    derived: list[str] = []
+
+    def build_image(context, tag, buildargs, labels, on_line):
+        derived.append(tag)
+        time.sleep(0.5)
+        tagged[tag] = SimpleNamespace(id="sha256:toolchain")
+        return tagged[tag]
+
+    runner = SimpleNamespace(image=lambda reference: SimpleNamespace(id="sha256:" + "1" * 64, attrs={}),
+                             build_image=build_image,
+                             client=SimpleNamespace(images=SimpleNamespace(list=lambda name: list(
+                                 filter(None, [tagged.get(name)])))))
+    results: list = []
+    started = [threading.Thread(target=lambda: results.append(toolchain.ensure_toolchain(runner, "i:t", None, print)))
+               for _ in range(3)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    assert len(derived) == 1 and sorted(t.derived for t in results) == [False, False, True]

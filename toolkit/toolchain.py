@@ -10,11 +10,14 @@ On a host with no package index, a wheelhouse (a folder of wheels, see
 `trtkit wheelhouse`) goes into the build context and pip installs from it only:
 `trtkit images derive --wheelhouse DIR`, or TRTKIT_WHEELHOUSE=DIR for any command.
 """
+import fcntl
 import hashlib
 import io
 import json
 import os
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,19 +95,48 @@ def ensure_toolchain(runner: DockerRunner, base_reference: str, limits: Limits, 
     (default $TRTKIT_WHEELHOUSE) when one is given. Derived online or offline, its tag is the same."""
     base = runner.image(base_reference)
     tag = toolchain_tag(base.id, context_tar())
-    existing = runner.client.images.list(name=tag)
-    if existing:
-        image = existing[0]
-    else:
-        wheelhouse = wheelhouse or wheelhouse_from_env()
-        show(f"deriving toolchain image {tag} from {base_reference} (once per base image)"
-             + (f", installing only from the wheelhouse {wheelhouse}" if wheelhouse else ""))
-        image = runner.build_image(context_tar(wheelhouse), tag, buildargs={"BASE_IMAGE": base_reference},
-                                   labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
-                                           BASE_ID_LABEL: base.id, "org.trtkit.version": __version__},
-                                   on_line=on_line)
+    with _one_derivation(tag):
+        existing = runner.client.images.list(name=tag)
+        if existing:
+            image = existing[0]
+        else:
+            wheelhouse = wheelhouse or wheelhouse_from_env()
+            show(f"deriving toolchain image {tag} from {base_reference} (once per base image)"
+                 + (f", installing only from the wheelhouse {wheelhouse}" if wheelhouse else ""))
+            image = runner.build_image(context_tar(wheelhouse), tag, buildargs={"BASE_IMAGE": base_reference},
+                                       labels={LABEL: "toolchain", "org.trtkit.base": base_reference,
+                                               BASE_ID_LABEL: base.id, "org.trtkit.version": __version__},
+                                       on_line=on_line)
     return Toolchain(tag, image.id, probe(runner, image.id, limits), base.id, base.attrs.get("RepoDigests", []),
                      derived=not existing)
+
+
+@contextmanager
+def _one_derivation(tag: str) -> Iterator[None]:
+    """Held while a toolchain is looked for and derived: builds of a new tag started together (a project's
+    matrix) derive it once, the others wait and reuse it. Without a writable cache, no wait."""
+    path = cache_dir() / "locks" / f"{tag.split(':')[-1]}.lock"
+    try:
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and not _locked_at_once(fd):
+            show(f"waiting for another trtkit run that is deriving {tag}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _locked_at_once(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def image_as_is(runner: DockerRunner, reference: str, limits: Limits) -> Toolchain:
