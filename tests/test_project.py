@@ -174,9 +174,11 @@ def test_builds_that_would_share_a_triton_model_folder_are_refused(project, reco
     assert [str(p.triton_repo) for _, p in recorded["matrix"]] == ["None"] * 4 + [str(project / "triton")]
 
 
-def test_model_and_project_together_are_refused(project, recorded):
+def test_model_with_a_project_or_jobs_is_refused(project, recorded):
     result = invoke(project / "models" / "cnn.h5", "--project", project / "trtkit.toml", "--tag", "x")
     assert result.exit_code == 2 and "not both" in result.output
+    result = invoke(project / "models" / "cnn.h5", "--tag", "x", "--jobs", "4")      # not silently ignored
+    assert result.exit_code == 2 and "leave it out with MODEL" in result.output and not recorded
 
 
 def test_slots_are_one_per_gpu_or_bounded_jobs():

@@ -86,6 +86,9 @@ def build(
     if model is not None:
         if project_file is not None:
             raise typer.BadParameter("give MODEL or --project, not both")
+        if jobs is not None:
+            raise typer.BadParameter("--jobs sets how many builds of a project's matrix run at once: leave it "
+                                     "out with MODEL, which is one build")
         _build_one(plan_of(values), json_output)
         return
     path = project.find(project_file, Path.cwd())
