@@ -104,6 +104,15 @@ def test_given_options_override_the_file_and_defaults_do_not(project, recorded):
     assert recorded["slots"] == ["0"]      # --jobs 1 of two GPUs
 
 
+def test_a_tilde_in_out_is_the_home_folder_for_the_logs_too(project, recorded, monkeypatch, tmp_path):
+    """--out=~/builds reaches trtkit unexpanded; the logs beside each build went to a folder named '~' here."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert invoke("--project", project / "trtkit.toml", "--out=~/builds").exit_code == 0
+    cell, plan = recorded["matrix"][0]
+    assert plan.out_dir == cell.values["out"] == tmp_path / "home" / "builds" / "origin" / "19.07-py3-onnx-fp32"
+    assert matrix.Run(cell, plan).log.parent == tmp_path / "home" / "builds" / "origin"
+
+
 def test_a_project_of_one_build_runs_as_a_plain_build(project, recorded):
     (project / "trtkit.toml").write_text('tags = "19.07-py3"\ntargets = "onnx"\n[models.cnn]\npath = "models/cnn.h5"\n')
     result = invoke("--project", project / "trtkit.toml")

@@ -115,7 +115,7 @@ def expand(project: Project, defaults: dict[str, Any], given: dict[str, Any], co
     values when nothing was given; given: the options given on the command line, which override the file."""
     top = {**defaults, **_converted(project.top, convert, project.where())}
     run = {**top, **given}
-    root = run["out"] or project.path.parent / DEFAULT_OUT
+    root = Path(run["out"]).expanduser() if run["out"] else project.path.parent / DEFAULT_OUT   # --out=~/x
     cells = []
     for name, table in project.models.items():
         settings = {**top, **_converted(table, convert, project.where(name)), **given}
