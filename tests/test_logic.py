@@ -511,3 +511,12 @@ def test_builds_started_together_derive_a_new_toolchain_once(tmp_path, monkeypat
     for thread in started:
         thread.join()
     assert len(derived) == 1 and sorted(t.derived for t in results) == [False, False, True]
+
+
+@pytest.mark.parametrize("command", [["images", "save", "nvcr.io/nvidia/tensorrt", "-o", "x.tar"],
+                                     ["images", "derive", "nvcr.io/nvidia/tensorrt"]])
+def test_an_image_without_a_tag_is_a_usage_error_before_the_daemon(monkeypatch, command):
+    """Not exit 12 when the daemon is down: the reference is wrong either way."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2 and "names no tag" in result.output, result.output

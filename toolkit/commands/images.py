@@ -28,7 +28,8 @@ def save(
     force: Annotated[bool, typer.Option("--force", help="Replace FILE when it exists.")] = False,
 ) -> None:
     """Save images and their toolchain images into one archive (shared layers stored once)."""
-    saved = images.save(DockerRunner.connect(), [options.whole_reference(r) for r in references], output, force)
+    checked = [options.whole_reference(r) for r in references]     # a usage error before any daemon
+    saved = images.save(DockerRunner.connect(), checked, output, force)
     for image in saved:
         typer.echo(f"{image.reference}  {image.image_id}")
     typer.echo(f"{output}  {output.stat().st_size / 1e6:.1f} MB")
@@ -51,7 +52,8 @@ def derive(
     wheelhouse: Annotated[Optional[Path], typer.Option("--wheelhouse", help="Folder of wheels (`trtkit wheelhouse`): pip installs from it only. Default: $TRTKIT_WHEELHOUSE.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Derive the toolchain image of IMAGE:TAG now (or find it already there), without building a model."""
-    toolchain = images.derive(DockerRunner.connect(), options.whole_reference(reference), wheelhouse)
+    reference = options.whole_reference(reference)
+    toolchain = images.derive(DockerRunner.connect(), reference, wheelhouse)
     typer.echo(f"{toolchain.tag}  {toolchain.image_id}  {'derived' if toolchain.derived else 'reused'}")
     versions = ", ".join(f"{k} {v}" for k, v in sorted(toolchain.probe.items()) if isinstance(v, str))
     show(f"versions: {versions}")
