@@ -512,16 +512,17 @@ def test_trtexec_refuses_what_only_the_python_api_builds(tmp_path, options, name
         trtexec.Trtexec(str(trtexec_86)).build(_job(**options))
 
 
-def test_verification_gates_on_the_worst_profile(tmp_path, capsys):
+@pytest.mark.parametrize("off", [0.5, float("nan")])
+def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
     """Each profile runs the reference on its own (profile 1: batch 1 at a time); one profile off fails the build,
-    with that profile's outputs as the evidence."""
+    with that profile's outputs as the evidence. A NaN profile is the worst (max() passed over it)."""
     from trtkit_steps import contract
     from trtkit_steps.common import VerificationFailed, compare, load_arrays
 
     class Engine(_RowEngine):
         def run(self, engine_path, batches, scratch, profile=0):
             outputs = super().run(engine_path, batches, scratch)
-            return [{"y": out["y"] + (0.5 if profile == 1 else 0.0)} for out in outputs]
+            return [{"y": out["y"] + (np.float32(off) if profile == 1 else 0.0)} for out in outputs]
 
         def compare(self, expected, actual, atol):
             return compare(expected, actual), None
@@ -533,10 +534,19 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys):
     job_settings = settings.BuildSettings({"exact_batches": [1, 64]},
                                           {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
     fake = Engine(1, 100)
-    with pytest.raises(VerificationFailed, match="differs from Keras by 0.5"):
+    with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off):
         engine._verify(fake, str(tmp_path), "model.plan", {"atol": 0.1}, job_settings)
     assert fake.batches == [8] + [1] * 8 + [64]
-    np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + 0.5)
+    np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + off)
+
+
+def test_a_nan_output_fails_verification_in_any_position(tmp_path):
+    """max() passes over a NaN that is not first: an output that is NaN must fail the gate wherever it comes."""
+    from trtkit_steps.common import VerificationFailed, gate
+    errors = {"a": {"max_abs_err": 0.0, "max_rel_err": 0.0}, "b": {"max_abs_err": float("nan"), "max_rel_err": 0.0}}
+    with pytest.raises(VerificationFailed, match="differs from Keras by nan"):
+        gate("model.onnx", errors, 1e-5)
+    assert gate("model.onnx", {"a": {"max_abs_err": 0.0}, "b": {"max_abs_err": 2e-6}}, 1e-5)["max_abs_err"] == 2e-6
 
 
 def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would(monkeypatch):

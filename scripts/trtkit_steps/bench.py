@@ -40,6 +40,7 @@ from trtkit_steps.common import (
     save_arrays,
     step,
     timed,
+    worst_error,
 )
 from trtkit_steps.samples import concrete_shapes, sample_inputs
 
@@ -285,7 +286,7 @@ def _reference_check(framework, reference_path):
             return 0.0
         return write
     expected = load_arrays(reference_path)
-    return lambda outputs: max(e["max_abs_err"] for e in compare(expected, outputs).values())
+    return lambda outputs: worst_error(compare(expected, outputs))
 
 
 def measure(call, fetch, check, warmup, iterations):

@@ -1,5 +1,6 @@
 """Shared plumbing of the in-container steps: events, errors, arrays, timing."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -178,12 +179,19 @@ def tolerance(plan, default):
     return plan["atol"] if plan.get("atol") is not None else default
 
 
+def worst_error(errors):
+    """The largest max_abs_err of {output: errors}, 0.0 for none; NaN when any output's is NaN (max() would pass
+    over it where it is not first)."""
+    values = [e["max_abs_err"] for e in errors.values()]
+    return float("nan") if any(math.isnan(v) for v in values) else max(values, default=0.0)
+
+
 def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None, passed=None):
     """Record errors; fail when any output misses atol (atol None = report only).
 
     passed: a verdict already reached by the comparison (Polygraphy's), else worst <= atol decides.
     """
-    worst = max(e["max_abs_err"] for e in errors.values()) if errors else 0.0
+    worst = worst_error(errors)
     if passed is None:
         passed = atol is None or worst <= atol
     result = {"artifact": artifact, "outputs": errors, "max_abs_err": worst, "atol": atol, "passed": passed}

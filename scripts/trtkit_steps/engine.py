@@ -13,6 +13,7 @@ TensorRT allows, and --strict-timing-cache makes any miss an error. The pieces
 are in trtkit_steps/trt/.
 """
 import hashlib
+import math
 import os
 
 import numpy as np
@@ -30,6 +31,7 @@ from trtkit_steps.common import (
     run_main,
     step,
     tolerance,
+    worst_error,
     write_atomic,
 )
 from trtkit_steps.trt import gpu
@@ -114,9 +116,9 @@ def _verify(backend, work, engine_path, plan, settings):
     for index, profiles in enumerate(settings.all_profiles):
         actual = run_reference(backend, engine_path, inputs, profiles, os.path.join(work, "trtexec-verify"), index)
         errors, passed = backend.compare(expected, actual, atol)
-        checked.append((passed is False, max((e["max_abs_err"] for e in errors.values()), default=0.0), errors, passed,
-                        actual))
-    _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])
+        worst = worst_error(errors)
+        checked.append((passed is False, math.isnan(worst), worst, errors, passed, actual))
+    _, _, _, errors, passed, actual = max(checked, key=lambda found: found[:3])   # NaN is the worst
     gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
 
 
