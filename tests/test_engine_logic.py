@@ -253,6 +253,13 @@ def test_exported_outputs_parse_with_shapes_and_bare_nan():
     assert outputs["nan_count"].tolist() == [-np.inf, np.inf, 1e-07]
 
 
+def test_exported_outputs_parse_a_negative_nan():
+    """glibc prints a NaN with its sign bit set (x86's default NaN, a negated NaN) as -nan."""
+    text = '[ { "name" : "y", "dimensions" : "3", "values" : [ -nan, nan, -inf ] } ]'
+    values = trtexec.parse_exported_outputs(text)["y"]
+    assert np.isnan(values[:2]).all() and values[2] == -np.inf
+
+
 # --- caches -------------------------------------------------------------------------
 
 def test_timing_cache_name_holds_version_gpu_and_sm():

@@ -105,9 +105,10 @@ def trtexec_run_args(exe, engine, shapes, input_files, output_json):
 
 def parse_exported_outputs(text):
     """trtexec --exportOutput JSON -> {name: float64 array}. C++ streams print
-    nan and inf bare, and values with 6 significant digits."""
+    nan and inf bare (a NaN with its sign bit set as -nan, which JSON has no word for),
+    and values with 6 significant digits."""
     text = re.sub(r"(?<=[\s,\[])(-?)(nan|inf)(?=[\s,\]])",
-                  lambda m: m.group(1) + ("NaN" if m.group(2) == "nan" else "Infinity"), text)
+                  lambda m: "NaN" if m.group(2) == "nan" else m.group(1) + "Infinity", text)
     outputs = {}
     for entry in json.loads(text):
         dims = [int(d) for d in entry["dimensions"].split("x") if d]
