@@ -204,8 +204,8 @@ def cpu_name(cpuinfo="/proc/cpuinfo"):
 # --- worker: one framework on one batch -------------------------------------
 
 def _outputs_by_name(model, y):
-    ys = list(y.values()) if isinstance(y, dict) else (list(y) if isinstance(y, (list, tuple)) else [y])
-    return dict(zip([o["name"] for o in model.outputs], ys))
+    from trtkit_steps.keras_stage import flat_outputs
+    return dict(zip([o["name"] for o in model.outputs], flat_outputs(y)))
 
 
 def _keras_device():

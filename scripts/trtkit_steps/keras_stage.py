@@ -89,10 +89,20 @@ def _from_keras(model, keras_version):
     single = len(inputs) == 1
 
     def call(xs):
-        y = model(xs[0] if single else list(xs), training=False)
-        return list(y.values()) if isinstance(y, dict) else (list(y) if isinstance(y, (list, tuple)) else [y])
+        return flat_outputs(model(xs[0] if single else list(xs), training=False))
 
     return LoadedModel(inputs, outputs, call, int(model.count_params()), keras_version, model)
+
+
+def flat_outputs(y):
+    """A Keras model's outputs (of a call or predict) as a list in model.outputs' order. Keras flattens a dict of
+    outputs by sorted key, but returns the dict in the order the model was built with: its values() can be in
+    another order than model.outputs."""
+    if isinstance(y, dict):
+        return [t for key in sorted(y) for t in flat_outputs(y[key])]
+    if isinstance(y, (list, tuple)):
+        return [t for item in y for t in flat_outputs(item)]
+    return [y]
 
 
 def _from_saved_model(path):

@@ -1,0 +1,48 @@
+"""Pure logic of the keras stage: how a Keras model's inputs and outputs are named and ordered (no TensorFlow)."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+
+from trtkit_steps import keras_stage  # noqa: E402
+
+
+class _Tensor:
+    def __init__(self, layer, shape, name):
+        self.name, self.shape, self.dtype = name, shape, "float32"
+        self._keras_history = SimpleNamespace(layer=SimpleNamespace(name=layer))
+
+
+class _Model:
+    """A functional model as Keras builds one: outputs given as a dict are flattened by sorted key into
+    model.outputs, and a call returns the dict in the order it was built with."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs, self._built = inputs, outputs
+        self.outputs = [outputs[key] for key in sorted(outputs)]
+
+    def __call__(self, x, training=False):
+        return {key: np.ones((len(x), t.shape[1])) for key, t in self._built.items()}
+
+    def count_params(self):
+        return 0
+
+
+X = _Tensor("x", (None, 3), "x:0")
+
+
+def test_dict_outputs_keep_their_names_with_their_values():
+    """{'zz': b_layer (2 wide), 'aa': a_layer (5 wide)}: model.outputs is [a_layer, b_layer], a call gives zz first."""
+    model = _Model([X], {"zz": _Tensor("b_layer", (None, 2), "t1"), "aa": _Tensor("a_layer", (None, 5), "t2")})
+    loaded = keras_stage._from_keras(model, "3")
+    assert [(o["name"], o["shape"]) for o in loaded.outputs] == [("a_layer", [None, 5]), ("b_layer", [None, 2])]
+    reference = keras_stage.reference_outputs(loaded, {"x": np.zeros((4, 3), np.float32)})
+    assert reference["a_layer"].shape == (4, 5) and reference["b_layer"].shape == (4, 2)
+
+
+def test_outputs_flatten_as_keras_flattens_them():
+    assert keras_stage.flat_outputs({"b": 2, "a": [1, {"d": 4, "c": 3}]}) == [1, 3, 4, 2]
+    assert keras_stage.flat_outputs((1, 2)) == [1, 2] and keras_stage.flat_outputs(7) == [7]
