@@ -46,3 +46,15 @@ def test_dict_outputs_keep_their_names_with_their_values():
 def test_outputs_flatten_as_keras_flattens_them():
     assert keras_stage.flat_outputs({"b": 2, "a": [1, {"d": 4, "c": 3}]}) == [1, 3, 4, 2]
     assert keras_stage.flat_outputs((1, 2)) == [1, 2] and keras_stage.flat_outputs(7) == [7]
+
+
+def test_outputs_of_one_layer_get_names_of_their_own():
+    """An LSTM's return_state outputs come from one layer, and a model may return its input: each output keeps a
+    name of its own (Keras 2's lstm, lstm_1, lstm_2), or the reference would keep one of them and the ONNX graph
+    would be invalid."""
+    states = [_Tensor("lstm", (None, 2), "t%d" % i) for i in range(3)]
+    other = _Tensor("lstm_1", (None, 1), "u")   # a layer that Keras named lstm_1 itself
+    model = _Model([X], {"a": states[0], "b": states[1], "c": states[2], "d": X, "e": other})
+    loaded = keras_stage._from_keras(model, "3")
+    assert [o["name"] for o in loaded.outputs] == ["lstm", "lstm_1", "lstm_2", "x_1", "lstm_1_1"]
+    assert len(keras_stage.reference_outputs(loaded, {"x": np.zeros((4, 3), np.float32)})) == 5

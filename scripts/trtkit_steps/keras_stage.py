@@ -86,12 +86,26 @@ def _from_keras(model, keras_version):
         outputs.append({"name": name, "keras_tensor": _keras_tensor_name(t, name),
                         "shape": [d if d is None else int(d) for d in t.shape],
                         "dtype": np.dtype(getattr(t.dtype, "name", t.dtype)).name})
+    _rename_repeats(inputs, outputs)
     single = len(inputs) == 1
 
     def call(xs):
         return flat_outputs(model(xs[0] if single else list(xs), training=False))
 
     return LoadedModel(inputs, outputs, call, int(model.count_params()), keras_version, model)
+
+
+def _rename_repeats(inputs, outputs):
+    """Output names that an input or an earlier output has already get a suffix, as Keras 2's output_names do
+    (lstm, lstm_1, lstm_2): an LSTM's return_state outputs are three outputs of one layer, and a model can return an
+    input as it is. Names are the keys of the reference and the ONNX graph's outputs, so each must be unique."""
+    taken = set(spec["name"] for spec in inputs)
+    for spec in outputs:
+        name, count = spec["name"], 1
+        while name in taken:
+            name, count = "%s_%d" % (spec["name"], count), count + 1
+        spec["name"] = name
+        taken.add(name)
 
 
 def flat_outputs(y):
@@ -120,6 +134,7 @@ def _from_saved_model(path):
     outputs = [{"name": n, "keras_tensor": n + ":0",
                 "shape": [d if d is None else int(d) for d in fn.structured_outputs[n].shape.as_list()],
                 "dtype": fn.structured_outputs[n].dtype.name} for n in out_names]
+    _rename_repeats(inputs, outputs)
     arg_names = sorted(in_specs)
 
     def call(xs):
