@@ -52,3 +52,15 @@ def test_inputs_of_different_batch_sizes_are_refused(tmp_path):
     np.savez(tmp_path / "y.npz", a=np.ones((2, 3)))
     with pytest.raises(StepError, match=r"lacks input\(s\) \['b'\]"):
         samples(tmp_path / "y.npz", TWO_INPUTS)
+
+
+def test_seeded_inputs_keep_a_batch_the_model_fixes():
+    """An ONNX model exported for batch 1 takes only batch 1: its reference is one row (eight rows made ONNX
+    Runtime fail with a traceback), for every input; without a fixed batch, eight rows; the bench sets its own."""
+    fixed, free = {"shape": [1, 3], "dtype": "float32"}, {"shape": [None, 3], "dtype": "float32"}
+    specs = [dict(fixed, name="fixed"), dict(free, name="free")]
+    plan = {"sample_data": None, "seed": 0, "shapes": {}}
+    assert {name: a.shape for name, a in sample_inputs(specs, plan).items()} == {"fixed": (1, 3), "free": (1, 3)}
+    assert sample_inputs([dict(free, name="free")], plan)["free"].shape == (8, 3)
+    bench = sample_inputs(specs, dict(plan, sample_batch=64))
+    assert {name: a.shape for name, a in bench.items()} == {"fixed": (64, 3), "free": (64, 3)}

@@ -13,15 +13,22 @@ SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data i
 LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
-def concrete_shapes(input_specs, shapes, batch):
-    """Each input's shape for sample data: batch first, unknown dims from --shapes opt."""
+def concrete_shapes(input_specs, shapes, batch=None):
+    """Each input's shape for sample data: batch first, unknown dims from --shapes opt. Without a batch, the one the
+    model fixes (an ONNX model exported for batch 1): an input that fixes its first dimension keeps it, and the
+    others take it where the inputs fix one alone, else SAMPLE_BATCH."""
+    fixed = set(spec["shape"][0] for spec in input_specs if spec["shape"] and spec["shape"][0] is not None)
+    default = fixed.pop() if len(fixed) == 1 else SAMPLE_BATCH
     result = {}
     for spec in input_specs:
         dims = list(spec["shape"])
         opt = (shapes.get(spec["name"]) or [None, None])[1]
         if isinstance(opt, list):      # a full opt shape; a plain batch size leaves the dims alone
             dims = list(opt)
-        dims[0] = batch
+        if batch is not None:
+            dims[0] = batch
+        else:
+            dims[0] = default if spec["shape"][0] is None else spec["shape"][0]
         if any(d is None for d in dims):
             raise StepError("input %s has a dimension of unknown size %s: give --shapes %s:MIN/OPT/MAX"
                             % (spec["name"], spec["shape"], spec["name"]))
@@ -34,7 +41,7 @@ def sample_inputs(input_specs, plan):
     if plan["sample_data"]:
         return user_samples(plan["sample_data"], input_specs)
     rng = np.random.RandomState(plan["seed"])
-    shapes = concrete_shapes(input_specs, plan["shapes"], plan.get("sample_batch", SAMPLE_BATCH))
+    shapes = concrete_shapes(input_specs, plan["shapes"], plan.get("sample_batch"))
     out = {}
     for s in input_specs:
         if np.issubdtype(np.dtype(s["dtype"]), np.integer):
