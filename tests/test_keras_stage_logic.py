@@ -4,10 +4,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 from trtkit_steps import keras_stage  # noqa: E402
+from trtkit_steps.common import StepError  # noqa: E402
 
 
 class _Tensor:
@@ -58,3 +60,29 @@ def test_outputs_of_one_layer_get_names_of_their_own():
     loaded = keras_stage._from_keras(model, "3")
     assert [o["name"] for o in loaded.outputs] == ["lstm", "lstm_1", "lstm_2", "x_1", "lstm_1_1"]
     assert len(keras_stage.reference_outputs(loaded, {"x": np.zeros((4, 3), np.float32)})) == 5
+
+
+def test_a_model_that_fails_on_the_sample_inputs_is_one_line():
+    """An Embedding of 5 rows fed the seeded integers 0-9 (or --sample-data out of its range) raised TensorFlow's
+    InvalidArgumentError as a traceback."""
+    def call(xs):
+        raise ValueError("indices[0,0] = 5 is not in [0, 5) [Op:GatherV2]\nArguments received by Embedding.call()")
+    model = keras_stage.LoadedModel([{"name": "tok"}], [{"name": "flat"}], call, 15, "3", None)
+    with pytest.raises(StepError, match=r"^the model fails on the sample inputs \(ValueError: indices\[0,0\] = 5 "
+                                        r"is not in \[0, 5\) \[Op:GatherV2\]\): give --sample-data"):
+        keras_stage.reference_outputs(model, {"tok": np.zeros((8, 4), np.int32)})
+
+
+def test_onnx_runtime_failing_on_the_sample_inputs_is_one_line():
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from trtkit_steps.onnx_stage import run_session
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert run_session(session, {"x": np.ones((1, 3), np.float32)})["y"].shape == (1, 3)
+    with pytest.raises(StepError, match="^ONNX Runtime cannot run the model on the sample inputs: .*dimensions"):
+        run_session(session, {"x": np.ones((8, 3), np.float32)})

@@ -190,7 +190,12 @@ def load_model(plan):
 
 
 def reference_outputs(model, inputs):
-    ys = model.call([inputs[s["name"]] for s in model.inputs])
+    xs = [inputs[s["name"]] for s in model.inputs]
+    try:
+        ys = model.call(xs)
+    except Exception as e:  # TensorFlow's OpError, Keras' ValueError, whatever a custom layer raises
+        raise StepError("the model fails on the sample inputs (%s): give --sample-data that it takes (seeded integer "
+                        "inputs are 0 to 9)" % first_line(e)) from None
     return {o["name"]: np.asarray(y) for o, y in zip(model.outputs, ys)}
 
 

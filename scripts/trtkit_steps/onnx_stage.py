@@ -36,7 +36,10 @@ def ort_session(path):
 def run_session(session, inputs):
     names = [o.name for o in session.get_outputs()]
     feed = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs()}
-    return dict(zip(names, session.run(names, feed)))
+    try:
+        return dict(zip(names, session.run(names, feed)))
+    except Exception as e:  # ORT raises its own exception types per version
+        raise StepError("ONNX Runtime cannot run the model on the sample inputs: %s" % first_line(e)) from None
 
 
 def main(argv):
