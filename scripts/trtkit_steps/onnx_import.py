@@ -67,6 +67,13 @@ def _dims(value):
             for d in value.type.tensor_type.shape.dim]
 
 
+def default_opset(model):
+    """The version of the ONNX operator set the model imports ("" or its alias "ai.onnx"); None where it imports
+    other domains only."""
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return max(versions) if versions else None
+
+
 def main(argv):
     from trtkit_steps.onnx_stage import ort_session, run_session
     plan = contract.read_plan(argv[0])
@@ -83,8 +90,7 @@ def main(argv):
         save_arrays(outputs_path, expected)
         write_json(os.path.join(work, contract.IO), names)
         write_atomic(os.path.join(work, contract.ARTIFACTS, "model.onnx"), read_bytes(plan["model"]))
-    emit("artifact", name="model.onnx", kind="onnx", opset=max(o.version for o in model.opset_import if not o.domain),
-         reference="onnxruntime")
+    emit("artifact", name="model.onnx", kind="onnx", opset=default_opset(model), reference="onnxruntime")
 
 
 if __name__ == "__main__":
