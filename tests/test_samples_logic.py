@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
-from trtkit_steps.common import StepError  # noqa: E402
+from trtkit_steps.common import StepError, Unsupported  # noqa: E402
 from trtkit_steps.samples import sample_inputs  # noqa: E402
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
@@ -64,3 +64,12 @@ def test_seeded_inputs_keep_a_batch_the_model_fixes():
     assert sample_inputs([dict(free, name="free")], plan)["free"].shape == (8, 3)
     bench = sample_inputs(specs, dict(plan, sample_batch=64))
     assert {name: a.shape for name, a in bench.items()} == {"fixed": (64, 3), "free": (64, 3)}
+
+
+def test_a_scalar_input_is_refused_in_one_line(tmp_path):
+    """An ONNX model may take a scalar (shape []); the seeded inputs indexed its first dimension (IndexError)."""
+    specs = [{"name": "x", "shape": [None, 3], "dtype": "float32"}, {"name": "t", "shape": [], "dtype": "float32"}]
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 3)), t=np.float32(2))
+    for given in (None, str(tmp_path / "x.npz")):     # seeded, and --sample-data (batches of 0-d arrays)
+        with pytest.raises(Unsupported, match=r"^input t is a scalar \(shape \[\]\)"):
+            sample_inputs(specs, {"sample_data": given, "seed": 0, "shapes": {}})

@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 
-from trtkit_steps.common import StepError, first_line
+from trtkit_steps.common import StepError, Unsupported, first_line
 
 SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
 # What np.load raises on a file that is not a .npy or .npz (text, a broken zip, a pickle, a cut-off file).
@@ -38,6 +38,10 @@ def concrete_shapes(input_specs, shapes, batch=None):
 
 def sample_inputs(input_specs, plan):
     """--sample-data when given, else seeded random data of the right shape and dtype."""
+    for spec in input_specs:
+        if not spec["shape"]:
+            raise Unsupported("input %s is a scalar (shape []): trtkit verifies and builds for batches, so every "
+                              "input needs the batch as its first dimension" % spec["name"])
     if plan["sample_data"]:
         return user_samples(plan["sample_data"], input_specs)
     rng = np.random.RandomState(plan["seed"])
