@@ -73,3 +73,11 @@ def test_a_scalar_input_is_refused_in_one_line(tmp_path):
     for given in (None, str(tmp_path / "x.npz")):     # seeded, and --sample-data (batches of 0-d arrays)
         with pytest.raises(Unsupported, match=r"^input t is a scalar \(shape \[\]\)"):
             sample_inputs(specs, {"sample_data": given, "seed": 0, "shapes": {}})
+
+
+@pytest.mark.parametrize("values", [np.array([0.5, 1.0]), np.array([2**31, 1]), np.array([np.nan, 1.0])])
+def test_integer_inputs_take_only_values_they_hold(tmp_path, values):
+    """numpy casts 0.5 to 0 and 2**31 to -2**31 without a word: both sides were verified on inputs nobody gave."""
+    np.savez(tmp_path / "x.npz", a=np.ones((2, 3)), b=values)
+    with pytest.raises(StepError, match=r"^--sample-data: input b takes int32, and its (float64|int64) values are not"):
+        samples(tmp_path / "x.npz", TWO_INPUTS)

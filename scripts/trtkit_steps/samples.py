@@ -86,11 +86,15 @@ def _load_arrays(path, names):
 
 
 def _as_input(array, spec):
-    name, expected = spec["name"], spec["shape"]
+    name, expected, given = spec["name"], spec["shape"], array
     try:
-        array = np.asarray(array, dtype=spec["dtype"])
+        with np.errstate(invalid="ignore"):   # NaN to an integer: refused below, in one line
+            array = np.asarray(array, dtype=spec["dtype"])
     except (ValueError, TypeError) as e:
         raise StepError("--sample-data: input %s cannot be %s (%s)" % (name, spec["dtype"], first_line(e))) from None
+    if array.dtype.kind in "biu" and not np.array_equal(array, given):   # numpy casts 2.7 to 2, 2**31 to -2**31
+        raise StepError("--sample-data: input %s takes %s, and its %s values are not all whole numbers that %s holds"
+                        % (name, spec["dtype"], given.dtype, spec["dtype"]))
     if array.ndim != len(expected) or array.size == 0 or \
             any(want is not None and have != want for have, want in zip(array.shape, expected)):
         shown = "x".join("?" if d is None else str(d) for d in expected)
