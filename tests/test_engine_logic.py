@@ -4,6 +4,7 @@ No TensorRT and no GPU needed: these only build values that TensorRT or
 trtexec later receives.
 """
 import enum
+import re
 import sys
 from pathlib import Path
 
@@ -447,9 +448,32 @@ def test_calibration_npz_missing_an_input_is_refused(tmp_path):
 
 def test_calibration_with_uneven_sample_counts_is_refused(tmp_path):
     np.savez(tmp_path / "calib.npz", a=np.ones((3, 2)), b=np.ones((4, 2)))
-    inputs = [dict(LSTM_INPUT, name="a"), dict(LSTM_INPUT, name="b")]
+    inputs = [{"name": name, "shape": [None, 2], "dtype": "float32"} for name in ("a", "b")]
     with pytest.raises(StepError, match="same, non-zero number"):
         calibration.load_calibration_data(str(tmp_path / "calib.npz"), inputs)
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("dims.npy", lambda p: np.save(p, np.ones((5, 11, 100))), "--calib-data: input lstm_1_input has shape 5x11x100"),
+    ("words.npy", lambda p: np.save(p, np.array([["a"] * 192] * 11)[None]), "input lstm_1_input cannot be float32"),
+    ("pickle.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "is not a .npy or .npz file numpy"),
+    ("text.npz", lambda p: p.write_text("not numpy\n"), "is not a .npy or .npz file numpy reads"),
+])
+def test_bad_calibration_data_is_one_line(tmp_path, name, make, message):
+    """Calibration data of the wrong shape or type went to TensorRT as it was, and a file numpy cannot read ended the
+    step with numpy's traceback."""
+    make(tmp_path / name)
+    with pytest.raises(StepError, match=re.escape(message)):
+        calibration.load_calibration_data(str(tmp_path / name), [LSTM_INPUT])
+
+
+def test_calibration_files_of_different_row_shapes_are_refused(tmp_path):
+    """A sequence length the model leaves open must still be one length: np.concatenate refused with a traceback."""
+    np.save(tmp_path / "a.npy", np.ones((2, 5, 4)))
+    np.save(tmp_path / "b.npy", np.ones((2, 6, 4)))
+    spec = {"name": "seq", "shape": [None, None, 4], "dtype": "float32"}
+    with pytest.raises(StepError, match=r"input seq rows of different shapes \[\(5, 4\), \(6, 4\)\]"):
+        calibration.load_calibration_data(str(tmp_path), [spec])
 
 
 def test_missing_calibration_data_is_refused(tmp_path):

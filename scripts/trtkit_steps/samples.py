@@ -62,7 +62,7 @@ def user_samples(path, input_specs):
     missing = sorted({s["name"] for s in input_specs} - set(arrays))
     if missing:
         raise StepError("--sample-data lacks input(s) %s (it has %s)" % (missing, sorted(arrays)))
-    samples = {s["name"]: _as_input(arrays[s["name"]], s) for s in input_specs}
+    samples = {s["name"]: as_input(arrays[s["name"]], s) for s in input_specs}
     batches = sorted({a.shape[0] for a in samples.values()})
     if len(batches) > 1:
         raise StepError("--sample-data: the inputs have different batch sizes %s; give each the same rows" % batches)
@@ -85,19 +85,21 @@ def _load_arrays(path, names):
         raise StepError("--sample-data is not a .npy or .npz file numpy reads (%s)" % first_line(e)) from None
 
 
-def _as_input(array, spec):
+def as_input(array, spec, option="--sample-data"):
+    """array as the input of this spec ({"name", "shape", "dtype"}), given by option (--sample-data, --calib-data):
+    its dtype, and its shape where the model fixes one; anything else is a one-line StepError."""
     name, expected, given = spec["name"], spec["shape"], array
     try:
         with np.errstate(invalid="ignore"):   # NaN to an integer: refused below, in one line
             array = np.asarray(array, dtype=spec["dtype"])
     except (ValueError, TypeError) as e:
-        raise StepError("--sample-data: input %s cannot be %s (%s)" % (name, spec["dtype"], first_line(e))) from None
+        raise StepError("%s: input %s cannot be %s (%s)" % (option, name, spec["dtype"], first_line(e))) from None
     if array.dtype.kind in "biu" and not np.array_equal(array, given):   # numpy casts 2.7 to 2, 2**31 to -2**31
-        raise StepError("--sample-data: input %s takes %s, and its %s values are not all whole numbers that %s holds"
-                        % (name, spec["dtype"], given.dtype, spec["dtype"]))
+        raise StepError("%s: input %s takes %s, and its %s values are not all whole numbers that %s holds"
+                        % (option, name, spec["dtype"], given.dtype, spec["dtype"]))
     if array.ndim != len(expected) or array.size == 0 or \
             any(want is not None and have != want for have, want in zip(array.shape, expected)):
         shown = "x".join("?" if d is None else str(d) for d in expected)
-        raise StepError("--sample-data: input %s has shape %s, the model takes %s (? any size, at least 1)"
-                        % (name, "x".join(map(str, array.shape)) or "()", shown))
+        raise StepError("%s: input %s has shape %s, the model takes %s (? any size, at least 1)"
+                        % (option, name, "x".join(map(str, array.shape)) or "()", shown))
     return array

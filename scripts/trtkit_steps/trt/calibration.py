@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from trtkit_steps.common import StepError, load_arrays, nonempty, read_bytes, write_atomic
+from trtkit_steps.common import StepError, first_line, load_arrays, nonempty, read_bytes, write_atomic
+from trtkit_steps.samples import LOAD_ERRORS, as_input
 
 CALIBRATION_BATCH = 64
 
@@ -40,8 +41,12 @@ def load_calibration_data(path, io_inputs):
     if not files:
         raise StepError(f"no .npy or .npz files in the calibration folder {path}")
     parts = [_calibration_file(f, io_inputs) for f in files]
-    arrays = {spec["name"]: np.concatenate([p[spec["name"]] for p in parts]).astype(spec["dtype"])
-              for spec in io_inputs}
+    arrays = {}
+    for spec in io_inputs:
+        shapes = sorted(set(p[spec["name"]].shape[1:] for p in parts))
+        if len(shapes) > 1:
+            raise StepError(f"--calib-data: the files give input {spec['name']} rows of different shapes {shapes}")
+        arrays[spec["name"]] = np.concatenate([p[spec["name"]] for p in parts])
     rows = {name: len(a) for name, a in arrays.items()}
     if len(set(rows.values())) != 1 or not min(rows.values()):
         raise StepError(f"calibration data needs the same, non-zero number of samples per input, got {rows}")
@@ -49,19 +54,22 @@ def load_calibration_data(path, io_inputs):
 
 
 def _calibration_file(path, io_inputs):
+    """{input: array} of one file, each of its input's dtype and shape: anything else is a one-line error here,
+    not a traceback from numpy or TensorRT later."""
     names = [spec["name"] for spec in io_inputs]
-    if path.endswith(".npy"):
-        if len(names) != 1:
-            raise StepError(f"{path} holds one array but the model has inputs {names}: "
-                            "use an .npz keyed by input name")
-        return {names[0]: np.load(path)}
-    arrays = load_arrays(path)
+    if path.endswith(".npy") and len(names) != 1:
+        raise StepError(f"{path} holds one array but the model has inputs {names}: "
+                        "use an .npz keyed by input name")
+    try:
+        arrays = {names[0]: np.load(path, allow_pickle=False)} if path.endswith(".npy") else load_arrays(path)
+    except LOAD_ERRORS as e:
+        raise StepError(f"calibration file {path} is not a .npy or .npz file numpy reads ({first_line(e)})") from None
     if len(names) == 1 and len(arrays) == 1:
-        return {names[0]: next(iter(arrays.values()))}
+        arrays = {names[0]: next(iter(arrays.values()))}
     missing = sorted(set(names) - set(arrays))
     if missing:
         raise StepError(f"calibration file {path} lacks input(s) {missing} (it has {sorted(arrays)})")
-    return arrays
+    return {spec["name"]: as_input(arrays[spec["name"]], spec, "--calib-data") for spec in io_inputs}
 
 
 def calibration_cache_name(onnx_path, trt_version, arrays):
