@@ -476,6 +476,17 @@ def test_calibration_files_of_different_row_shapes_are_refused(tmp_path):
         calibration.load_calibration_data(str(tmp_path), [spec])
 
 
+def test_tftrt_calibrates_on_a_calibration_folder_and_npy(tmp_path):
+    """TF-TRT read --calib-data only as an .npz, and calibrated INT8 on the random reference inputs otherwise."""
+    from trtkit_steps import tftrt
+    np.save(tmp_path / "part1.npy", np.full((2, 11, 192), 3.0))
+    np.save(tmp_path / "part2.npy", np.full((1, 11, 192), 4.0))
+    for given in (tmp_path, tmp_path / "part1.npy"):
+        feed = tftrt.calibration_feed({"calib_data": str(given)}, [LSTM_INPUT])
+        assert len(feed) == 1 and feed[0].dtype == np.float32 and feed[0].min() == 3.0
+    assert tftrt.calibration_feed({"calib_data": str(tmp_path)}, [LSTM_INPUT])[0].shape == (3, 11, 192)
+
+
 def test_missing_calibration_data_is_refused(tmp_path):
     with pytest.raises(StepError, match="does not exist"):
         calibration.load_calibration_data(str(tmp_path / "nothing.npz"), [LSTM_INPUT])

@@ -14,8 +14,9 @@ import os
 import shutil
 
 from trtkit_steps import contract
-from trtkit_steps.common import Unsupported, compare, emit, gate, load_arrays, load_reference, run_main, step, tolerance
+from trtkit_steps.common import Unsupported, compare, emit, gate, load_reference, run_main, step, tolerance
 from trtkit_steps.keras_stage import load_model
+from trtkit_steps.trt.calibration import load_calibration_data
 from trtkit_steps.trt.settings import default_atol
 
 PRECISION_MODES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
@@ -32,18 +33,24 @@ def save_serving_model(model, path):
     tf.saved_model.save(module, path, signatures=serve.get_concrete_function())
 
 
-def convert(saved_model, out, plan, inputs, order):
+def calibration_feed(plan, specs):
+    """--calib-data (a .npy, an .npz or a folder of them, read as the engine step reads it), in the inputs' order."""
+    arrays = load_calibration_data(plan["calib_data"], specs)
+    return [arrays[spec["name"]] for spec in specs]
+
+
+def convert(saved_model, out, plan, inputs, specs):
     from tensorflow.python.compiler.tensorrt import trt_convert as trt
     if plan["precision"] == "int8" and not plan.get("calib_data"):
         raise Unsupported("--precision int8 needs --calib-data")
+    order = [spec["name"] for spec in specs]
     converter = trt.TrtGraphConverterV2(input_saved_model_dir=saved_model,
                                         precision_mode=PRECISION_MODES[plan["precision"]],
                                         use_calibration=plan["precision"] == "int8", use_dynamic_shape=True,
                                         dynamic_shape_profile_strategy="Optimal")
     feed = [inputs[name] for name in order]
     if plan["precision"] == "int8":
-        calib = load_arrays(plan["calib_data"]) if plan["calib_data"].endswith(".npz") else None
-        calib_feed = [calib[name] for name in order] if calib else feed
+        calib_feed = calibration_feed(plan, specs)
         converter.convert(calibration_input_fn=lambda: iter([tuple(calib_feed)]))
     else:
         converter.convert()
@@ -70,7 +77,7 @@ def main(argv):
     with step("tftrt-convert"):
         saved = os.path.join(work, "savedmodel")
         save_serving_model(model, saved)
-        convert(saved, out, plan, inputs, [s["name"] for s in model.inputs])
+        convert(saved, out, plan, inputs, model.inputs)
         shutil.rmtree(saved)
     emit("artifact", name="model.tftrt", kind="tftrt-savedmodel", precision=plan["precision"])
     with step("verify-tftrt"):
