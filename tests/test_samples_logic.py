@@ -81,3 +81,10 @@ def test_integer_inputs_take_only_values_they_hold(tmp_path, values):
     np.savez(tmp_path / "x.npz", a=np.ones((2, 3)), b=values)
     with pytest.raises(StepError, match=r"^--sample-data: input b takes int32, and its (float64|int64) values are not"):
         samples(tmp_path / "x.npz", TWO_INPUTS)
+
+
+def test_seeded_bool_inputs_hold_both_values():
+    """A mask input was cast from normal floats, all True: False rows were never verified."""
+    mask = sample_inputs([{"name": "mask", "shape": [None, 11], "dtype": "bool"}],
+                         {"sample_data": None, "seed": 0, "shapes": {}})["mask"]
+    assert mask.dtype == np.bool_ and 0.3 < mask.mean() < 0.7

@@ -48,7 +48,9 @@ def sample_inputs(input_specs, plan):
     shapes = concrete_shapes(input_specs, plan["shapes"], plan.get("sample_batch"))
     out = {}
     for s in input_specs:
-        if np.issubdtype(np.dtype(s["dtype"]), np.integer):
+        if np.dtype(s["dtype"]) == np.bool_:   # a mask: as many False as True (normal floats cast to all True)
+            out[s["name"]] = rng.randint(0, 2, size=shapes[s["name"]]).astype(bool)
+        elif np.issubdtype(np.dtype(s["dtype"]), np.integer):
             out[s["name"]] = rng.randint(0, 10, size=shapes[s["name"]]).astype(s["dtype"])
         else:
             out[s["name"]] = rng.standard_normal(shapes[s["name"]]).astype(s["dtype"])
