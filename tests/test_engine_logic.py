@@ -316,6 +316,23 @@ def test_polygraphy_comparison_gates_on_the_largest_absolute_error():
     assert backend.compare(expected, {"y": expected["y"] + 1}, None)[1] is None  # INT8: reported, no verdict
 
 
+@pytest.mark.parametrize("polygraphy", [False, True])
+def test_the_same_infinity_is_no_error_and_nan_is(polygraphy):
+    """A Keras output of -inf matched exactly gave a NaN error (inf - inf) and failed a right artifact."""
+    from trtkit_steps.common import compare
+    from trtkit_steps.trt import polygraphy_api
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.api, backend.comparator = polygraphy_api.import_polygraphy()
+    check = (lambda e, a: backend.compare(e, a, 1e-4)) if polygraphy else (lambda e, a: (compare(e, a), None))
+    expected = {"y": np.array([-np.inf, np.inf, 0.5], np.float32)}
+    errors, passed = check(expected, {"y": expected["y"].copy()})
+    assert errors["y"]["max_abs_err"] == 0.0 and passed in (True, None)
+    errors, passed = check(expected, {"y": np.array([np.inf, np.inf, 0.5], np.float32)})
+    assert not errors["y"]["max_abs_err"] <= 1e-4 and passed in (False, None)
+    errors, passed = check(expected, {"y": np.array([-np.inf, np.nan, 0.5], np.float32)})
+    assert not errors["y"]["max_abs_err"] <= 1e-4 and passed in (False, None)
+
+
 def test_polygraphy_calibration_feeds_whole_batches_only():
     from trtkit_steps.trt import polygraphy_api
     rows = np.arange(150 * 2, dtype=np.float32).reshape(150, 2)

@@ -84,9 +84,10 @@ class PolygraphyApi(object):
     def compare(self, expected, actual, atol):
         """Polygraphy's comparison of the engine's outputs against Keras: ({output: errors}, passed).
 
-        The largest absolute error decides (rtol 0); atol None reports without a verdict (INT8).
+        The largest absolute error decides (rtol 0); the same infinity is no error; atol None reports without a
+        verdict (INT8).
         """
-        check = self.comparator.SimpleCompareFunc(check_error_stat="max", rtol=0.0,
+        check = self.comparator.SimpleCompareFunc(check_error_stat="max", rtol=0.0, infinities_compare_equal=True,
                                                   atol=float("inf") if atol is None else atol)
         results = check(self.comparator.IterationResult(actual, runner_name="tensorrt"),
                         self.comparator.IterationResult(expected, runner_name="keras"))
