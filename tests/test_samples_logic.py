@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
-from trtkit_steps.common import StepError, Unsupported  # noqa: E402
+from trtkit_steps.common import StepError, Unsupported, save_arrays  # noqa: E402
 from trtkit_steps.samples import sample_inputs  # noqa: E402
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
@@ -24,6 +24,13 @@ def test_good_sample_data_is_read_in_the_inputs_dtypes(tmp_path):
     np.savez(tmp_path / "x.npz", a=np.ones((2, 3)), b=np.arange(2.0))
     read = samples(tmp_path / "x.npz", TWO_INPUTS)
     assert read["a"].shape == (2, 3) and read["b"].dtype == np.int32
+
+
+def test_an_earlier_builds_reference_inputs_are_sample_data(tmp_path):
+    """reference-inputs.npz as trtkit writes it (save_arrays: names kept apart, as they may hold '/' and ':')."""
+    save_arrays(str(tmp_path / "reference-inputs.npz"), {"a": np.ones((2, 3)), "b": np.arange(2)})
+    read = samples(tmp_path / "reference-inputs.npz", TWO_INPUTS)
+    assert read["a"].shape == (2, 3) and read["b"].tolist() == [0, 1]
 
 
 @pytest.mark.parametrize("name, make, message", [
