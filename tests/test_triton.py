@@ -75,6 +75,17 @@ def test_a_tensor_of_the_batch_dimension_alone_is_one_element_reshaped_to_none()
     assert list(inp.dims) == [11, 192] and not inp.HasField("reshape")
 
 
+def test_a_model_exported_for_one_batch_takes_no_batches():
+    """Inputs that fix their first dimension (an ONNX model exported for batch 1): Triton must send exactly that
+    shape, so max_batch_size 0, full dims and no dynamic batching; with max_batch_size above 0 Triton would
+    prepend a batch dimension of its own and ONNX Runtime would refuse the shapes."""
+    names = json.loads(json.dumps(NAMES))
+    names["inputs"][0]["shape"], names["outputs"][0]["shape"] = [1, 11, 192], [1, 1]
+    config = parsed(config_text("m", dict(ENGINE, engine=None, names=names), "onnxruntime_onnx"))
+    assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    assert list(config.input[0].dims) == [1, 11, 192] and list(config.output[0].dims) == [1, 1]
+
+
 @pytest.mark.parametrize("shape", [[None, '1 ] }\noutput [ { name: "x"'], [None, 1.5], [None, -2], "11x192"])
 def test_a_shape_that_is_not_sizes_never_reaches_the_config(shape):
     """Names and shapes come out of the container: a hostile model could try to write the config itself."""

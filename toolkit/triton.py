@@ -6,8 +6,10 @@
     DIR/<model>/1/model.plan     platform tensorrt_plan (or 1/model.onnx, onnxruntime_onnx)
 
 max_batch_size is the largest batch of the engine's optimization profile; an ONNX model has no
-profile, so its largest --shapes batch, else ONNX_MAX_BATCH. DIR/<model> is replaced only when it
-holds what trtkit writes there (or with --force), and it appears in one rename.
+profile, so its largest --shapes batch, else ONNX_MAX_BATCH. A model whose inputs fix their first
+dimension (exported for one batch) takes no batches: max_batch_size 0, full dims, no dynamic batching.
+DIR/<model> is replaced only when it holds what trtkit writes there (or with --force), and it appears
+in one rename.
 """
 import json
 import shutil
@@ -97,11 +99,12 @@ def config_text(name: str, manifest: Manifest, platform: str) -> str:
     half = platform == PLATFORMS["engine"][0] and manifest["options"].get("io_precision") == "fp16"
     tensors = {role: [(t["name"], _served_dtype(t["dtype"], half), t["shape"]) for t in found]
                for role, found in (("input", names["inputs"]), ("output", names["outputs"]))}
+    batched = all(isinstance(t["shape"], list) and t["shape"] and t["shape"][0] is None for t in names["inputs"])
     lines = [f"# written by trtkit {__version__}", f"name: {json.dumps(name)}", f"platform: {json.dumps(platform)}",
-             f"max_batch_size: {max_batch(manifest)}"]
+             f"max_batch_size: {max_batch(manifest) if batched else 0}"]
     for role, specs in tensors.items():
-        lines += [f"{role} [", ",\n".join(_tensor(*spec) for spec in specs), "]"]
-    return "\n".join(lines + ["dynamic_batching { }", ""])
+        lines += [f"{role} [", ",\n".join(_tensor(*spec, batched) for spec in specs), "]"]
+    return "\n".join(lines + (["dynamic_batching { }"] if batched else []) + [""])
 
 
 def _served_dtype(dtype: str, half: bool) -> str:
@@ -109,15 +112,16 @@ def _served_dtype(dtype: str, half: bool) -> str:
     return "float16" if half and dtype == "float32" else dtype
 
 
-def _tensor(name: str, dtype: str, shape: list) -> str:
+def _tensor(name: str, dtype: str, shape: list, batched: bool) -> str:
     """One input or output entry. Names and shapes came out of the container: only whole numbers become dims."""
     if dtype not in DATA_TYPES:
         raise TargetUnsupported(f"Triton has no data type for {name}'s {dtype}")
     if not isinstance(shape, list) or not shape or any(
             d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 0) for d in shape):
         raise TargetUnsupported(f"{name}'s shape {shape!r} is not a list of sizes: no Triton config written")
-    dims = ", ".join("-1" if d is None else str(d) for d in shape[1:])     # the batch dimension is implied
-    # The batch dimension alone (one value a row): Triton wants some dims, so [ 1 ], reshaped to none for the model.
+    # A batched model's batch dimension is implied. The batch dimension alone (one value a row): Triton wants
+    # some dims, so [ 1 ], reshaped to none for the model.
+    dims = ", ".join("-1" if d is None else str(d) for d in (shape[1:] if batched else shape))
     reshape = "" if dims else "\n    reshape: { shape: [ ] }"
     return (f"  {{\n    name: {json.dumps(name)}\n    data_type: {DATA_TYPES[dtype]}\n    dims: [ {dims or 1} ]"
             f"{reshape}\n  }}")
