@@ -75,6 +75,14 @@ def test_lock_then_build_locked_and_every_difference_stops_it(trtkit, models, tm
     build = ["build", models / "origin_lstm.h5", *STANDIN_ARGS, "--target", "onnx", "--locked"]
     result = trtkit(*build, "--out", tmp_path / "ok")
     assert result.returncode == 0, result.stderr[-1500:]
+    # Locked on a host that pulled it, built where it came by `docker load` (no registry digest here): the tag
+    # names the locked image (the same id), so it runs, rather than a pull of the digest from an unreachable
+    # registry.
+    pulled = json.loads(json.dumps(lock))
+    pulled["images"][REFERENCE]["digests"] = [f"{STANDIN[0]}@sha256:" + "1" * 64]
+    lock_file.write_text(json.dumps(pulled))
+    result = trtkit(*build, "--out", tmp_path / "loaded")
+    assert result.returncode == 0, result.stderr[-1500:]
 
     for change, message in [
         (lambda lk: lk["images"][REFERENCE]["packages"].update(tf2onnx="1.9.0"), "tf2onnx 1.9.0 locked, 1.17.0 here"),

@@ -150,6 +150,13 @@ class DockerRunner:
         except docker.errors.APIError as e:   # e.g. an invalid reference
             raise ImageNotFound(f"{reference}: {first_line(e.explanation or e)}") from None
 
+    def local_id(self, reference: str) -> str | None:
+        """The id of the image reference names here, without pulling; None where there is none."""
+        try:
+            return self.client.images.get(reference).id
+        except docker.errors.APIError:   # ImageNotFound, or a reference the daemon refuses
+            return None
+
     def _pull(self, reference: str) -> None:
         repository, tag = parse_repository_tag(reference)
         with live_progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn()) as progress:

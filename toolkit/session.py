@@ -88,8 +88,8 @@ def build(plan: BuildPlan) -> BuildOutcome:
     earlier = _earlier_build(plan)
     reference = plan.image
     locked = lock.locked_entry(lock.read(plan.locked), plan.locked, reference) if plan.locked else None
-    if locked is not None:   # the locked digest, not a tag that may have moved since
-        plan = dataclasses.replace(plan, image=lock.pinned_reference(reference, locked))
+    if locked is not None:   # the locked image, not whatever the tag names by now
+        plan = dataclasses.replace(plan, image=_locked_image(reference, locked))
     out_dir = plan.out_dir or Path("trtkit-out") / safe_name(plan.model.name)
     protected = protected_paths(plan.model.path, cache_dir())
     with Staging(out_dir, plan.force, protected) as staging:
@@ -126,6 +126,14 @@ def build(plan: BuildPlan) -> BuildOutcome:
             triton.write(triton_folder, published, manifest, plan.force)
             show(f"Triton model: {triton_folder}")
     return BuildOutcome(published, manifest)
+
+
+def _locked_image(reference: str, locked: dict) -> str:
+    """What a --locked build runs: the tag where it names the locked image here (the same id: a host that got it
+    by `docker load` has no registry digest and may not reach the registry), else the locked digest."""
+    if DockerRunner.connect().local_id(reference) == locked["id"]:
+        return reference
+    return lock.pinned_reference(reference, locked)
 
 
 def _build_fresh(plan: BuildPlan, session: Session, choice: TargetChoice, earlier: EarlierBuild | None,
