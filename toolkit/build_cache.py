@@ -15,30 +15,30 @@ from pathlib import Path
 from . import __version__, resources
 from .exported import MANIFEST_NAME
 from .modelfile import sha256_of
-from .plan import BuildPlan
+from .plan import DATA_FIELDS, BuildPlan
 from .staging import replace_folder
+from .targets import unshaped_fields
 from .toolchain import Toolchain, cache_dir
 
 REUSABLE_TARGETS = ("onnx", "frozen")
 # Options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine here).
 # Data files are in the key by their bytes, not their paths.
 NOT_IN_KEY = ("target", "sample_data", "calib_data", "timing_cache", "gpus", "memory", "timeout", "triton_repo")
-# Options (and data files) only TensorRT reads: an ONNX or frozen build is the same with any of them
-# (targets.unused_options warns of them there), so a matrix's precisions share one such build.
-TENSORRT_ONLY = ("precision", "tf32", "workspace", "disabled_tactic_sources", "strict_timing_cache", "typical_batch",
-                 "exact_batches", "optimization_level", "io_precision")
-TENSORRT_DATA = ("calib", "timing")
 
 
 def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
     """The build's content key, or None when such a build is never reused."""
     if target not in REUSABLE_TARGETS or plan.bench:
         return None
+    # Options and data files only TensorRT reads leave an ONNX or frozen build as it is (targets.unused_options
+    # warns of them there), so a matrix's precisions share one such build.
+    unshaped = unshaped_fields(target)
     material = {
         "trtkit": __version__, "steps": resources.steps_digest(), "model": plan.model.sha256, "target": target,
         "image": toolchain.base_id, "toolchain": toolchain.image_id,
-        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items() if role not in TENSORRT_DATA},
-        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY + TENSORRT_ONLY},
+        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items()
+                 if DATA_FIELDS[role] not in unshaped},
+        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY and k not in unshaped},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -14,6 +14,10 @@ DEFAULT_IMAGE = "nvcr.io/nvidia/tensorrt"
 DEFAULT_TIMEOUT_S = 3600.0      # per step: TensorRT builds of large models and INT8 calibration take minutes
 
 
+# The user's data files: their role (their name in the box) -> the BuildPlan field that names them.
+DATA_FIELDS = {"sample": "sample_data", "calib": "calib_data", "timing": "timing_cache"}
+
+
 @dataclass(frozen=True)
 class GpuRequest:
     mode: str                  # "auto" | "all" | "none" | "ids"
@@ -55,8 +59,7 @@ class BuildPlan:
     def data_files(self) -> dict[str, tuple[str, Path]]:
         """role -> (container path, host path) of the user's data files."""
         return {role: (f"{contract.DATA_DIR}/{role}{path.suffix}", path.absolute())
-                for role, path in (("sample", self.sample_data), ("calib", self.calib_data),
-                                   ("timing", self.timing_cache)) if path is not None}
+                for role, field in DATA_FIELDS.items() if (path := getattr(self, field)) is not None}
 
     def container_plan(self, target: str, mode: str = "build") -> dict:
         """plan.json for scripts/pipeline.py; mode is one of contract.MODES."""

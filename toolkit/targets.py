@@ -2,7 +2,8 @@
 
 The probe (scripts/trtkit_steps/probe.py) decides at build time; tags.py says what each known tag is expected to hold.
 """
-from typing import Callable, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 from .contract import contract
 from .errors import GpuUnavailable, TargetUnsupported
@@ -60,26 +61,33 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
     return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
 
 
-# Options that shape only what TensorRT builds: (the option, whether the plan sets it, the targets it shapes).
-_TENSORRT_OPTIONS: tuple[tuple[str, Callable[[BuildPlan], object], tuple[str, ...]], ...] = (
-    ("--precision", lambda plan: plan.precision != BuildPlan.precision, ("engine", "tftrt")),
-    ("--calib-data", lambda plan: plan.calib_data, ("engine", "tftrt")),
-    ("--tf32", lambda plan: plan.tf32, ("engine",)),
-    ("--workspace", lambda plan: plan.workspace, ("engine",)),
-    ("--disable-tactic-sources", lambda plan: plan.disabled_tactic_sources, ("engine",)),
-    ("--timing-cache", lambda plan: plan.timing_cache, ("engine",)),
-    ("--strict-timing-cache", lambda plan: plan.strict_timing_cache, ("engine",)),
-    ("--typical-batch", lambda plan: plan.typical_batch, ("engine",)),
-    ("--exact-batches", lambda plan: plan.exact_batches, ("engine",)),
-    ("--opt-level", lambda plan: plan.optimization_level != BuildPlan.optimization_level, ("engine",)),
-    ("--io-precision", lambda plan: plan.io_precision != BuildPlan.io_precision, ("engine",)),
+# Options that shape only what TensorRT builds: (the option, its BuildPlan field, the targets it shapes).
+_TENSORRT_OPTIONS = (
+    ("--precision", "precision", ("engine", "tftrt")),
+    ("--calib-data", "calib_data", ("engine", "tftrt")),
+    ("--tf32", "tf32", ("engine",)),
+    ("--workspace", "workspace", ("engine",)),
+    ("--disable-tactic-sources", "disabled_tactic_sources", ("engine",)),
+    ("--timing-cache", "timing_cache", ("engine",)),
+    ("--strict-timing-cache", "strict_timing_cache", ("engine",)),
+    ("--typical-batch", "typical_batch", ("engine",)),
+    ("--exact-batches", "exact_batches", ("engine",)),
+    ("--opt-level", "optimization_level", ("engine",)),
+    ("--io-precision", "io_precision", ("engine",)),
 )
 
 
+def unshaped_fields(target: str) -> list[str]:
+    """The BuildPlan fields of the TensorRT options that a build of target does not use."""
+    return [field for _, field, shaped in _TENSORRT_OPTIONS if target not in shaped]
+
+
 def unused_options(plan: BuildPlan, target: str) -> list[str]:
-    """The TensorRT options this plan sets that a build of target does not use (a project's matrix crosses
-    targets with them, so they are noted, not refused)."""
-    return [option for option, given, shaped in _TENSORRT_OPTIONS if given(plan) and target not in shaped]
+    """The TensorRT options this plan sets (away from their defaults) that a build of target does not use (a
+    project's matrix crosses targets with them, so they are noted, not refused)."""
+    defaults = {field.name: field.default for field in dataclasses.fields(BuildPlan)}
+    return [option for option, field, _ in _TENSORRT_OPTIONS
+            if field in unshaped_fields(target) and getattr(plan, field) != defaults[field]]
 
 
 def tensorrt_version(probe: dict) -> str | None:
