@@ -86,8 +86,9 @@ def unused_options(plan: BuildPlan, target: str) -> list[str]:
     """The TensorRT options this plan sets (away from their defaults) that a build of target does not use (a
     project's matrix crosses targets with them, so they are noted, not refused)."""
     defaults = {field.name: field.default for field in dataclasses.fields(BuildPlan)}
+    unshaped = unshaped_fields(target)
     return [option for option, field, _ in _TENSORRT_OPTIONS
-            if field in unshaped_fields(target) and getattr(plan, field) != defaults[field]]
+            if field in unshaped and getattr(plan, field) != defaults[field]]
 
 
 def tensorrt_version(probe: dict) -> str | None:

@@ -136,10 +136,17 @@ def save_arrays(path, arrays):
 
 def load_arrays(path):
     with np.load(path) as data:
-        if "names" in data.files:
-            names = [str(n) for n in data["names"]]
-            return {n: data["a%d" % i] for i, n in enumerate(names)}
-        return {k: data[k] for k in data.files}
+        return by_recorded_name({k: data[k] for k in data.files})
+
+
+def by_recorded_name(arrays):
+    """The arrays of an .npz save_arrays wrote (the names in 'names', the arrays as a0, a1, ...) by those names;
+    those of any other .npz by its keys."""
+    names = arrays.get("names")
+    if names is None or names.dtype.kind != "U" or \
+            set(arrays) != set(["names"] + ["a%d" % i for i in range(len(names))]):
+        return arrays
+    return dict((str(name), arrays["a%d" % i]) for i, name in enumerate(names))
 
 
 def reference_paths(work):

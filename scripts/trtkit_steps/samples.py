@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, first_line
+from trtkit_steps.common import StepError, Unsupported, by_recorded_name, first_line
 
 SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
 # What np.load raises on a file that is not a .npy or .npz (text, a broken zip, a pickle, a cut-off file).
@@ -82,19 +82,9 @@ def _load_arrays(path, names):
         if isinstance(data, np.ndarray):
             return {names[0]: data}
         with data:
-            return _by_recorded_name({k: data[k] for k in data.files})
+            return by_recorded_name({k: data[k] for k in data.files})
     except LOAD_ERRORS as e:
         raise StepError("--sample-data is not a .npy or .npz file numpy reads (%s)" % first_line(e)) from None
-
-
-def _by_recorded_name(arrays):
-    """An .npz as trtkit writes its own (reference-inputs.npz: the names in 'names', the arrays as a0, a1, ...)
-    by those names; any other by its keys."""
-    names = arrays.get("names")
-    if names is None or names.dtype.kind != "U" or \
-            set(arrays) != set(["names"] + ["a%d" % i for i in range(len(names))]):
-        return arrays
-    return dict((str(name), arrays["a%d" % i]) for i, name in enumerate(names))
 
 
 def as_input(array, spec, option="--sample-data"):
