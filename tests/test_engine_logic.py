@@ -4,6 +4,7 @@ No TensorRT and no GPU needed: these only build values that TensorRT or
 trtexec later receives.
 """
 import enum
+import json
 import re
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
-from trtkit_steps import engine  # noqa: E402,F401  (the step imports every piece)
+from trtkit_steps import contract, engine  # noqa: E402,F401  (the step imports every piece)
 from trtkit_steps.common import StepError, Unsupported, save_arrays  # noqa: E402
 from trtkit_steps.trt import calibration, profiles, settings, trtexec  # noqa: E402
 
@@ -25,10 +26,12 @@ def _profiles(shapes, inputs=(LSTM_INPUT,)):
 
 
 def _job(precision="fp32", tf32=False, workspace=None, tactic_sources=None, shapes=None, strict=False,
-         exact_batches=None, io_precision="fp32"):
-    plan = {"precision": precision, "tf32": tf32, "workspace": workspace, "disabled_tactic_sources": tactic_sources,
-            "strict_timing_cache": strict, "exact_batches": exact_batches, "io_precision": io_precision}
+         exact_batches=None, io_precision="fp32", recipe=None):
+    plan = dict(contract.option_defaults(), precision=precision, tf32=tf32, workspace=workspace,
+                disabled_tactic_sources=tactic_sources, strict_timing_cache=strict, exact_batches=exact_batches or [],
+                io_precision=io_precision)
     build = settings.BuildSettings(plan, _profiles(shapes or {}))
+    build.recipe = recipe or ("flags" if precision != "fp32" else "fp32")
     return settings.BuildJob(build, "/w/artifacts/model.onnx", "/w/artifacts/model.plan", None,
                              "/w/artifacts/timing.cache")
 
@@ -196,22 +199,59 @@ def test_trtexec_11_fp32_has_no_precision_flags():
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_trtexec_11_refuses_reduced_precision(precision):
-    with pytest.raises(Unsupported, match="strongly typed"):
-        trtexec.trtexec_build_args("trtexec", (11, 1, 0), _job(precision), "e", calibration_cache="c")
+def test_tensorrt_11_builds_the_verified_rewrite_with_no_precision_flags(precision, tmp_path):
+    """TensorRT 11 without a TensorRT 11: the recipe is the rewrite, trtexec gets no precision flag, and the ONNX
+    it builds is the reduced-precision model the onnx_precision step verified (contract.REDUCED_ONNX)."""
+    recipe, why = settings.choose_recipe("11.5.0", precision, "auto")
+    assert recipe == "rewrite" and "strongly typed" in why
+    with pytest.raises(Unsupported, match="no FP16/INT8 builder flags"):
+        settings.choose_recipe("11.5.0", precision, "flags")
+    plan = dict(contract.option_defaults(), precision=precision, cache_dir=str(tmp_path / "cache"))
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    with pytest.raises(Unsupported, match=contract.REDUCED_ONNX[precision]):
+        engine._build_job(plan, str(tmp_path), {"inputs": [LSTM_INPUT]}, _job(precision, recipe=recipe).settings,
+                          "11.5.0", "H100", ("9", "0"))
+    (tmp_path / contract.ARTIFACTS / contract.REDUCED_ONNX[precision]).write_bytes(b"onnx")
+    job, _ = engine._build_job(plan, str(tmp_path), {"inputs": [LSTM_INPUT]},
+                               _job(precision, recipe=recipe).settings, "11.5.0", "H100", ("9", "0"))
+    assert job.onnx.endswith(contract.REDUCED_ONNX[precision]) and job.calibration is None, "Q/DQ needs no calibrator"
+    args = trtexec.trtexec_build_args("trtexec", (11, 5, 0), job, "e")
+    assert "--onnx=" + job.onnx in args
+    assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8", "--stronglyTyped") or a.startswith("--calib")]
 
 
-def test_unknown_precision_is_refused():
-    with pytest.raises(StepError, match="fp32, fp16 or int8"):
-        settings.check_precision(8, "bf16")
-    with pytest.raises(StepError, match="use fp32 or fp16"):
-        settings.check_precision(8, "fp32", "int8")
+def test_the_recipe_follows_the_tensorrt_version():
+    assert settings.choose_recipe("8.6.1", "fp16", "auto")[0] == "flags"
+    assert settings.choose_recipe("10.13.0", "int8", "auto")[0] == "rewrite"
+    assert settings.choose_recipe("10.13.0", "fp16", "flags")[0] == "flags"
+    assert settings.choose_recipe("8.6.1", "fp32", "rewrite")[0] == "fp32"
+    with pytest.raises(Unsupported, match="TensorRT 8.6.1 does not"):
+        settings.choose_recipe("8.6.1", "fp16", "rewrite")
+    args = trtexec.trtexec_build_args("trtexec", (10, 13, 0), _job("fp16", recipe="rewrite"), "e")
+    assert "--stronglyTyped" in args and "--fp16" not in args
 
 
-def test_tensorrt_11_refuses_float16_io():
-    settings.check_precision(10, "fp16", "fp16")
-    with pytest.raises(Unsupported, match="strongly typed.*--io-precision fp16 cannot apply"):
-        settings.check_precision(11, "fp32", "fp16")
+def test_plan_values_outside_their_declaration_are_refused(tmp_path):
+    """read_plan checks every build option's value against the contract's declaration: the choices, bounds and
+    kinds the host's options allow (a precision the steps do not know never reaches them)."""
+    base = dict(contract.option_defaults(), model="/trtkit/model/m.h5", model_format="h5", trust_model=False,
+                target="engine", mode="build", bench=None, cache_dir="/trtkit/work/cache")
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(base))
+    assert contract.read_plan(str(path))["optimization_level"] == 3
+    for key, value in (("precision", "bf16"), ("io_precision", "int8"), ("optimization_level", 6), ("tf32", 1),
+                       ("exact_batches", [64, 1]), ("opset", None), ("sample_data", "/etc/passwd"),
+                       ("disabled_tactic_sources", ["cublas"]), ("shapes", {"x": [1, 2]}), ("atol", float("nan"))):
+        path.write_text(json.dumps(dict(base, **{key: value})))
+        with pytest.raises(contract.PlanMismatch, match=f"invalid \\['{key}'\\]"):
+            contract.read_plan(str(path))
+
+
+def test_strongly_typed_networks_refuse_float16_io():
+    settings.check_precision(10, "flags", "fp16")
+    for major, recipe in ((11, "fp32"), (10, "rewrite")):
+        with pytest.raises(Unsupported, match="strongly typed.*--io-precision fp16 cannot apply"):
+            settings.check_precision(major, recipe, "fp16")
 
 
 def test_trtexec_caches_workspace_and_tactic_sources():
@@ -590,7 +630,7 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
     (tmp_path / contract.ARTIFACTS).mkdir()
     save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
     save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
-    job_settings = settings.BuildSettings({"exact_batches": [1, 64]},
+    job_settings = settings.BuildSettings(dict(contract.option_defaults(), exact_batches=[1, 64]),
                                           {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
     fake = Engine(1, 100)
     with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off):

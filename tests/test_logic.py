@@ -34,7 +34,7 @@ from trtkit.lock import pinned_reference
 from trtkit.modelfile import HDF5_SIGNATURE, ModelRef, resolve_model
 from trtkit.options import (
     image_reference,
-    parse_exact_batches,
+    parse_batch_set,
     parse_gpus,
     parse_shapes,
     parse_size,
@@ -81,12 +81,13 @@ def test_parse_gpus_and_size():
     assert parse_gpus("0, 1") == GpuRequest("ids", ("0", "1"))
     with pytest.raises(typer.BadParameter):
         parse_gpus("first")
-    assert parse_size("2G") == 2 << 30 and parse_size("512MiB") == 512 << 20 and parse_size(None) is None
+    assert parse_size("2G", "size", 1 << 20, 1 << 40) == 2 << 30
+    assert parse_size("512MiB", "size", 1, 1 << 40) == 512 << 20
     with pytest.raises(typer.BadParameter):
-        parse_size("lots")
+        parse_size("lots", "size", 1, 1 << 40)
     for too_small in ("0", "1", "1023K"):     # under the 1 MiB the message names as the smallest
         with pytest.raises(typer.BadParameter, match=r"out of range \(1 MiB to 1024 GiB\)"):
-            parse_size(too_small)
+            parse_size(too_small, "size", 1 << 20, 1 << 40)
 
 
 def test_device_requests_follow_the_runtime():
@@ -126,11 +127,12 @@ def test_requested_targets_are_checked_against_the_stack():
 
 
 def test_options_that_shape_only_tensorrt_builds_are_named_for_other_targets(tmp_path):
-    plan = BuildPlan(model=ModelRef(tmp_path / "m.h5", "h5"), image="i:t", precision="int8",
-                     calib_data=tmp_path / "c.npz", exact_batches=(1, 64), io_precision="fp16")
+    plan = BuildPlan(model=ModelRef(tmp_path / "m.h5", "h5"), image="i:t", settings={
+        "precision": "int8", "calib_data": tmp_path / "c.npz", "exact_batches": [1, 64], "io_precision": "fp16"})
     assert unused_options(plan, "engine") == []
-    assert unused_options(plan, "tftrt") == ["--exact-batches", "--io-precision"]
-    assert unused_options(plan, "onnx") == ["--precision", "--calib-data", "--exact-batches", "--io-precision"]
+    assert unused_options(plan, "tftrt") == ["--io-precision", "--exact-batches"]
+    assert unused_options(plan, "onnx") == ["--io-precision", "--exact-batches"]
+    assert unused_options(plan, "frozen") == ["--precision", "--io-precision", "--calib-data", "--exact-batches"]
     assert unused_options(BuildPlan(model=plan.model, image="i:t"), "onnx") == []
 
 
@@ -264,19 +266,17 @@ def test_a_whole_image_reference_without_a_tag_or_malformed_is_a_usage_error(tex
 
 
 def test_tactic_sources_to_leave_out():
-    assert parse_tactic_sources(None) is None
-    assert parse_tactic_sources("cublas, CUBLAS_LT,cudnn") == ("CUBLAS", "CUBLAS_LT", "CUDNN")
+    assert parse_tactic_sources("cublas, CUBLAS_LT,cudnn") == ["CUBLAS", "CUBLAS_LT", "CUDNN"]
     for bad in ("", ",", "-CUBLAS", "cu blas"):
         with pytest.raises(typer.BadParameter):
             parse_tactic_sources(bad)
 
 
 def test_exact_batches_are_distinct_and_ascending():
-    assert parse_exact_batches(None) == []
-    assert parse_exact_batches("64,1, 64") == [1, 64]
+    assert parse_batch_set("64,1, 64", "--exact-batches", 8) == [1, 64]
     for bad in (",", "0", "1,x", ",".join(map(str, range(1, 10)))):
         with pytest.raises(typer.BadParameter, match="--exact-batches"):
-            parse_exact_batches(bad)
+            parse_batch_set(bad, "--exact-batches", 8)
 
 
 def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha256(tmp_path):
@@ -289,8 +289,8 @@ def test_reproduce_sh_of_an_engine_replays_its_own_timing_cache_checked_by_sha25
     out.mkdir(), bin_dir.mkdir()
     (out / "timing.cache").write_bytes(b"tactics")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
-    plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3",
-                     strict_timing_cache=True, exact_batches=(1, 64), io_precision="fp16")
+    plan = BuildPlan(model=ModelRef(tmp_path / "model.onnx", "onnx"), image="trtkit/tensorrt:8.6-py3", settings={
+        "strict_timing_cache": True, "exact_batches": [1, 64], "io_precision": "fp16"})
     reproduce.write(out, plan, "engine", Toolchain("t", "sha256:t", {}, "sha256:base", []), Limits(1 << 30))
     (bin_dir / "docker").write_text("#!/bin/sh\necho sha256:base\n")
     (bin_dir / "trtkit").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] || echo \"$@\" > {tmp_path}/args\n")
@@ -380,8 +380,9 @@ def test_a_change_to_a_step_script_is_a_new_build_key(tmp_path, monkeypatch):
 
 
 def test_options_only_tensorrt_reads_leave_an_onnx_or_frozen_builds_key_alone(tmp_path):
-    """A project's matrix crosses targets with precisions and TensorRT settings: its onnx cells of each precision
-    make the same artifacts, so they are one finished build, reused, not rebuilt for every precision."""
+    """A project's matrix crosses targets with precisions and TensorRT settings: the settings only engines read leave
+    an onnx or frozen build as it is, so their cells are one finished build, reused. --precision fp16 writes
+    model.fp16.onnx into an onnx build (not a frozen one), so it enters that key."""
     import dataclasses
 
     from trtkit import build_cache
@@ -390,15 +391,18 @@ def test_options_only_tensorrt_reads_leave_an_onnx_or_frozen_builds_key_alone(tm
     for name in ("model.h5", "calib.npz", "timing.cache"):
         (tmp_path / name).write_bytes(name.encode())
     plan = BuildPlan(model=ModelRef(tmp_path / "model.h5", "h5"), image="trtkit/standin:19.07-py3")
-    tensorrt = dataclasses.replace(plan, precision="fp16", tf32=True, workspace=1 << 30, calib_data=tmp_path /
-                                   "calib.npz", timing_cache=tmp_path / "timing.cache", strict_timing_cache=True,
-                                   typical_batch=64, exact_batches=(1, 64), optimization_level=5, io_precision="fp16",
-                                   disabled_tactic_sources=("CUBLAS",))
+    tensorrt = dataclasses.replace(plan, settings={
+        "tf32": True, "workspace": 1 << 30, "timing_cache": tmp_path / "timing.cache", "strict_timing_cache": True,
+        "typical_batch": 64, "exact_batches": [1, 64], "optimization_level": 5, "io_precision": "fp16",
+        "disabled_tactic_sources": ["CUBLAS"], "precision_recipe": "flags"})
     toolchain = Toolchain("t", "sha256:t", {}, "sha256:base", [])
+    half = dataclasses.replace(plan, settings={"precision": "fp16", "calib_data": tmp_path / "calib.npz"})
+    assert build_cache.key(half, "onnx", toolchain) != build_cache.key(plan, "onnx", toolchain)
+    assert build_cache.key(half, "frozen", toolchain) == build_cache.key(plan, "frozen", toolchain)
     for target in build_cache.REUSABLE_TARGETS:
-        assert len(unused_options(tensorrt, target)) == 11        # every one of them is unused by this target
+        assert len(unused_options(tensorrt, target)) == 10        # every one of them is unused by this target
         assert build_cache.key(tensorrt, target, toolchain) == build_cache.key(plan, target, toolchain)
-        assert build_cache.key(dataclasses.replace(plan, seed=1), target, toolchain) != \
+        assert build_cache.key(dataclasses.replace(plan, settings={"seed": 1}), target, toolchain) != \
             build_cache.key(plan, target, toolchain)
 
 

@@ -83,13 +83,14 @@ def test_the_matrix_is_models_by_tags_by_targets_by_precisions(project, recorded
         [("cnn", "19.07-py3", target, "fp32") for target in ("onnx", "frozen")]
     cell, plan = recorded["matrix"][0]
     assert plan.model.path == project / "models" / "origin.h5"            # relative to the project file
-    assert plan.sample_data == project / "data" / "sample.npz"
-    assert plan.timing_cache == project / "data" / "timing.cache"
-    assert plan.image == "trtkit/standin:19.07-py3" and plan.shapes == {"lstm_1_input": [1, 64, 1024]}
+    assert plan.settings["sample_data"] == project / "data" / "sample.npz"
+    assert plan.settings["timing_cache"] == project / "data" / "timing.cache"
+    assert plan.image == "trtkit/standin:19.07-py3" and plan.settings["shapes"] == {"lstm_1_input": [1, 64, 1024]}
     assert plan.out_dir == project / "trtkit-out" / "origin" / "19.07-py3-onnx-fp32"
     assert len({p.out_dir for _, p in recorded["matrix"]}) == 10, "every build has its own folder"
     cnn = recorded["matrix"][-1][1]
-    assert cnn.shapes == {} and cnn.sample_data is None, "one model's settings are not another's"
+    assert cnn.settings["shapes"] == {} and cnn.settings["sample_data"] is None, \
+        "one model's settings are not another's"
     assert recorded["slots"] == [None] * len(recorded["slots"]) and 1 <= len(recorded["slots"]) <= 4
 
 
@@ -99,7 +100,7 @@ def test_given_options_override_the_file_and_defaults_do_not(project, recorded):
     assert result.exit_code == 0, result.output
     assert labels(recorded) == [("origin", "25.01-py3", "onnx", "fp32"), ("origin", "25.01-py3", "onnx", "fp16"),
                                 ("cnn", "25.01-py3", "onnx", "fp32")]
-    assert all(p.opset == 15 and p.image == "trtkit/standin:25.01-py3" for _, p in recorded["matrix"])
+    assert all(p.settings["opset"] == 15 and p.image == "trtkit/standin:25.01-py3" for _, p in recorded["matrix"])
     assert recorded["matrix"][0][1].out_dir == Path("elsewhere/origin/25.01-py3-onnx-fp32")
     assert recorded["slots"] == ["0"]      # --jobs 1 of two GPUs
 
@@ -200,7 +201,7 @@ def test_slots_are_one_per_gpu_or_bounded_jobs():
 
 def test_a_child_build_has_every_option_and_its_own_gpu(tmp_path):
     plan = BuildPlan(model=ModelRef(Path("/m/origin.h5"), "h5"), image="trtkit/standin:19.07-py3", target=None,
-                     precision="fp16", gpus=GpuRequest("ids", ("2",)), out_dir=tmp_path / "o", force=True)
+                     settings={"precision": "fp16"}, gpus=GpuRequest("ids", ("2",)), out_dir=tmp_path / "o", force=True)
     command = matrix.child_command(plan)
     assert command[:4] == [sys.executable, "-m", "trtkit", "build"] and command[4] == "/m/origin.h5"
     for option, value in [("--image", "trtkit/standin"), ("--tag", "19.07-py3"), ("--precision", "fp16"),
@@ -226,12 +227,13 @@ def test_the_matrix_runs_one_build_per_gpu_at_a_time(tmp_path, monkeypatch, caps
     asked = {}
 
     def child(plan):
-        asked[plan.seed] = plan.gpus
-        return [sys.executable, "-c", FAKE_CHILD, str(codes[plan.seed])]
+        asked[plan.settings["seed"]] = plan.gpus
+        return [sys.executable, "-c", FAKE_CHILD, str(codes[plan.settings["seed"]])]
 
     monkeypatch.setattr(matrix, "child_command", child)
     builds = [(Cell("m", "t", "onnx", str(i), {"out": tmp_path / "m" / str(i)}),
-               BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", seed=i, out_dir=tmp_path / "m" / str(i)))
+               BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", settings={"seed": i},
+                         out_dir=tmp_path / "m" / str(i)))
               for i in range(len(codes))]
     with pytest.raises(TrtkitError) as failed:
         matrix.run(builds, ["0", "1"], json_output=True)
@@ -266,9 +268,9 @@ child = "\\n".join([
     "signal.signal(signal.SIGINT, stop)",
     "print('started', file=sys.stderr, flush=True)",
     "time.sleep(60)"])
-matrix.child_command = lambda plan: [sys.executable, "-c", child, str(folder / f"stopped-{plan.seed}")]
+matrix.child_command = lambda plan: [sys.executable, "-c", child, str(folder / f"stopped-{plan.settings['seed']}")]
 builds = [(Cell("m", "t", "onnx", str(i), {"out": folder / str(i)}),
-           BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", seed=i, out_dir=folder / str(i)))
+           BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", settings={"seed": i}, out_dir=folder / str(i)))
           for i in range(3)]
 threading.Timer(2, os.kill, (os.getpid(), signal.SIGINT)).start()
 try:

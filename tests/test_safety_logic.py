@@ -231,7 +231,7 @@ def test_the_host_knows_every_step_a_stage_times():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "step" and node.args:
                 timed.setdefault(path.stem, []).append(node.args[0].value)
     assert timed == {stage: list(names) for stage, names in contract.STAGE_STEPS.items()}
-    plan = {"target": "engine", "mode": "build", "bench": {"batches": [1]}, "model_format": "h5"}
+    plan = {"target": "engine", "mode": "build", "bench": {"batches": [1]}, "model_format": "h5", "precision": "fp32"}
     assert contract.steps(plan) == ["inspect", "freeze", "reference", "verify-frozen", "export", "verify-onnx",
                                     "engine-build", "verify-engine", "bench"]
 
@@ -343,7 +343,7 @@ def test_a_digest_is_a_valid_pinned_reference():
 
 
 def test_the_host_writes_exactly_the_plan_the_contract_reads(tmp_path):
-    plan = BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", sample_data=Path("/s.npy"))
+    plan = BuildPlan(model=ModelRef(Path("/m.h5"), "h5"), image="i:t", settings={"sample_data": Path("/s.npy")})
     written = plan.container_plan("engine")
     assert tuple(written) == contract.PLAN_KEYS
     (tmp_path / "plan.json").write_text(json.dumps(written))
@@ -361,7 +361,7 @@ def test_the_host_writes_exactly_the_plan_the_contract_reads(tmp_path):
     ("tftrt", None, ["keras_stage", "onnx_stage", "tftrt"], ("model.pb", "model.onnx")),
 ])
 def test_one_table_says_which_steps_run(target, bench, stages, outputs):
-    plan = {"target": target, "mode": "build", "bench": bench, "model_format": "h5"}
+    plan = {"target": target, "mode": "build", "bench": bench, "model_format": "h5", "precision": "fp32"}
     assert contract.stages(plan) == stages and contract.keras_outputs(plan) == outputs
     assert contract.stages(dict(plan, mode="inspect")) == ["keras_stage"]
 
@@ -372,7 +372,8 @@ def test_one_table_says_which_steps_run(target, bench, stages, outputs):
     ("trtkit-output", "engine", ["engine"]),        # TensorRT and numpy alone: no TensorFlow in the image
 ])
 def test_exported_models_skip_the_keras_stage(model_format, target, stages):
-    assert contract.stages({"target": target, "mode": "build", "bench": None, "model_format": model_format}) == stages
+    assert contract.stages({"target": target, "mode": "build", "bench": None, "model_format": model_format,
+                            "precision": "fp32"}) == stages
 
 
 @pytest.mark.parametrize("flag, shown", [("--quiet", set()), (None, {"step"}), ("--verbose", {"step", "log"})])

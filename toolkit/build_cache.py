@@ -15,15 +15,15 @@ from pathlib import Path
 from . import __version__, resources
 from .exported import MANIFEST_NAME
 from .modelfile import sha256_of
-from .plan import DATA_FIELDS, BuildPlan
+from .plan import BuildPlan
 from .staging import replace_folder
-from .targets import unshaped_fields
+from .targets import unshaped_keys
 from .toolchain import Toolchain, cache_dir
 
 REUSABLE_TARGETS = ("onnx", "frozen")
-# Options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine here).
-# Data files are in the key by their bytes, not their paths.
-NOT_IN_KEY = ("target", "sample_data", "calib_data", "timing_cache", "gpus", "memory", "timeout", "triton_repo")
+# The host's options that do not change the artifacts: where they go, how the box is limited, GPUs (no engine
+# here). Every build option enters the key where it shapes the target, a data file by its bytes, not its path.
+NOT_IN_KEY = ("target", "gpus", "memory", "timeout", "triton_repo")
 
 
 def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
@@ -32,13 +32,14 @@ def key(plan: BuildPlan, target: str, toolchain: Toolchain) -> str | None:
         return None
     # Options and data files only TensorRT reads leave an ONNX or frozen build as it is (targets.unused_options
     # warns of them there), so a matrix's precisions share one such build.
-    unshaped = unshaped_fields(target)
+    unshaped = unshaped_keys(target)
+    data = plan.data_files()
     material = {
         "trtkit": __version__, "steps": resources.steps_digest(), "model": plan.model.sha256, "target": target,
         "image": toolchain.base_id, "toolchain": toolchain.image_id,
-        "data": {role: sha256_of(path) for role, (_, path) in plan.data_files().items()
-                 if DATA_FIELDS[role] not in unshaped},
-        "options": {k: v for k, v in plan.options().items() if k not in NOT_IN_KEY and k not in unshaped},
+        "data": {key: sha256_of(path) for key, (_, path) in data.items() if key not in unshaped},
+        "options": {k: v for k, v in plan.options().items()
+                    if k not in NOT_IN_KEY and k not in unshaped and k not in data},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -89,6 +89,7 @@ class BuildRecord:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     engine: dict[str, Any] | None = None
     engine_check: dict[str, Any] | None = None
+    precision: dict[str, Any] | None = None     # the fp16 / int8 rewrite (onnx_precision), and the engine's recipe
     bench: BenchResult | None = None
     error: dict[str, Any] | None = None
     finished: bool = False      # the pipeline's final event arrived
@@ -108,6 +109,8 @@ class BuildRecord:
             self.artifacts.append(event)
         elif kind == "bench":
             self.bench = cast(BenchResult, event)
+        elif kind in ("precision", "recipe"):
+            self.precision = {**(self.precision or {}), **({"recipe": event} if kind == "recipe" else event)}
         elif kind in ("engine", "engine_check", "error"):
             setattr(self, kind, event)
         elif kind == contract.FINAL_EVENT:

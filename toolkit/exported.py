@@ -35,7 +35,7 @@ class EarlierBuild:
     folder: Path
     manifest: dict
     manifest_sha256: str
-    files: dict[str, Path]       # artifact name -> its path in folder (NEEDED)
+    files: dict[str, Path]       # artifact name -> its path in folder (NEEDED, and a rewrite it holds)
 
     @property
     def names(self) -> Names:
@@ -81,9 +81,11 @@ def read_earlier_build(folder: Path) -> EarlierBuild:
     if missing:
         raise InvalidModel(f"{folder} lacks {', '.join(missing)}: only the output of an ONNX or engine build "
                            "by this trtkit version can be built further (rebuild it with --target onnx)")
-    for name in NEEDED:
+    # and the fp16 / int8 rewrite, where the first stage made one (--precision-recipe rewrite builds from it)
+    sent = list(NEEDED) + [name for name in contract.REDUCED_ONNX.values() if (folder / name).exists()]
+    for name in sent:
         check_plain(folder / name, folder=False)
-    return EarlierBuild(folder, manifest, hashlib.sha256(raw).hexdigest(), {name: folder / name for name in NEEDED})
+    return EarlierBuild(folder, manifest, hashlib.sha256(raw).hexdigest(), {name: folder / name for name in sent})
 
 
 def check_plain(path: Path, folder: bool) -> None:

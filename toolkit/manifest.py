@@ -54,6 +54,7 @@ class Manifest(TypedDict):
     verification: list[Verification]
     artifacts: list[ArtifactRecord]
     engine: dict[str, Any] | None
+    precision: dict[str, Any] | None     # --precision fp16 / int8: the rewritten ONNX, what stayed FP32, the recipe
     bench: BenchResult | None
     earlier_build: EarlierBuildRecord | None
     build_key: str | None        # the content key of a reusable build (toolkit/build_cache.py)
@@ -79,6 +80,7 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "verification": record.verification,
         "artifacts": [_describe(result_dir / a["name"], a) for a in record.artifacts],
         "engine": record.engine if choice.target == "engine" else None,   # only an engine build makes one
+        "precision": record.precision,
         "bench": record.bench,
         "earlier_build": earlier,
         "build_key": build_key,

@@ -13,7 +13,6 @@ import typer
 from .contract import contract
 from .plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
 
-MAX_DIM = 2**31 - 1             # TensorRT dimensions are int32
 MAX_ELEMENTS = 2**40            # per input tensor: far above any real batch, far below int64 overflow
 
 ModelArg = Annotated[Path, typer.Argument(help="Keras 2 .h5, Keras 3 .keras, a SavedModel folder, an .onnx file, "
@@ -28,15 +27,10 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Batches = Annotated[str, typer.Option("--batch", help="Batch sizes to time, comma-separated.")]
 Iterations = Annotated[int, typer.Option("--iterations", help="Timed runs per batch size.")]
 Warmup = Annotated[int, typer.Option("--warmup", help="Untimed runs first.")]
-Shapes = Annotated[Optional[list[str]], typer.Option("--shapes", help="NAME:MIN/OPT/MAX batch sizes or full shapes (64x11x192); repeat per input.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the random sample inputs.")]
 TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load models that carry code (Lambda layers, custom "
                                           "objects): that code runs in the container. Only for models you trust.")]
 Memory = Annotated[Optional[str], typer.Option("--memory", help="Memory limit of the build container, e.g. 8G. "
                                                "Default: 3/4 of the Docker host's memory.")]
-DisableTactics = Annotated[Optional[str], typer.Option(
-    "--disable-tactic-sources", help="TensorRT tactic sources to leave out, comma-separated (e.g. CUBLAS,CUBLAS_LT,"
-    "CUDNN where an image lacks those libraries), like trtexec's --tacticSources=-NAME.", show_default=False)]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds a single step may take before the build stops.")]
 
 DEFAULTS = {"image": DEFAULT_IMAGE, "gpus": "auto", "timeout": DEFAULT_TIMEOUT_S,
@@ -53,7 +47,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
 
 
-def whole_number(text: str, what: str, low: int = 1, high: int = MAX_DIM) -> int:
+def whole_number(text: str, what: str, low: int = 1, high: int = contract.MAX_BATCH) -> int:
     text = text.strip()
     if not _NUMBER.fullmatch(text) or not low <= int(text) <= high:
         raise typer.BadParameter(f"{what} must be a whole number from {low} to {high}, got {text!r}")
@@ -67,20 +61,15 @@ def parse_batches(text: str) -> list[int]:
     return [whole_number(b, "a batch size") for b in parts]
 
 
-MAX_EXACT_BATCHES = 8  # each one is another optimization profile, tuned (and built) on its own
-
-
-def parse_exact_batches(text: str | None) -> list[int]:
-    """--exact-batches 1,64: distinct batch sizes, in ascending order; none when not given."""
-    if not text:
-        return []
+def parse_batch_set(text: str, flag: str, most: int) -> list[int]:
+    """--exact-batches 1,64: distinct batch sizes, in ascending order, at most `most` of them."""
     try:
         batches = sorted(set(parse_batches(text)))
     except typer.BadParameter as e:
-        raise typer.BadParameter(f"--exact-batches: {e.message}") from None
-    if len(batches) > MAX_EXACT_BATCHES:
-        raise typer.BadParameter(f"--exact-batches takes at most {MAX_EXACT_BATCHES} batch sizes (each is one more "
-                                 f"optimization profile to build), got {len(batches)}")
+        raise typer.BadParameter(f"{flag}: {e.message}") from None
+    if len(batches) > most:
+        raise typer.BadParameter(f"{flag} takes at most {most} batch sizes (each is one more optimization profile to "
+                                 f"build), got {len(batches)}")
     return batches
 
 
@@ -91,12 +80,10 @@ def bench_settings(batches: str, iterations: int, warmup: int) -> dict:
         raise typer.BadParameter(str(e)) from None
 
 
-def parse_tactic_sources(text: str | None) -> tuple[str, ...] | None:
+def parse_tactic_sources(text: str) -> list[str]:
     """Names as TensorRT spells them (CUBLAS, CUBLAS_LT, CUDNN, EDGE_MASK_CONVOLUTIONS, JIT_CONVOLUTIONS)."""
-    if text is None:
-        return None
-    names = tuple(part.strip().upper() for part in text.split(",") if part.strip())
-    if not names or not all(re.fullmatch(r"[A-Z][A-Z0-9_]{0,40}", name) for name in names):
+    names = [part.strip().upper() for part in text.split(",") if part.strip()]
+    if not names or not all(contract.NAME.match(name) for name in names):
         raise typer.BadParameter(f"expected tactic source names like CUBLAS,CUDNN; got {text!r}")
     return names
 
@@ -142,10 +129,8 @@ def _shape(text: str, spec: str) -> int | list[int]:
     return dims
 
 
-def parse_size(text: str | None, what: str = "size", low: int = 1 << 20, high: int = 1 << 40) -> int | None:
+def parse_size(text: str, what: str, low: int, high: int) -> int:
     """A size like 512M or 4G, in bytes, from low to high (whole MiB and GiB, as the error says)."""
-    if text is None:
-        return None
     match = _SIZE.fullmatch(text.strip())
     if not match:
         raise typer.BadParameter(f"expected a {what} like 512M or 4G, got {text!r}")
@@ -156,8 +141,13 @@ def parse_size(text: str | None, what: str = "size", low: int = 1 << 20, high: i
     return size
 
 
+def size_text(size: int) -> str:
+    """parse_size's inverse, in whole MiB (rounded up)."""
+    return f"{-(-size // (1 << 20))}M"
+
+
 def parse_memory(text: str | None) -> int | None:
-    return parse_size(text, "memory limit", low=512 << 20, high=1 << 44)
+    return None if text is None else parse_size(text, "memory limit", low=512 << 20, high=1 << 44)
 
 
 def box_settings(trust_model: bool, memory: str | None, timeout: float) -> dict:
@@ -166,9 +156,9 @@ def box_settings(trust_model: bool, memory: str | None, timeout: float) -> dict:
             "timeout": finite_number(timeout, "--timeout", 1.0, 7 * 86400.0)}
 
 
-def finite_number(value: float | None, what: str, low: float, high: float) -> float | None:
+def finite_number(value: float, what: str, low: float, high: float) -> float:
     """A float option that must be a real number in [low, high] (nan and inf are not)."""
-    if value is not None and not (math.isfinite(value) and low <= value <= high):
+    if not (math.isfinite(value) and low <= value <= high):
         raise typer.BadParameter(f"{what} must be a number from {low:g} to {high:g}, got {value!r}")
     return value
 

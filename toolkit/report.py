@@ -70,11 +70,28 @@ def sections(m: Manifest) -> list[Section]:
                          v["passed"]] for v in m["verification"]]))
     result.append(Section("artifacts", "Artifacts", ["file", "kind", "bytes", "sha256"],
                    [[a["name"], a["kind"], a["bytes"], a["sha256"]] for a in m["artifacts"]]))
+    precision = m.get("precision")     # absent from manifests of earlier trtkit versions
+    if precision:
+        result.append(Section("precision", "Reduced precision", ["", ""], _precision_rows(precision)))
     if m["engine"]:
         result.append(Section("engine", "TensorRT engine", ["", ""], sorted([k, v] for k, v in m["engine"].items())))
     if m["bench"]:
         result.append(bench_section(m["bench"]))
     return result
+
+
+def _precision_rows(precision: dict) -> list[list]:
+    rows = []
+    if "artifact" in precision:
+        kept = precision["kept_fp32"]
+        rows += [["precision", precision["precision"]], ["rewritten model", f"{precision['artifact']} "
+                                                                            f"({precision['library']})"],
+                 ["kept FP32", "; ".join(f"{k['layer']} ({len(k['nodes'])} nodes)" for k in kept) if kept else
+                  "nothing: every node runs in the reduced precision"]]
+    if "recipe" in precision:
+        recipe = precision["recipe"]
+        rows.append(["engine recipe", f"{recipe['recipe']} from {recipe['onnx']}: {recipe['reason']}"])
+    return rows
 
 
 def names_section(names: Names, title: str = "Node names") -> Section:
@@ -141,7 +158,7 @@ def print_table(section: Section) -> None:
 def print_summary(m: Manifest, out_dir: Path) -> None:
     """The end of `trtkit build`: artifacts, names, errors, step times."""
     for section in sections(m):
-        if section.id in ("names", "steps", "verification", "artifacts", "bench"):
+        if section.id in ("names", "steps", "verification", "artifacts", "bench", "precision"):
             print_table(section)
     out.print(Text.assemble(("done", "bold green"), f": {out_dir} (target {m['target']['chosen']}: "
                             f"{m['target']['reason']})"))

@@ -10,12 +10,12 @@ import json
 import shlex
 from pathlib import Path
 
-from . import __version__
+from . import __version__, build_options
 from .console import plain
 from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
 from .modelfile import safe_name, sha256_of
-from .options import image_arguments, pinned_by_digest
+from .options import image_arguments, pinned_by_digest, size_text
 from .plan import BuildPlan
 from .toolchain import Toolchain
 
@@ -33,38 +33,21 @@ def arguments(plan: BuildPlan, target: str | None, image: str) -> list[str]:
     None: the build chooses it)."""
     args = [str(plan.model.path), *image_arguments(image)]
     args += ["--target", target] if target else []
-    args += ["--precision", plan.precision, "--io-precision", plan.io_precision, "--gpus", plan.options()["gpus"],
-             "--opset", str(plan.opset), "--seed", str(plan.seed), "--timeout", f"{plan.timeout:g}"]
-    args += ["--tf32"] * plan.tf32 + ["--trust-model"] * plan.trust_model
-    for name, dims in plan.shapes.items():
-        args += ["--shapes", f"{name}:" + "/".join(map(_dims, dims))]
-    for flag, path in (("--sample-data", plan.sample_data), ("--calib-data", plan.calib_data)):
-        args += [flag, str(path.absolute())] if path else []
-    args += ["--timing-cache", str(plan.timing_cache.absolute())] if plan.timing_cache else []
-    args += ["--strict-timing-cache"] * plan.strict_timing_cache
-    args += ["--typical-batch", str(plan.typical_batch)] if plan.typical_batch else []
-    args += ["--exact-batches", ",".join(map(str, plan.exact_batches))] if plan.exact_batches else []
-    args += ["--opt-level", str(plan.optimization_level), "--unroll-lstm" if plan.unroll_lstm else "--keep-lstm"]
-    args += ["--atol", repr(plan.atol)] if plan.atol is not None else []
-    if plan.disabled_tactic_sources:
-        args += ["--disable-tactic-sources", ",".join(plan.disabled_tactic_sources)]
-    for flag, size in (("--workspace", plan.workspace), ("--memory", plan.memory)):
-        args += [flag, f"{-(-size // (1 << 20))}M"] if size else []     # whole MiB, rounded up
+    args += build_options.arguments(plan.settings)
+    args += ["--gpus", plan.options()["gpus"], "--timeout", f"{plan.timeout:g}"] + ["--trust-model"] * plan.trust_model
+    args += ["--memory", size_text(plan.memory)] if plan.memory else []
     if plan.bench:
         args += ["--bench", "--batch", ",".join(map(str, plan.bench["batches"])),
                  "--iterations", str(plan.bench["iterations"]), "--warmup", str(plan.bench["warmup"])]
     return args
 
 
-def _dims(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
 def _build_command(folder: Path, plan: BuildPlan, target: str, image: str, default_out: str) -> list[str]:
     """The `trtkit build` line. An engine build replays its own timing cache (which holds any it was given),
     pinned by the sha256 it had when the build ended."""
     engine = target == "engine"
-    args = arguments(dataclasses.replace(plan, timing_cache=None) if engine else plan, target, image)
+    replayed = dataclasses.replace(plan, settings={**plan.settings, "timing_cache": None}) if engine else plan
+    args = arguments(replayed, target, image)
     line = " ".join(shlex.quote(a) for a in ["trtkit", "build", *args])
     out = f' --out "${{1:-{default_out}}}"'
     if not engine:

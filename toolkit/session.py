@@ -157,8 +157,9 @@ def _earlier_build(plan: BuildPlan) -> EarlierBuild | None:
     """MODEL as an earlier trtkit output: checked before any container starts."""
     if plan.model.format != contract.OUTPUT_FORMAT:
         return None
-    if plan.sample_data or plan.bench:
-        raise TargetUnsupported(f"{'--sample-data' if plan.sample_data else '--bench'} needs the Keras model: "
+    sample_data = plan.settings["sample_data"]
+    if sample_data or plan.bench:
+        raise TargetUnsupported(f"{'--sample-data' if sample_data else '--bench'} needs the Keras model: "
                                 "an earlier output is verified against the reference it carries")
     return read_earlier_build(plan.model.path)
 

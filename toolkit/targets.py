@@ -2,7 +2,6 @@
 
 The probe (scripts/trtkit_steps/probe.py) decides at build time; tags.py says what each known tag is expected to hold.
 """
-import dataclasses
 from typing import NamedTuple
 
 from .contract import contract
@@ -61,34 +60,18 @@ def choose_target(requested: str | None, gpus: GpuRequest, gpu_runtime: bool, to
     return TargetChoice("engine", f"default: a GPU is requested and the image has TensorRT {tensorrt}")
 
 
-# Options that shape only what TensorRT builds: (the option, its BuildPlan field, the targets it shapes).
-_TENSORRT_OPTIONS = (
-    ("--precision", "precision", ("engine", "tftrt")),
-    ("--calib-data", "calib_data", ("engine", "tftrt")),
-    ("--tf32", "tf32", ("engine",)),
-    ("--workspace", "workspace", ("engine",)),
-    ("--disable-tactic-sources", "disabled_tactic_sources", ("engine",)),
-    ("--timing-cache", "timing_cache", ("engine",)),
-    ("--strict-timing-cache", "strict_timing_cache", ("engine",)),
-    ("--typical-batch", "typical_batch", ("engine",)),
-    ("--exact-batches", "exact_batches", ("engine",)),
-    ("--opt-level", "optimization_level", ("engine",)),
-    ("--io-precision", "io_precision", ("engine",)),
-)
-
-
-def unshaped_fields(target: str) -> list[str]:
-    """The BuildPlan fields of the TensorRT options that a build of target does not use."""
-    return [field for _, field, shaped in _TENSORRT_OPTIONS if target not in shaped]
+def unshaped_keys(target: str) -> list[str]:
+    """The build options (by key) that a build of target does not use: those only TensorRT reads, for an ONNX or
+    frozen build."""
+    return [option.key for option in contract.BUILD_OPTIONS if not option.shapes(target)]
 
 
 def unused_options(plan: BuildPlan, target: str) -> list[str]:
-    """The TensorRT options this plan sets (away from their defaults) that a build of target does not use (a
+    """The flags of options this plan sets (away from their defaults) that a build of target does not use (a
     project's matrix crosses targets with them, so they are noted, not refused)."""
-    defaults = {field.name: field.default for field in dataclasses.fields(BuildPlan)}
-    unshaped = unshaped_fields(target)
-    return [option for option, field, _ in _TENSORRT_OPTIONS
-            if field in unshaped and getattr(plan, field) != defaults[field]]
+    defaults = contract.option_defaults()
+    return [contract.OPTIONS_BY_KEY[key].flag for key in unshaped_keys(target)
+            if plan.settings[key] != defaults[key]]
 
 
 def tensorrt_version(probe: dict) -> str | None:

@@ -12,7 +12,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 # requirement name -> module it provides
 MODULES = {"tensorflow-cpu": "tensorflow", "tensorflow": "tensorflow", "tf-keras": "tf_keras", "tf2onnx": "tf2onnx",
-           "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy", "h5py": "h5py", "matplotlib": "matplotlib"}
+           "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy", "h5py": "h5py", "matplotlib": "matplotlib",
+           "onnxconverter-common": "onnxconverter_common"}
 # tf-keras asks for the full 'tensorflow' wheel, which would replace tensorflow-cpu.
 NO_DEPS = ("tf-keras",)
 

@@ -184,7 +184,7 @@ EXPORT_ATOL = 1e-5
 
 def tolerance(plan, default):
     """--atol when given, else the artifact kind's default."""
-    return plan["atol"] if plan.get("atol") is not None else default
+    return plan["atol"] if plan["atol"] is not None else default
 
 
 def worst_error(errors):

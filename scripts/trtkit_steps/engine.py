@@ -42,6 +42,7 @@ from trtkit_steps.trt.settings import (
     BuildJob,
     BuildSettings,
     check_precision,
+    choose_recipe,
     default_atol,
     import_tensorrt,
     timing_cache_name,
@@ -78,7 +79,12 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
     if settings.strict_timing_cache and not nonempty(load_timing_cache):
         raise StepError("--strict-timing-cache needs a timing cache to replay: --timing-cache FILE")
     calibration = None
-    if settings.precision == "int8":
+    if settings.recipe == "rewrite":    # the reduced-precision model, Q/DQ scales and all
+        onnx = os.path.join(artifacts, contract.REDUCED_ONNX[settings.precision])
+        if not os.path.isfile(onnx):
+            raise Unsupported(f"--precision-recipe rewrite needs {os.path.basename(onnx)}: an earlier output must "
+                              f"be exported with --precision {settings.precision}")
+    elif settings.precision == "int8":
         if not plan["calib_data"]:
             raise StepError("--precision int8 needs --calib-data: samples like the real inputs, "
                             "from which TensorRT sets the INT8 scales")
@@ -131,12 +137,16 @@ def main(argv):
     plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     io = read_json(os.path.join(work, contract.IO))
-    settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan.get("shapes") or {}, plan["typical_batch"]))
+    settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan["shapes"], plan["typical_batch"]))
     gpu_name, compute_capability = gpu.device_info()
     capability = major, minor = compute_capability.split(".")
     backend = select_backend()
     emit("versions", tensorrt=backend.version)
-    check_precision(backend.major, settings.precision, settings.io_precision)
+    settings.recipe, why = choose_recipe(backend.version, settings.precision, plan["precision_recipe"])
+    check_precision(backend.major, settings.recipe, settings.io_precision)
+    if settings.recipe != "fp32":
+        emit("recipe", recipe=settings.recipe, reason=why,
+             onnx=contract.REDUCED_ONNX[settings.precision] if settings.recipe == "rewrite" else "model.onnx")
 
     with step("engine-build") as build_step:
         job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)

@@ -41,7 +41,7 @@ def calibration_feed(plan, specs):
 
 def convert(saved_model, out, plan, inputs, specs):
     from tensorflow.python.compiler.tensorrt import trt_convert as trt
-    if plan["precision"] == "int8" and not plan.get("calib_data"):
+    if plan["precision"] == "int8" and not plan["calib_data"]:
         raise Unsupported("--precision int8 needs --calib-data")
     order = [spec["name"] for spec in specs]
     converter = trt.TrtGraphConverterV2(input_saved_model_dir=saved_model,

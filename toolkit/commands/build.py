@@ -11,22 +11,20 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import matrix, options, project, report, session
+from .. import build_options, matrix, options, project, report, session
 from ..console import print_json, user_errors
 from ..contract import contract
 from ..lock import LOCK_NAME
 from ..modelfile import resolve_model, safe_name
 from ..plan import BuildPlan
 
-# The choices come from the contract, the one list both sides share.
 Target = Enum("Target", {name: name for name in contract.TARGETS}, type=str)  # type: ignore[misc]
-Precision = Enum("Precision", {name: name for name in contract.PRECISIONS}, type=str)  # type: ignore[misc]
-IoPrecision = Enum("IoPrecision", {name: name for name in contract.IO_PRECISIONS}, type=str)  # type: ignore[misc]
 # Options of one invocation, which a project file does not set.
 COMMAND_LINE_ONLY = ("model", "project_file", "force", "locked", "json_output")
 
 
 @user_errors
+@build_options.declared(after="target")
 def build(
     ctx: typer.Context,
     model: Annotated[Optional[Path], typer.Argument(
@@ -36,34 +34,18 @@ def build(
     tag: options.Tag = None,
     image: options.Image = options.DEFAULTS["image"],
     target: Annotated[Optional[Target], typer.Option(help="Artifact to build. Default: engine when a GPU and TensorRT are there, else onnx.")] = None,
-    precision: Annotated[Precision, typer.Option(help="fp32 is strict FP32 (TF32 off unless --tf32).")] = Precision("fp32"),
-    io_precision: Annotated[IoPrecision, typer.Option("--io-precision", help="Type of the engine's float inputs and outputs. fp16 halves the bytes copied to and from the GPU, for data that is float16 already: trtkit.runtime takes float32 too, but converts it on the host, which costs more than the copy saves (docs/runtime.md). Needs TensorRT's Python API.")] = IoPrecision("fp32"),
-    tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 in fp32 engines (faster, errors near 1e-4).")] = False,
-    shapes: options.Shapes = None,
+    # here: the build options the contract declares (build_options.declared)
     gpus: options.Gpus = options.DEFAULTS["gpus"],
     out: Annotated[Optional[Path], typer.Option(help="Output folder. Default: ./trtkit-out/<model name>/; for a project, the folder of its builds, OUT/<model>/<tag>-<target>-<precision> (default: trtkit-out beside the project file).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when a finished build matches, and replace "
                                         "--out even when it holds files trtkit did not write.")] = False,
-    sample_data: Annotated[Optional[Path], typer.Option(help=".npy (one input) or .npz (by input name) to verify with.", exists=True, dir_okay=False)] = None,
-    calib_data: Annotated[Optional[Path], typer.Option(help="INT8 calibration data: .npy/.npz or a folder of them.", exists=True)] = None,
-    timing_cache: Annotated[Optional[Path], typer.Option(help="A TensorRT timing cache to replay, e.g. an earlier build's timing.cache: the engine picks the same tactics wherever TensorRT allows.", exists=True, dir_okay=False)] = None,
-    strict_timing_cache: Annotated[bool, typer.Option("--strict-timing-cache", help="Fail the build when a tactic is missing from --timing-cache instead of timing it anew.")] = False,
-    typical_batch: Annotated[Optional[int], typer.Option(help="The batch size your application sends most: the engine's profile is tuned for it (its OPT) where --shapes does not say.", min=1, max=2**31 - 1, show_default=False)] = None,
-    exact_batches: Annotated[Optional[str], typer.Option("--exact-batches", help="Batch sizes your application sends exactly, comma-separated (at most 8): each gets an optimization profile of its own beside the full range, which trtkit.runtime picks for it. On an H100 (TensorRT 8.6) the origin LSTM took 17-25% less GPU time at batch 1 and 64 (docs/runtime.md); each adds a profile to build.", show_default=False)] = None,
-    opt_level: Annotated[int, typer.Option("--opt-level", help="TensorRT's builder optimisation level, 0-5 (TensorRT 8.6 and newer): 5 builds far longer for little, 0 runs slower.", min=0, max=5)] = 3,
-    unroll_lstm: Annotated[bool, typer.Option("--unroll-lstm/--keep-lstm", help="Export LSTMs of a fixed sequence length unrolled into MatMuls and pointwise ops instead of ONNX's LSTM node. On TensorRT 8.6 (H100, FP16) the origin LSTM's engine then ran 1.36x slower at batch 1 but was 8x closer to Keras (docs/runtime.md).")] = False,
-    atol: Annotated[Optional[float], typer.Option(help="Largest absolute error allowed against Keras.")] = None,
-    workspace: Annotated[Optional[str], typer.Option(help="TensorRT workspace limit, e.g. 2G.")] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset of the export.", min=13, max=18)] = 17,
     bench: Annotated[bool, typer.Option("--bench", help="Benchmark the artifacts against Keras after the build.")] = False,
     batch: options.Batches = options.DEFAULTS["batches"],
     iterations: options.Iterations = options.DEFAULTS["iterations"],
     warmup: options.Warmup = options.DEFAULTS["warmup"],
-    seed: options.Seed = 0,
     trust_model: options.TrustModel = False,
     memory: options.Memory = None,
     timeout: options.Timeout = options.DEFAULTS["timeout"],
-    disable_tactic_sources: options.DisableTactics = None,
     triton_repo: Annotated[Optional[Path], typer.Option(
         help="Also write a Triton model repository: DIR/<model>/config.pbtxt and DIR/<model>/1/model.plan "
              "(or model.onnx).", file_okay=False)] = None,
@@ -76,6 +58,7 @@ def build(
         "--jobs", min=1, max=64, help="Builds at once in a project's matrix. Default: one per core, at most 4; "
                                       "with --gpus 0,1,... one build per GPU.", show_default=False)] = None,
     json_output: options.Json = False,
+    **settings: Any,
 ) -> None:
     """Convert MODEL inside the IMAGE:TAG container and verify it against Keras.
 
@@ -113,17 +96,9 @@ def plan_of(v: dict[str, Any]) -> BuildPlan:
         raise typer.BadParameter("--strict-timing-cache needs --timing-cache FILE: the cache whose tactics to replay")
     bench = options.bench_settings(v["batch"], v["iterations"], v["warmup"])   # checked even without --bench
     return BuildPlan(
-        model=resolve_model(v["model"]), image=image_ref, target=v["target"], precision=v["precision"],
-        tf32=v["tf32"], shapes=options.parse_shapes(v["shapes"] or []), gpus=options.parse_gpus(v["gpus"]),
-        out_dir=v["out"], force=v["force"], sample_data=v["sample_data"], calib_data=v["calib_data"],
-        atol=options.finite_number(v["atol"], "--atol", 0.0, 1e6),
-        workspace=options.parse_size(v["workspace"], "workspace"), opset=v["opset"],
-        bench=bench if v["bench"] else None,
-        seed=v["seed"], disabled_tactic_sources=options.parse_tactic_sources(v["disable_tactic_sources"]),
-        triton_repo=v["triton_repo"], locked=Path(LOCK_NAME).absolute() if v["locked"] else None,
-        timing_cache=v["timing_cache"], strict_timing_cache=v["strict_timing_cache"],
-        typical_batch=v["typical_batch"], exact_batches=tuple(options.parse_exact_batches(v["exact_batches"])),
-        optimization_level=v["opt_level"], unroll_lstm=v["unroll_lstm"], io_precision=v["io_precision"],
+        model=resolve_model(v["model"]), image=image_ref, target=v["target"], gpus=options.parse_gpus(v["gpus"]),
+        out_dir=v["out"], force=v["force"], bench=bench if v["bench"] else None, triton_repo=v["triton_repo"],
+        locked=Path(LOCK_NAME).absolute() if v["locked"] else None, settings=build_options.parse(v),
         **options.box_settings(v["trust_model"], v["memory"], v["timeout"]))
 
 

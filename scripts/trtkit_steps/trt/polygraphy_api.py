@@ -39,7 +39,9 @@ class PolygraphyApi(object):
         if job.settings.strict_timing_cache and not hasattr(self.trt.BuilderFlag, "ERROR_ON_TIMING_CACHE_MISS"):
             raise Unsupported(f"--strict-timing-cache needs a TensorRT that can refuse timing-cache misses "
                               f"(BuilderFlag.ERROR_ON_TIMING_CACHE_MISS); TensorRT {self.version} cannot")
-        network = api.network_from_onnx_path(job.onnx)
+        # rewrite: strongly typed, so TensorRT keeps the ONNX model's float16 / Q/DQ types and every FP32 node
+        network = api.network_from_onnx_path(job.onnx, strongly_typed=True) if job.settings.recipe == "rewrite" \
+            else api.network_from_onnx_path(job.onnx)
         _check_network_inputs(network[1], job.settings.profiles)
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
@@ -54,11 +56,13 @@ class PolygraphyApi(object):
         calibrator = self.api.Calibrator(_calibration_batches(job.calibration),
                                          cache=job.calibration.cache_path) if job.calibration else None
         has_levels = hasattr(trt.IBuilderConfig, "builder_optimization_level")
+        flags = settings.recipe == "flags"
         check_optimization_level(has_levels, settings.optimization_level, self.version)
         return self.api.CreateConfig(
             builder_optimization_level=settings.optimization_level if has_levels else None,
-            tf32=settings.tf32, fp16=settings.precision in ("fp16", "int8"),  # INT8 falls back to FP16
-            int8=settings.precision == "int8", profiles=[_profile(self.api, p) for p in settings.all_profiles],
+            tf32=settings.tf32, fp16=flags and settings.precision in ("fp16", "int8"),  # INT8 falls back to FP16
+            int8=flags and settings.precision == "int8",
+            profiles=[_profile(self.api, p) for p in settings.all_profiles],
             calibrator=calibrator, memory_pool_limits=workspace,
             load_timing_cache=job.load_timing_cache,  # None: start from an empty cache
             error_on_timing_cache_miss=settings.strict_timing_cache)

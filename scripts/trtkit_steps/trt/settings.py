@@ -1,30 +1,30 @@
 """What to build: the plan's engine options, precision checks, tolerances, cache names, tactic sources."""
 import re
 
+from trtkit_steps import contract
 from trtkit_steps.common import StepError, Unsupported
 from trtkit_steps.trt.profiles import with_exact_batches
 
-# TensorRT's builder optimisation level (8.6 on). Measured on an H100 (TensorRT 8.6, the origin LSTM): 5 gave
-# nothing over 3 at 4-5x the build time, 0 was 2.4x slower at batch 100000. 3 is also TensorRT's own default.
-DEFAULT_OPTIMIZATION_LEVEL = 3
+DEFAULT_OPTIMIZATION_LEVEL = contract.OPTIONS_BY_KEY["optimization_level"].default
 DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": None}  # int8: report the error, gate nothing
 # --tf32 rounds FP32 matmul inputs to 10 mantissa bits: 1.1e-4 on the origin model (H200, TensorRT 8.6).
 TF32_ATOL = 1e-3
 
 
 class BuildSettings(object):
-    """The plan's engine options, defaults filled in."""
+    """The plan's engine options (read_plan checked them against the contract)."""
 
     def __init__(self, plan, profiles):
-        self.precision = plan.get("precision") or "fp32"
-        self.tf32 = bool(plan.get("tf32"))
-        self.workspace = plan.get("workspace")
-        self.disabled_tactics = plan.get("disabled_tactic_sources")  # None: TensorRT's default sources
-        self.strict_timing_cache = bool(plan.get("strict_timing_cache"))
-        self.optimization_level = plan.get("optimization_level", DEFAULT_OPTIMIZATION_LEVEL)
-        self.io_precision = plan.get("io_precision") or "fp32"
+        self.precision = plan["precision"]
+        self.tf32 = plan["tf32"]
+        self.workspace = plan["workspace"]
+        self.disabled_tactics = plan["disabled_tactic_sources"]  # None: TensorRT's default sources
+        self.strict_timing_cache = plan["strict_timing_cache"]
+        self.optimization_level = plan["optimization_level"]
+        self.io_precision = plan["io_precision"]
+        self.recipe = "fp32"        # or "flags" / "rewrite": choose_recipe, once the TensorRT version is known
         self.profiles = profiles    # the full range (profile 0)
-        self.exact_batches = list(plan.get("exact_batches") or [])
+        self.exact_batches = plan["exact_batches"]
         self.all_profiles = with_exact_batches(profiles, self.exact_batches)
 
     def needing_python_api(self):
@@ -52,15 +52,41 @@ class BuildJob(object):
         self.calibration = calibration
 
 
-def check_precision(trt_major, precision, io_precision="fp32"):
-    if precision not in DEFAULT_ATOL:
-        raise StepError(f"unknown precision {precision!r}: use fp32, fp16 or int8")
-    if io_precision not in ("fp32", "fp16"):
-        raise StepError(f"unknown I/O precision {io_precision!r}: use fp32 or fp16")
-    for option, value in (("--precision", precision), ("--io-precision", io_precision)):
-        if trt_major >= 11 and value != "fp32":
-            raise Unsupported(f"TensorRT {trt_major} builds strongly typed networks: the types come from the "
-                              f"ONNX model, so {option} {value} cannot apply; use {option} fp32")
+# TensorRT 10 builds strongly typed networks (its types from the ONNX model); 11 builds nothing else.
+STRONGLY_TYPED_FROM = 10
+WEAKLY_TYPED_UNTIL = 10
+
+
+def choose_recipe(trt_version, precision, asked):
+    """(recipe, reason) of how the engine gets --precision: "rewrite" builds strongly typed from the reduced-precision
+    ONNX model (contract.REDUCED_ONNX), "flags" sets TensorRT's FP16/INT8 builder flags on the FP32 model."""
+    major = major_of(trt_version)
+    if precision == "fp32":
+        return "fp32", "strict FP32: nothing to rewrite"
+    if asked == "flags" and major > WEAKLY_TYPED_UNTIL:
+        raise Unsupported(f"--precision-recipe flags: TensorRT {trt_version} builds strongly typed networks only "
+                          "(no FP16/INT8 builder flags); use --precision-recipe rewrite (or auto)")
+    if asked == "rewrite" and major < STRONGLY_TYPED_FROM:
+        raise Unsupported(f"--precision-recipe rewrite builds strongly typed networks, which TensorRT {trt_version} "
+                          "does not (it reads the ONNX model's float16 types as hints): use flags (or auto)")
+    if asked == "flags":
+        return "flags", "asked for with --precision-recipe flags"
+    if asked == "rewrite":
+        return "rewrite", "asked for with --precision-recipe rewrite"
+    if major >= STRONGLY_TYPED_FROM:
+        return "rewrite", (f"TensorRT {trt_version} builds strongly typed networks: the precision comes from "
+                           f"the rewritten ONNX model, verified against Keras")
+    return "flags", (f"TensorRT {trt_version} has no strongly typed networks: its FP16/INT8 builder flags on the "
+                     "FP32 model, the route measured on TensorRT 8.6")
+
+
+def check_precision(trt_major, recipe, io_precision="fp32"):
+    """--io-precision fp16 retypes the network's inputs and outputs, which a strongly typed network keeps as the
+    ONNX model has them."""
+    if io_precision != "fp32" and (trt_major > WEAKLY_TYPED_UNTIL or recipe == "rewrite"):
+        raise Unsupported(f"a strongly typed network (TensorRT {trt_major}, or --precision-recipe rewrite) takes its "
+                          f"types from the ONNX model, so --io-precision {io_precision} cannot apply; use "
+                          "--io-precision fp32")
 
 
 def timing_cache_name(trt_version, gpu_name, capability):

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 
 from trtkit_steps.common import StepError, Unsupported, compare, log, run_relayed
-from trtkit_steps.trt.settings import check_optimization_level, check_precision
+from trtkit_steps.trt.settings import check_optimization_level
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
 
@@ -60,15 +60,16 @@ def _shapes_arg(shapes):
     return ",".join(f"{name}:{_dims(shape)}" for name, shape in sorted(shapes.items()))
 
 
-def trtexec_precision_flags(major, precision, tf32, calibration_cache):
-    check_precision(major, precision)
-    if major >= 11:  # strongly typed: no precision flags at all
+def trtexec_precision_flags(major, settings, calibration_cache):
+    """TF32 and the precision. A strongly typed build (the rewrite recipe) says so on TensorRT 10 (--stronglyTyped);
+    TensorRT 11's trtexec builds nothing else and takes no precision flags at all."""
+    if major >= 11:
         return []
-    flags = [] if tf32 else ["--noTF32"]
-    if precision in ("fp16", "int8"):
-        flags.append("--fp16")
-    if precision == "int8":
-        flags += ["--int8", "--calib=" + calibration_cache]
+    flags = [] if settings.tf32 else ["--noTF32"]
+    if settings.recipe == "rewrite":
+        flags.append("--stronglyTyped")
+    elif settings.recipe == "flags":
+        flags += ["--fp16"] + (["--int8", "--calib=" + calibration_cache] if settings.precision == "int8" else [])
     return flags
 
 
@@ -78,7 +79,7 @@ def trtexec_build_args(exe, version, job, engine, timing_cache=None, calibration
     args = [exe, "--onnx=" + job.onnx, "--saveEngine=" + engine]
     for which in ("min", "opt", "max"):
         args.append(f"--{which}Shapes=" + _shapes_arg({n: p[which] for n, p in settings.profiles.items()}))
-    args += trtexec_precision_flags(version[0], settings.precision, settings.tf32, calibration_cache)
+    args += trtexec_precision_flags(version[0], settings, calibration_cache)
     if settings.workspace:
         mib = max(1, settings.workspace >> 20)
         # A bare number is MiB for every trtexec that has --memPoolSize (8.4 on).
