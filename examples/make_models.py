@@ -8,6 +8,7 @@ two_io.h5           two inputs, two outputs (Keras 2 .h5)
 keras3_mlp.keras    a Keras 3 .keras file
 origin_savedmodel/  the origin model as a SavedModel folder
 weights_only.h5     weights without a model config (bad input)
+fp16_overflow.h5    a model whose layer "big" outputs values past float16's 65504 (--precision fp16 keeps it FP32)
 Weights are seeded, so every run makes the same models.
 """
 import os
@@ -50,6 +51,15 @@ def two_io(tfk):
     return tfk.Model([a, b], [score, logits])
 
 
+def fp16_overflow(tfk):
+    """Dense "big" multiplies by 20000 (outputs near 1e5, inf in float16); "shrink" brings them back to O(1)."""
+    L = tfk.layers
+    x = L.Input((16,), name="x")
+    h = L.Dense(32, activation="relu", name="hidden")(x)
+    big = L.Dense(8, name="big", kernel_initializer=tfk.initializers.Constant(20000.0))(h)
+    return tfk.Model(x, L.Dense(4, name="head")(L.Rescaling(1e-5, name="shrink")(big)))
+
+
 def randomize_batchnorm(model, rng):
     """Non-trivial moving statistics, so folding batch norm is really tested."""
     for layer in model.layers:
@@ -78,6 +88,7 @@ def main(out, names):
             keras.layers.Dense(4, name="out")]).save(p),
         "origin_savedmodel": lambda p: tf_keras.models.save_model(origin_lstm(tf_keras), p, save_format="tf"),
         "weights_only.h5": lambda p: origin_lstm(tf_keras).save_weights(p),
+        "fp16_overflow.h5": lambda p: fp16_overflow(tf_keras).save(p),
     }
     for name in names or sorted(makers):
         path = os.path.join(out, name)

@@ -6,9 +6,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+
+from conftest import STANDIN_ARGS  # noqa: E402
 
 from trtkit_steps import contract, onnx_precision  # noqa: E402
 from trtkit_steps.common import save_arrays  # noqa: E402
@@ -92,3 +95,42 @@ def test_the_rewrite_runs_after_the_onnx_is_verified_and_before_the_engine():
     assert contract.stages(dict(plan, target="engine", model_format="onnx")) == \
         ["onnx_import", "onnx_precision", "engine"]
     assert contract.stages(dict(plan, target="engine", model_format=contract.OUTPUT_FORMAT)) == ["engine"]
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("no_leftovers")
+def test_fp16_onnx_of_a_model_that_overflows_keeps_the_layer_and_names_it(trtkit, models, tmp_path):
+    """Through the real CLI on the stand-in: --target onnx --precision fp16 writes model.fp16.onnx beside
+    model.onnx, verified against Keras, and names the Keras layers it kept FP32 in the manifest and report.md."""
+    out = tmp_path / "out"
+    result = trtkit("build", models / "fp16_overflow.h5", *STANDIN_ARGS, "--target", "onnx", "--precision", "fp16",
+                    "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads(result.stdout)
+    assert [k["layer"] for k in manifest["precision"]["kept_fp32"]] == ["big", "shrink"]
+    assert {"model.onnx", "model.fp16.onnx"} <= {a["name"] for a in manifest["artifacts"]}
+    assert [v["artifact"] for v in manifest["verification"] if v["passed"]] == ["model.onnx", "model.fp16.onnx"]
+    half = onnx.load(str(out / "model.fp16.onnx"))
+    assert TensorProto.FLOAT16 in {w.data_type for w in half.graph.initializer}
+    assert "big (1 nodes)" in (out / "report.md").read_text()
+    assert "--precision" not in result.stderr, "precision shapes an onnx build now: no unused-option warning"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("no_leftovers")
+def test_int8_onnx_of_a_cnn_is_calibrated_on_calib_data_and_its_error_reported(trtkit, models, tmp_path):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=np.random.RandomState(0).rand(16, 32, 32, 3).astype(np.float32))
+    out = tmp_path / "out"
+    result = trtkit("build", models / "cnn_bn.h5", *STANDIN_ARGS, "--target", "onnx", "--precision", "int8",
+                    "--calib-data", calib, "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads(result.stdout)
+    assert manifest["precision"]["library"] == "onnxruntime.quantization"
+    [int8] = [v for v in manifest["verification"] if v["artifact"] == "model.int8.onnx"]
+    assert int8["atol"] is None and 0 < int8["max_abs_err"] < 0.5, "reported, not gated"
+    ops = {n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    missing = trtkit("build", models / "cnn_bn.h5", *STANDIN_ARGS, "--target", "onnx", "--precision", "int8",
+                     "--out", tmp_path / "none")
+    assert missing.returncode != 0 and "--calib-data" in missing.stderr and not (tmp_path / "none").exists()

@@ -5,7 +5,9 @@ one run, const_axes__47 in the next, also with PYTHONHASHSEED=0), and two
 equivalent nodes can swap names. The graph itself is the same; only names
 differ. So after export every name trtkit does not promise is replaced by one
 that follows from the graph's structure: nodes and the tensors they make by
-their position in the (topologically ordered) node list, initializers by the
+their position in the (topologically ordered) node list, after the Keras layer
+their TensorFlow name comes from (MODEL/LAYER/..., so "big/MatMul_2": FP16
+rewrites name the layers they keep FP32), initializers by the
 order in which nodes first use them. The graph's inputs and outputs keep the
 Keras names. Renaming changes no computation; the ONNX stage then verifies the
 renamed model against Keras as before.
@@ -19,6 +21,12 @@ def has_subgraphs(graph):
     return any(attribute.g.node or attribute.graphs for node in graph.node for attribute in node.attribute)
 
 
+def keras_layer(name):
+    """"LAYER/" of a TensorFlow op name MODEL/LAYER/...; "" for names of the exporter's own (Shape__44)."""
+    parts = name.split("/")
+    return parts[1] + "/" if len(parts) >= 3 else ""
+
+
 def canonicalize(graph):
     """Rename the graph's nodes, intermediate tensors and initializers in place; False when it was left alone."""
     if has_subgraphs(graph):
@@ -28,7 +36,7 @@ def canonicalize(graph):
     initializers = dict((tensor.name, tensor) for tensor in graph.initializer)
     order = []
     for index, node in enumerate(graph.node):
-        node.name = "%s_%d" % (node.op_type, index)
+        node.name = "%s%s_%d" % (keras_layer(node.name), node.op_type, index)
         for name in node.input:
             if name in initializers and name not in names and name not in kept:
                 names[name] = "init_%d" % len(order)
