@@ -34,8 +34,12 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def docker_client():
-    client = docker.from_env()
-    client.ping()
+    """The local Docker engine; a test that needs it is skipped, not failed, where none answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.skip(f"no Docker engine to reach: {error}")
     return client
 
 

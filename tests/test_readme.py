@@ -73,6 +73,7 @@ def readme_image(standin, docker_client):
         pass
 
 
+@pytest.mark.docker
 def test_the_commands_run_as_written(trtkit, models, readme_image, tmp_path, no_leftovers):
     (tmp_path / "model.h5").write_bytes((models / "origin_lstm.h5").read_bytes())
     for command in RUN_HERE:
