@@ -46,7 +46,7 @@ def tftrt_available():
 def installed_packages():
     """Every installed distribution and its version, by normalized name (PEP 503): what `trtkit lock` pins."""
     try:
-        from importlib import metadata
+        from importlib import metadata  # novermin: Python 3.6 and 3.7 take the except below
         found = [(d.metadata["Name"], d.version) for d in metadata.distributions()]
     except ImportError:  # Python 3.6 and 3.7
         import pkg_resources
