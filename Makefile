@@ -10,14 +10,10 @@ setup: $(TRTKIT)
 	bash images/start-engine.sh
 	bash images/build.sh
 
-# The venv is made again when the dependencies change; trtkit's wheel is reinstalled whenever a file it ships changes.
-$(VENV)/.deps: pyproject.toml
+# The venv is made again when the dependencies change. trtkit is installed editable: it runs from the tree.
+$(TRTKIT): pyproject.toml
 	python3 -m venv --clear $(VENV)
-	$(VENV)/bin/pip install -q '.[test]'
-	touch $@
-
-$(TRTKIT): $(VENV)/.deps $(shell find toolkit scripts images/toolchain -type f -not -path '*/__pycache__/*')
-	$(VENV)/bin/pip install -q --force-reinstall --no-deps .
+	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(TRTKIT)
 
 examples/models/origin_lstm.h5:

@@ -23,7 +23,6 @@ import tensorrt as trt
 try:
     from trtkit import runtime_cuda as cuda
 except ImportError:  # copied beside this file
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import runtime_cuda as cuda  # type: ignore[no-redef]
 
 RUNS = 50

@@ -18,11 +18,9 @@ import os
 import sys
 
 import numpy as np
+import preview_study  # copied beside this file, as runtime.py is
+import runtime  # type: ignore[import-not-found]
 import tensorrt as trt
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import preview_study  # noqa: E402  (copied beside this file)
-import runtime  # noqa: E402  type: ignore[import-not-found]
 
 ROUNDS = 2
 # ONNX orders the gates i, o, f, c in W, R and the biases.

@@ -9,7 +9,6 @@ after WARMUP, and of the CUDA graph launch inside them (a graph of many nodes co
 Rounds alternate the builds, so a drift of the machine shows as a difference between rounds, not builds.
 """
 import json
-import os
 import statistics
 import sys
 import time
@@ -20,7 +19,6 @@ try:
     from trtkit import runtime
     from trtkit import runtime_cuda as cuda
 except ImportError:  # the runtime's two files copied beside this one
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import runtime  # type: ignore[no-redef]
     import runtime_cuda as cuda  # type: ignore[no-redef]
 

@@ -24,7 +24,6 @@ import tensorrt as trt
 try:
     from trtkit import runtime
 except ImportError:  # copied beside this file
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import runtime  # type: ignore[no-redef]
 
 CALLS = 500

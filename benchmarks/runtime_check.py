@@ -35,7 +35,6 @@ import numpy as np
 try:
     from trtkit import runtime
 except ImportError:  # the two runtime files copied beside this one
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import runtime  # type: ignore[no-redef]
 
 TIME_BUDGET_S = 10.0  # of timed calls per batch and setting

@@ -22,14 +22,12 @@ import time
 from pathlib import Path
 
 import docker
+from fresh_base import make_fresh_base, remove_fresh_base
+
+from trtkit.modelfile import ModelRef
+from trtkit.plan import BuildPlan
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from fresh_base import make_fresh_base, remove_fresh_base  # noqa: E402
-
-from trtkit.modelfile import ModelRef  # noqa: E402
-from trtkit.plan import BuildPlan  # noqa: E402
-
 STANDIN = "trtkit/standin:19.07-py3"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 

@@ -26,6 +26,7 @@ rm -rf "$CTX"; mkdir -p "$CTX"
 cp "$HERE/trtkit/Dockerfile" "$HERE/trtkit/entrypoint.sh" "$HERE/trtkit/requirements.lock" "$CTX/"
 context_copy "$CACHE/trtkit-wheels" "$CTX/wheels"
 log "trtkit wheel"
+rm -rf "$HERE/../build"   # setuptools would ship what an earlier build left there, deleted files too
 python3 -m pip wheel -q --no-deps -w "$CTX/wheels" "$HERE/.."
 wheel=$(basename "$CTX"/wheels/trtkit-*.whl)
 version=${wheel#trtkit-}; version=${version%%-*}

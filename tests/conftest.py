@@ -19,19 +19,6 @@ MODELS = ["origin_lstm.h5", "cnn_bn.h5", "two_io.h5", "keras3_mlp.keras", "origi
           "fp16_overflow.h5"]
 
 
-def pytest_configure(config):
-    """The tests run the installed wheel (`import trtkit`): refuse to test a copy older than the tree."""
-    import trtkit
-    installed = Path(trtkit.__file__).parent
-    pairs = [(REPO / "toolkit", installed), (REPO / "scripts", installed / "_resources" / "scripts")]
-    stale = [str(path.relative_to(REPO)) for tree, copy in pairs for path in sorted(tree.rglob("*.py"))
-             if not (copy / path.relative_to(tree)).is_file()
-             or (copy / path.relative_to(tree)).read_bytes() != path.read_bytes()]
-    if stale:
-        pytest.exit(f"the installed trtkit differs from the tree ({', '.join(stale[:3])}): "
-                    "run `make .venv/bin/trtkit` (make test does it)", returncode=4)
-
-
 @pytest.fixture(scope="session")
 def docker_client():
     """The local Docker engine; a test that needs it is skipped, not failed, where none answers."""

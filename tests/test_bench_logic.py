@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-
-from trtkit_steps import bench  # noqa: E402
-from trtkit_steps.chart import draw_latency_chart  # noqa: E402
-from trtkit_steps.common import StepError, first_line  # noqa: E402
+from trtkit_steps import bench
+from trtkit_steps.chart import draw_latency_chart
+from trtkit_steps.common import StepError, first_line
 
 ORIGIN_INPUTS = [{"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}]
 

@@ -7,16 +7,13 @@ import enum
 import json
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-
-from trtkit_steps import contract, engine  # noqa: E402,F401  (the step imports every piece)
-from trtkit_steps.common import StepError, Unsupported, save_arrays  # noqa: E402
-from trtkit_steps.trt import calibration, profiles, settings, trtexec  # noqa: E402
+from trtkit_steps import contract, engine  # noqa: F401  (the step imports every piece)
+from trtkit_steps.common import StepError, Unsupported, save_arrays
+from trtkit_steps.trt import calibration, profiles, settings, trtexec
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
 

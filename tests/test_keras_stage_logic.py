@@ -1,15 +1,11 @@
 """Pure logic of the keras stage: how a Keras model's inputs and outputs are named and ordered (no TensorFlow)."""
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-
-from trtkit_steps import keras_stage  # noqa: E402
-from trtkit_steps.common import StepError  # noqa: E402
+from trtkit_steps import keras_stage
+from trtkit_steps.common import StepError
 
 
 class _Tensor:

@@ -1,18 +1,13 @@
 """benchmarks/lstm_forms.py and kernel_census.py: the hoisted Scan forms of an LSTM compute what the LSTM node
 computes (ONNX Runtime), and the census counts the last call's kernels."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import kernel_census  # noqa: E402
+import kernel_census  # noqa: E402  (benchmarks/, on pytest's pythonpath)
 import lstm_forms  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 STEPS, EMBED, HIDDEN, BATCH = 4, 6, 5, 3
 

@@ -4,15 +4,13 @@ The config walk runs here on hand-written configs (the host has neither h5py nor
 real models are built and scanned inside the stand-in image by tests/trust_models.py.
 """
 import json
-import sys
 import zipfile
 
 import pytest
-from conftest import REPO, run_in_standin
+from conftest import run_in_standin
 
-sys.path.insert(0, str(REPO / "scripts"))
-from trtkit_steps import model_trust  # noqa: E402
-from trtkit_steps.model_trust import reasons_in_config, untrusted_reasons  # noqa: E402
+from trtkit_steps import model_trust
+from trtkit_steps.model_trust import reasons_in_config, untrusted_reasons
 
 LAMBDA = "is a Lambda (its Python code runs when the model loads)"
 EMBEDS = "embeds Python bytecode (it runs when the model loads)"

@@ -1,10 +1,5 @@
 """Pure logic of the onnx_import step (an ONNX file as MODEL)."""
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 helper = pytest.importorskip("onnx.helper")
 

@@ -1,8 +1,5 @@
 """scripts/trtkit_steps/onnx_lstm.py: unrolled LSTMs compute what ONNX Runtime's LSTM computes, and LSTMs
 that cannot be unrolled as the same model are kept, with the reason."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -10,7 +7,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from trtkit_steps.onnx_lstm import MAX_STEPS, unroll_lstms  # noqa: E402
 
 EMBED, HIDDEN = 5, 4

@@ -1,20 +1,14 @@
 """onnx_precision's FP16 rewrite on the host: which nodes stay FP32, and which Keras layers they are."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-
-from conftest import STANDIN_ARGS  # noqa: E402
-
-from trtkit_steps import contract, onnx_precision  # noqa: E402
-from trtkit_steps.common import save_arrays  # noqa: E402
+from conftest import STANDIN_ARGS
+from trtkit_steps import contract, onnx_precision
+from trtkit_steps.common import save_arrays
 
 
 def _overflowing_model() -> onnx.ModelProto:

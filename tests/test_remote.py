@@ -7,8 +7,8 @@ import pytest
 from conftest import STANDIN_ARGS
 from daemon_proxy import DaemonProxy
 
-from trtkit.contract import contract
 from trtkit.docker_runner import Box, Limits
+from trtkit_steps import contract
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 

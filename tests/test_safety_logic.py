@@ -13,7 +13,6 @@ import requests
 
 from trtkit import report, session, triton
 from trtkit.console import plain
-from trtkit.contract import contract
 from trtkit.docker_runner import Archive, DockerRunner, Limits
 from trtkit.errors import InvalidModel, OutOfMemory, OutputNotWritable, StepFailed, StepTimedOut, VerificationFailed
 from trtkit.events import (
@@ -30,6 +29,7 @@ from trtkit.plan import BuildPlan
 from trtkit.session import exit_error
 from trtkit.staging import foreign_entries, refuse_protected, replace_folder
 from trtkit.transfer import Inputs, artifact_rule, plain_files, receive
+from trtkit_steps import contract
 
 ALLOWED = contract.allowed_artifacts("tftrt", bench=False)
 

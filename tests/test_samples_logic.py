@@ -1,14 +1,10 @@
 """--sample-data as the in-container step reads it: every way it can be wrong is one line naming the input."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-
-from trtkit_steps.common import StepError, Unsupported, save_arrays  # noqa: E402
-from trtkit_steps.samples import sample_inputs  # noqa: E402
+from trtkit_steps.common import StepError, Unsupported, save_arrays
+from trtkit_steps.samples import sample_inputs
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
 TWO_INPUTS = [{"name": "a", "shape": [None, 3], "dtype": "float32"}, {"name": "b", "shape": [None], "dtype": "int32"}]

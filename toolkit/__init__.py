@@ -12,8 +12,8 @@ Architecture, host side (no TensorFlow, CUDA or TensorRT needed here):
     staging.py            --out: what may be replaced, the lock, atomic publication
     events.py             the container's output -> build record + live display (as text)
     manifest.py, report.py  trtkit.json, report.md / report.html
-    contract.py           loads scripts/trtkit_steps/contract.py: the host-container contract
 
-Container side: scripts/pipeline.py runs scripts/trtkit_steps/* in the container.
+Container side: scripts/pipeline.py runs scripts/trtkit_steps/* in the container. The host imports their
+contract, scripts/trtkit_steps/contract.py, as `trtkit_steps.contract` (installed beside trtkit).
 """
 __version__ = "0.1.0"

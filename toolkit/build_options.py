@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import options
-from .contract import contract
+from trtkit_steps import contract
 
 
 def param_name(option: Any) -> str:

@@ -27,8 +27,9 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
+from trtkit_steps import contract
+
 from .console import live_progress, show, warn
-from .contract import contract
 from .errors import (
     DockerUnavailable,
     GpuUnavailable,

@@ -3,7 +3,7 @@
 Each carries the exit code the CLI returns, so scripts and CI can tell
 failures apart; the CLI prints the message as one line, without a traceback.
 """
-from .contract import contract
+from trtkit_steps import contract
 
 
 class TrtkitError(Exception):

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
+from trtkit_steps import contract
+
 from .console import VERBOSE, plain, show
-from .contract import contract
 from .errors import StepFailed
 
 MAX_SHOWN = 4000    # characters of one log line on the terminal (events may be longer)

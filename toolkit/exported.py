@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, cast
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .errors import InvalidModel
 from .events import Names
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .errors import InvalidModel, ModelNotFound
 from .exported import MANIFEST_NAME
 

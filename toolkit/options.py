@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .plan import DEFAULT_IMAGE, DEFAULT_TIMEOUT_S, GpuRequest
 
 MAX_ELEMENTS = 2**40            # per input tensor: far above any real batch, far below int64 overflow

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .modelfile import ModelRef
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tensorrt"

@@ -13,8 +13,9 @@ from typing import NamedTuple
 from rich.table import Table
 from rich.text import Text
 
+from trtkit_steps import contract
+
 from .console import out, plain
-from .contract import contract
 from .events import BenchResult, Names
 from .manifest import Manifest
 

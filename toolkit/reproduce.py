@@ -10,9 +10,10 @@ import json
 import shlex
 from pathlib import Path
 
+from trtkit_steps import contract
+
 from . import __version__, build_options
 from .console import plain
-from .contract import contract
 from .docker_runner import CONTAINER_USER, Limits
 from .modelfile import safe_name, sha256_of
 from .options import image_arguments, pinned_by_digest, size_text

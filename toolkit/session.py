@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from trtkit_steps import contract
+
 from . import build_cache, engine_check, lock, report, reproduce, triton
 from . import manifest as manifest_module
 from .console import show, warn
-from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
 from .errors import (
     STEP_EXIT_CODES,

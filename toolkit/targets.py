@@ -4,7 +4,8 @@ The probe (scripts/trtkit_steps/probe.py) decides at build time; tags.py says wh
 """
 from typing import NamedTuple
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .errors import GpuUnavailable, TargetUnsupported
 from .plan import BuildPlan, GpuRequest
 

@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtkit_steps import contract
+
 from . import __version__
 from .console import show
-from .contract import contract
 from .docker_runner import LABEL, DockerRunner, Limits
 from .errors import ToolchainBuildFailed
 from .files import write_atomically

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from .contract import contract
+from trtkit_steps import contract
+
 from .errors import InvalidModel, OutputNotWritable, StepFailed
 from .resources import polygraphy_dir, runtime_files, scripts_dir
 

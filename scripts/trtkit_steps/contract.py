@@ -1,7 +1,7 @@
 """The contract between the host (toolkit/) and the in-container steps, written once.
 
-The host loads this same file (toolkit/contract.py), so a change here changes
-both sides. Standard library only, Python 3.6-safe: it runs in every image.
+The host imports this same module (`from trtkit_steps import contract`), so a
+change here changes both sides. Standard library only, Python 3.6-safe: it runs in every image.
 
 Nothing of the host is mounted into a build container. The host fills one
 Docker volume at ROOT with put_archive (scripts, the model, the user's data,
@@ -328,7 +328,7 @@ def steps(plan):
 
 
 # --- bench settings: defaults and bounds for both sides ----------------------------
-BENCH_DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}
+BENCH_DEFAULTS = {"batches": [1, 64, 1024], "iterations": 50, "warmup": 5}  # type: dict  # values of two types
 BENCH_BOUNDS = {"batch": (1, 2**31 - 1), "iterations": (1, 100000), "warmup": (0, 10000)}
 
 

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from trtkit_steps import contract
+
 from .. import build_options, matrix, options, project, report, session
 from ..console import print_json, user_errors
-from ..contract import contract
 from ..lock import LOCK_NAME
 from ..modelfile import resolve_model, safe_name
 from ..plan import BuildPlan
