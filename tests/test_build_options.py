@@ -7,9 +7,9 @@ from typer.main import get_command
 
 from trtkit import build_options
 from trtkit.cli import app
-from trtkit.contract import contract
 from trtkit.modelfile import ModelRef
 from trtkit.plan import BuildPlan
+from trtkit_steps import contract
 
 
 def _parsed(args: list[str]) -> dict:

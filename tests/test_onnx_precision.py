@@ -5,8 +5,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 from conftest import STANDIN_ARGS
+from onnx import TensorProto, helper, numpy_helper
+
 from trtkit_steps import contract, onnx_precision
 from trtkit_steps.common import save_arrays
 

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import options
 from trtkit_steps import contract
+
+from . import options
 
 
 def param_name(option: Any) -> str:
