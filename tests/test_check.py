@@ -5,6 +5,7 @@ import shutil
 import pytest
 from conftest import STANDIN_ARGS
 
+from trtkit import session
 from trtkit.engine_check import EngineRecord, verdict, version_mismatch
 from trtkit.errors import TargetUnsupported
 
@@ -56,3 +57,18 @@ def test_only_engine_outputs_are_checked(trtkit, engine_output, tmp_path):
     (copy / "model.plan").symlink_to("/etc/passwd")
     result = trtkit("check", copy, *STANDIN_ARGS)
     assert result.returncode == 11 and "is not a regular file" in result.stderr
+
+
+def test_check_shows_container_strings_as_text(monkeypatch, tmp_path, capsys):
+    from trtkit.commands.check import check
+    from trtkit.engine_check import EngineRecord, verdict
+    evil = "[link=https://e.x]H100[/link]\x1b]0;owned\x07\x1b[2J"
+    built, here = EngineRecord("8.6.1", "H100", "9.0"), EngineRecord("8.6.1", evil, "[bold]9.0")
+    (tmp_path / "trtkit.json").write_text(json.dumps({"names": {}, "model": {"path": "/m.h5"},
+                                                      "image": {"reference": "i:t"}}))
+    monkeypatch.setattr(session, "check", lambda plan, out, manifest: session.CheckOutcome(
+        built, here, verdict(built, here, None)))
+    check(tmp_path, gpus="none", timeout=30)
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "owned" not in shown
+    assert shown.count("[link=https://e.x]H100[/link]") == 2 and "[bold]9.0" in shown    # the cell and the verdict

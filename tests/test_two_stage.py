@@ -28,7 +28,7 @@ def test_every_output_carries_its_reference(exported):
 
 def test_an_earlier_output_builds_only_an_engine(trtkit, exported, tmp_path):
     """The default target of an earlier output is its engine, so the stand-in (no TensorRT) says what it needs,
-    and never to fall back to --target onnx (test_logic covers the GPU check)."""
+    and never to fall back to --target onnx (test_targets.py covers the GPU check)."""
     out = tmp_path / "second"
     result = trtkit("build", exported, *STANDIN_ARGS, "--out", out)
     assert result.returncode == 19, result.stderr[-1500:]

@@ -1,0 +1,11 @@
+"""scripts/trtkit_steps/common.py: the verification gate."""
+import pytest
+
+
+def test_a_nan_output_fails_verification_in_any_position(tmp_path):
+    """max() passes over a NaN that is not first: an output that is NaN must fail the gate wherever it comes."""
+    from trtkit_steps.common import VerificationFailed, gate
+    errors = {"a": {"max_abs_err": 0.0, "max_rel_err": 0.0}, "b": {"max_abs_err": float("nan"), "max_rel_err": 0.0}}
+    with pytest.raises(VerificationFailed, match="differs from Keras by nan"):
+        gate("model.onnx", errors, 1e-5)
+    assert gate("model.onnx", {"a": {"max_abs_err": 0.0}, "b": {"max_abs_err": 2e-6}}, 1e-5)["max_abs_err"] == 2e-6

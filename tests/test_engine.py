@@ -1,0 +1,104 @@
+"""scripts/trtkit_steps/engine.py: the reference run through the profiles, and the verification."""
+import numpy as np
+import pytest
+from engine_inputs import LSTM_INPUT, _job
+
+from trtkit_steps import contract, engine  # noqa: F401  (the step imports every piece)
+from trtkit_steps.common import StepError, Unsupported, save_arrays
+from trtkit_steps.trt import settings, trtexec
+
+
+class _RowEngine:
+    """A stand-in for an engine of the given profiles (pure logic): each output row is the input row doubled (with
+    a batch-wide sum beside if asked); it refuses batches its profile does not take, as TensorRT does."""
+
+    def __init__(self, low, high, total=False):
+        self.low, self.high, self.total, self.batches = low, high, total, []
+
+    def run(self, engine_path, batches, scratch, profile=0):
+        self.batches += [len(batch["x"]) for batch in batches]
+        assert all(self.low <= len(batch["x"]) <= self.high for batch in batches)
+        return [dict({"y": batch["x"] * 2}, **({"total": np.float32(batch["x"].sum())} if self.total else {}))
+                for batch in batches]
+
+
+def _reference_through(low, high, rows=8, total=False):
+    inputs = {"x": np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)}
+    fake = _RowEngine(low, high, total)
+    profile = {"x": {"min": [low, 3], "opt": [low, 3], "max": [high, 3]}}
+    return inputs, fake, engine.run_reference(fake, "model.plan", inputs, profile, "scratch")
+
+
+def test_the_reference_runs_as_it_is_where_the_profile_takes_it():
+    inputs, fake, outputs = _reference_through(1, 100000, total=True)
+    assert fake.batches == [8]
+    np.testing.assert_array_equal(outputs["y"], inputs["x"] * 2)
+    assert outputs["total"] == inputs["x"].sum()   # an output without the batch first stays as the engine gave it
+
+
+@pytest.mark.parametrize("low, high, batches", [
+    (1, 1, [1] * 8),       # --shapes x:1/1/1
+    (3, 3, [3, 3, 3]),     # rows 6 and 7 run beside rows 0 again
+    (64, 64, [64]),        # the reference's rows repeated up to the smallest batch
+    (2, 5, [5, 5]),
+])
+def test_the_reference_runs_in_batches_the_profile_takes(low, high, batches):
+    inputs, fake, outputs = _reference_through(low, high)
+    assert fake.batches == batches
+    np.testing.assert_array_equal(outputs["y"], inputs["x"] * 2)
+
+
+def test_an_output_without_the_batch_first_cannot_be_verified_in_pieces():
+    with pytest.raises(StepError, match="total .* does not have the batch first"):
+        engine.run_reference(_RowEngine(1, 1, total=True), "model.plan", {"x": np.ones((8, 3), np.float32)},
+                             {"x": {"min": [1, 3], "opt": [1, 3], "max": [1, 3]}}, "scratch")
+
+
+@pytest.mark.parametrize("off", [0.5, float("nan")])
+def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
+    """Each profile runs the reference on its own (profile 1: batch 1 at a time); one profile off fails the build,
+    with that profile's outputs as the evidence. A NaN profile is the worst (max() passed over it)."""
+    from trtkit_steps import contract
+    from trtkit_steps.common import VerificationFailed, compare, load_arrays
+
+    class Engine(_RowEngine):
+        def run(self, engine_path, batches, scratch, profile=0):
+            outputs = super().run(engine_path, batches, scratch)
+            return [{"y": out["y"] + (np.float32(off) if profile == 1 else 0.0)} for out in outputs]
+
+        def compare(self, expected, actual, atol):
+            return compare(expected, actual), None
+
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
+    job_settings = settings.BuildSettings(dict(contract.option_defaults(), exact_batches=[1, 64]),
+                                          {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
+    fake = Engine(1, 100)
+    with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off):
+        engine._verify(fake, str(tmp_path), "model.plan", {"atol": 0.1}, job_settings)
+    assert fake.batches == [8] + [1] * 8 + [64]
+    np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + off)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_11_builds_the_verified_rewrite_with_no_precision_flags(precision, tmp_path):
+    """TensorRT 11 without a TensorRT 11: the recipe is the rewrite, trtexec gets no precision flag, and the ONNX
+    it builds is the reduced-precision model the onnx_precision step verified (contract.REDUCED_ONNX)."""
+    recipe, why = settings.choose_recipe("11.5.0", precision, "auto")
+    assert recipe == "rewrite" and "strongly typed" in why
+    with pytest.raises(Unsupported, match="no FP16/INT8 builder flags"):
+        settings.choose_recipe("11.5.0", precision, "flags")
+    plan = dict(contract.option_defaults(), precision=precision, cache_dir=str(tmp_path / "cache"))
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    with pytest.raises(Unsupported, match=contract.REDUCED_ONNX[precision]):
+        engine._build_job(plan, str(tmp_path), {"inputs": [LSTM_INPUT]}, _job(precision, recipe=recipe).settings,
+                          "11.5.0", "H100", ("9", "0"))
+    (tmp_path / contract.ARTIFACTS / contract.REDUCED_ONNX[precision]).write_bytes(b"onnx")
+    job, _ = engine._build_job(plan, str(tmp_path), {"inputs": [LSTM_INPUT]},
+                               _job(precision, recipe=recipe).settings, "11.5.0", "H100", ("9", "0"))
+    assert job.onnx.endswith(contract.REDUCED_ONNX[precision]) and job.calibration is None, "Q/DQ needs no calibrator"
+    args = trtexec.trtexec_build_args("trtexec", (11, 5, 0), job, "e")
+    assert "--onnx=" + job.onnx in args
+    assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8", "--stronglyTyped") or a.startswith("--calib")]

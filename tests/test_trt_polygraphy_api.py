@@ -1,0 +1,129 @@
+"""scripts/trtkit_steps/trt/polygraphy_api.py: what runs without TensorRT (its comparator, the calibration
+batches, the network's io types)."""
+import numpy as np
+import pytest
+from engine_inputs import _job
+
+from trtkit_steps.common import Unsupported
+from trtkit_steps.trt import calibration, trtexec
+
+
+def test_polygraphy_comparison_gates_on_the_largest_absolute_error():
+    from trtkit_steps.trt import polygraphy_api
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)  # no TensorRT needed to compare
+    backend.api, backend.comparator = polygraphy_api.import_polygraphy()
+    expected = {"y": np.array([[0.5], [0.25]], np.float32)}
+    close = {"y": expected["y"] + np.float32(1e-5)}
+    errors, passed = backend.compare(expected, close, 1e-4)
+    assert passed and errors["y"]["max_abs_err"] == pytest.approx(1e-5, rel=1e-2)
+    errors, passed = backend.compare(expected, {"y": expected["y"] + np.float32(1e-3)}, 1e-4)
+    assert not passed and errors["y"]["max_abs_err"] == pytest.approx(1e-3, rel=1e-2)
+    assert errors["y"]["max_rel_err"] == pytest.approx(4e-3, rel=1e-2)
+    assert backend.compare(expected, {"y": expected["y"] + 1}, None)[1] is None  # INT8: reported, no verdict
+
+
+@pytest.mark.parametrize("polygraphy", [False, True])
+def test_the_same_infinity_is_no_error_and_nan_is(polygraphy):
+    """A Keras output of -inf matched exactly gave a NaN error (inf - inf) and failed a right artifact."""
+    from trtkit_steps.common import compare
+    from trtkit_steps.trt import polygraphy_api
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.api, backend.comparator = polygraphy_api.import_polygraphy()
+    check = (lambda e, a: backend.compare(e, a, 1e-4)) if polygraphy else (lambda e, a: (compare(e, a), None))
+    expected = {"y": np.array([-np.inf, np.inf, 0.5], np.float32)}
+    errors, passed = check(expected, {"y": expected["y"].copy()})
+    assert errors["y"]["max_abs_err"] == 0.0 and passed in (True, None)
+    errors, passed = check(expected, {"y": np.array([np.inf, np.inf, 0.5], np.float32)})
+    assert not errors["y"]["max_abs_err"] <= 1e-4 and passed in (False, None)
+    errors, passed = check(expected, {"y": np.array([-np.inf, np.nan, 0.5], np.float32)})
+    assert not errors["y"]["max_abs_err"] <= 1e-4 and passed in (False, None)
+
+
+def test_polygraphy_calibration_feeds_whole_batches_only():
+    from trtkit_steps.trt import polygraphy_api
+    rows = np.arange(150 * 2, dtype=np.float32).reshape(150, 2)
+    cal = calibration.Calibration.__new__(calibration.Calibration)
+    cal.arrays, cal.rows = {"x": rows}, 150
+    batches = polygraphy_api._calibration_batches(cal)
+    assert [b["x"].shape for b in batches] == [(64, 2), (64, 2)]   # the last 22 rows make no whole batch
+    assert batches[1]["x"][0, 0] == rows[64, 0]
+
+
+class _Tensor:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class _Network:
+    def __init__(self, inputs, outputs):
+        self.inputs, self.outputs = [_Tensor(d) for d in inputs], [_Tensor(d) for d in outputs]
+        self.num_inputs, self.num_outputs = len(inputs), len(outputs)
+
+    def get_input(self, index):
+        return self.inputs[index]
+
+    def get_output(self, index):
+        return self.outputs[index]
+
+
+@pytest.mark.parametrize("io_precision, expected", [("fp32", ["float32", "int32", "float32"]),
+                                                     ("fp16", ["float16", "int32", "float16"])])
+def test_float16_io_changes_the_float32_inputs_and_outputs_only(io_precision, expected):
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+    network = _Network(["float32", "int32"], ["float32"])
+    polygraphy_api._set_io_precision(SimpleNamespace(float32="float32", float16="float16"), network, io_precision)
+    assert [t.dtype for t in network.inputs + network.outputs] == expected
+
+
+def test_verification_feeds_the_engine_its_input_types_and_reads_float16_as_float32():
+    """Polygraphy's own input check refuses float32 for a float16 input: run() casts first, as trtkit.runtime
+    does, and hands float32 outputs to the comparison against Keras."""
+    from polygraphy.backend.base import util as base_util
+    from polygraphy.common import TensorMetadata
+    from polygraphy.datatype import DataType
+
+    from trtkit_steps.trt import polygraphy_api
+
+    class Runner:
+        def __init__(self, engine, optimization_profile):
+            self.meta = TensorMetadata().add("x", DataType.FLOAT16, (None, 2)).add("ids", DataType.INT32, (None,))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def get_input_metadata(self, use_numpy_dtypes):
+            assert use_numpy_dtypes is False
+            return self.meta
+
+        def infer(self, feed):
+            base_util.check_inputs(feed, self.meta)
+            return {"y": (feed["x"] * 2).astype(np.float16), "n": feed["ids"] + 1}
+
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.api = type("Api", (), {"TrtRunner": Runner})
+    backend.load = lambda path: path
+    x = np.array([[0.1, 0.2], [0.3, 1 / 3]], np.float32)
+    [out] = backend.run("model.plan", [{"x": x, "ids": np.array([1, 2], np.int64)}], "scratch")
+    assert out["y"].dtype == np.float32 and out["n"].dtype == np.int32
+    np.testing.assert_array_equal(out["y"], (x.astype(np.float16) * 2).astype(np.float32))
+    assert np.abs(out["y"] - x * 2).max() > 0   # the float16 rounding is what verification sees, as users do
+
+
+def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_path):
+    """TensorRT 8.6 has no ERROR_ON_TIMING_CACHE_MISS (seen on the GPU machine): a clear exit 19, no build."""
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+    trt_86 = SimpleNamespace(__version__="8.6.0", BuilderFlag=SimpleNamespace(FP16=1, INT8=2, TF32=7))
+    with pytest.raises(Unsupported, match="TensorRT 8.6.0 cannot"):
+        polygraphy_api.PolygraphyApi(trt_86).build(_job(strict=True))
+    old_trtexec = tmp_path / "trtexec"
+    old_trtexec.write_text("#!/bin/sh\necho '&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --help'\n")
+    old_trtexec.chmod(0o755)
+    with pytest.raises(Unsupported, match="cannot"):
+        trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))
