@@ -2,12 +2,12 @@
 
     python3 benchmarks/layer_profile.py OUT BATCH,BATCH,...
 
-Needs a GPU, TensorRT 8.6+ and numpy; toolkit/runtime_cuda.py may sit beside this file (as copied into a
-TensorRT container). For each batch it prints one JSON line: the engine's GPU time of one run (CUDA events,
-no profiler: what a graph replay would not shorten), the number of layers TensorRT runs, and the median time
-of each over RUNS profiled runs (the profiler synchronizes after every layer, so the sum is larger than the
-plain run; the shares are what to read). The first line lists the layers as TensorRT's engine inspector sees
-them (names only unless the engine was built with detailed profiling verbosity).
+Needs a GPU, TensorRT 8.6+ and numpy; the folder toolkit/runtime may sit beside this file as trtkit_runtime (as
+copied into a TensorRT container). For each batch it prints one JSON line: the engine's GPU time of one run
+(CUDA events, no profiler: what a graph replay would not shorten), the number of layers TensorRT runs, and the
+median time of each over RUNS profiled runs (the profiler synchronizes after every layer, so the sum is larger
+than the plain run; the shares are what to read). The first line lists the layers as TensorRT's engine inspector
+sees them (names only unless the engine was built with detailed profiling verbosity).
 
 Evidence for work on the engine itself (issue 9: at batch 1 and 64 the engine, not the runtime, is the limit).
 """
@@ -21,9 +21,9 @@ import numpy as np
 import tensorrt as trt
 
 try:
-    from trtkit import runtime_cuda as cuda
+    from trtkit.runtime import cuda
 except ImportError:  # copied beside this file
-    import runtime_cuda as cuda  # type: ignore[no-redef]
+    from trtkit_runtime import cuda  # type: ignore[no-redef]
 
 RUNS = 50
 

@@ -3,8 +3,8 @@
     python3 benchmarks/lstm_study.py FORMS EXPORT BATCH,BATCH,...     build and time every form
     python3 benchmarks/lstm_study.py --eager PLAN BATCH               three eager calls of one plan (for ncu)
 
-Needs a GPU, TensorRT 8.6 and numpy; toolkit/runtime.py, runtime_cuda.py and benchmarks/preview_study.py sit
-beside this file (as benchmarks/gpu_proof/run.sh lstm-study copies them). FORMS is what benchmarks/lstm_forms.py
+Needs a GPU, TensorRT 8.6 and numpy; the folder toolkit/runtime (as trtkit_runtime) and benchmarks/preview_study.py
+sit beside this file (as benchmarks/gpu_proof/run.sh lstm-study copies them). FORMS is what benchmarks/lstm_forms.py
 wrote: each FORM.onnx, and lstm-weights.npz, from which this script also builds the LSTM with TensorRT's own
 RNNv2 layer (the network API; deprecated in 8.6). EXPORT is the trtkit output folder with the Keras reference.
 
@@ -21,6 +21,7 @@ import numpy as np
 import preview_study  # copied beside this file, as runtime.py is
 import runtime  # type: ignore[import-not-found]
 import tensorrt as trt
+import trtkit_runtime as runtime  # noqa: E402  type: ignore[import-not-found]
 
 ROUNDS = 2
 # ONNX orders the gates i, o, f, c in W, R and the biases.

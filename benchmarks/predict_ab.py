@@ -2,7 +2,8 @@
 
     python3 benchmarks/predict_ab.py BATCH,BATCH,... OUT OUT ...
 
-Needs a GPU, TensorRT 8.6+ and numpy; toolkit/runtime.py and toolkit/runtime_cuda.py may sit beside this file.
+Needs a GPU, TensorRT 8.6+ and numpy; the folder toolkit/runtime may sit beside this file
+as trtkit_runtime.
 Zeros of each input's shape (batch first, the other dimensions of the profile's OPT shape) go in. For each of
 ROUNDS rounds, each build and each batch, one JSON line: the median wall microseconds of CALLS predict() calls
 after WARMUP, and of the CUDA graph launch inside them (a graph of many nodes costs the host more to launch).
@@ -17,10 +18,10 @@ import numpy as np
 
 try:
     from trtkit import runtime
-    from trtkit import runtime_cuda as cuda
-except ImportError:  # the runtime's two files copied beside this one
-    import runtime  # type: ignore[no-redef]
-    import runtime_cuda as cuda  # type: ignore[no-redef]
+    from trtkit.runtime import cuda
+except ImportError:  # the runtime's folder copied beside this one as trtkit_runtime
+    import trtkit_runtime as runtime  # type: ignore[no-redef]
+    from trtkit_runtime import cuda  # type: ignore[no-redef]
 
 ROUNDS, WARMUP, CALLS = 3, 50, 1000
 launches = []

@@ -3,7 +3,7 @@ compiler) decide the LSTM's GPU time? One-batch engines of a trtkit export, buil
 
     python3 benchmarks/preview_study.py OUT BATCH,BATCH,...
 
-Needs a GPU, TensorRT 8.6 and numpy; toolkit/runtime.py and runtime_cuda.py may sit beside this file (as
+Needs a GPU, TensorRT 8.6 and numpy; the folder toolkit/runtime may sit beside this file as trtkit_runtime (as
 copied into a TensorRT container). OUT is a trtkit output folder with model.onnx and its reference. For each
 batch and setting it builds an engine at FP16 with float16 I/O and a profile of exactly that batch (cuBLAS,
 cuBLASLt and cuDNN tactics off, as the GPU kit requires), and prints one JSON line: the build's seconds, the
@@ -24,7 +24,7 @@ import tensorrt as trt
 try:
     from trtkit import runtime
 except ImportError:  # copied beside this file
-    import runtime  # type: ignore[no-redef]
+    import trtkit_runtime as runtime  # type: ignore[no-redef]
 
 CALLS = 500
 LEFT_OUT = ("CUBLAS", "CUBLAS_LT", "CUDNN")

@@ -3,8 +3,8 @@
     python3 benchmarks/runtime_check.py OUT [BATCH,BATCH,...] [--sweep]   (default: 1,64,1024 and the profile's
                                                                          largest)
 
-Needs a GPU, TensorRT 8.6+ and numpy, not the trtkit package: toolkit/runtime.py and toolkit/runtime_cuda.py
-may sit beside this file instead (as copied into a TensorRT container). For each batch it feeds the build's
+Needs a GPU, TensorRT 8.6+ and numpy, not the trtkit package: the folder toolkit/runtime may sit beside this
+file instead, as trtkit_runtime (as copied into a TensorRT container). For each batch it feeds the build's
 reference inputs repeated to that many rows (rows are independent, so the expected outputs are the reference
 outputs repeated alike) and prints one JSON line: how predict() ran it (one graph run, or streamed chunks),
 the largest error against Keras, the largest difference from the first call of a graph replay, of four
@@ -34,8 +34,8 @@ import numpy as np
 
 try:
     from trtkit import runtime
-except ImportError:  # the two runtime files copied beside this one
-    import runtime  # type: ignore[no-redef]
+except ImportError:  # the runtime's folder copied beside this one as trtkit_runtime
+    import trtkit_runtime as runtime  # type: ignore[no-redef]
 
 TIME_BUDGET_S = 10.0  # of timed calls per batch and setting
 SWEEP_BUDGET_S = 3.0

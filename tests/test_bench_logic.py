@@ -225,20 +225,21 @@ def test_chart_is_drawn(tmp_path):
 
 
 def test_the_box_gets_trtkit_runtime_as_a_package_the_bench_imports(tmp_path):
-    """What Inputs.scripts() packs: trtkit.runtime's two modules as trtkit_runtime, importable without trtkit."""
+    """What Inputs.scripts() packs: the package trtkit.runtime as trtkit_runtime, importable without trtkit."""
     import subprocess
     import sys
     import tarfile
 
+    import trtkit.runtime
     from trtkit.transfer import Inputs
     inputs = Inputs(tmp_path)
     inputs.scripts()
     with tarfile.open(fileobj=inputs.finish()) as tar:
         tar.extractall(tmp_path / "root", filter="data")
     scripts = tmp_path / "root" / "scripts"
-    assert sorted(p.name for p in (scripts / "trtkit_runtime").iterdir()) == ["__init__.py", "runtime.py",
-                                                                             "runtime_cuda.py"]
-    code = "from trtkit_runtime.runtime import Engine; import polygraphy; print(Engine.__name__)"
+    shipped = sorted(p.name for p in (scripts / "trtkit_runtime").iterdir())
+    assert shipped == sorted(p.name for p in Path(trtkit.runtime.__file__).parent.glob("*.py")), shipped
+    code = "from trtkit_runtime import Engine; import polygraphy; print(Engine.__name__)"
     ran = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(scripts)!r}); {code}"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert ran.returncode == 0 and ran.stdout.strip() == "Engine", ran.stderr

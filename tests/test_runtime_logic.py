@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtkit import runtime, runtime_cuda
+from trtkit import runtime
 from trtkit.runtime import (
     Built,
     Engine,
@@ -34,10 +34,18 @@ from trtkit.runtime import (
     LanePool,
     ProfileRange,
     TensorSpec,
+    compat,
 )
+from trtkit.runtime import cuda as runtime_cuda
+from trtkit.runtime import engine as engine_module
+from trtkit.runtime.lane import _Lane
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_FILES = [REPO / "toolkit" / "runtime.py", REPO / "toolkit" / "runtime_cuda.py"]
+RUNTIME_DIR = REPO / "toolkit" / "runtime"
+RUNTIME_FILES = sorted(RUNTIME_DIR.glob("*.py"))
+# The package's modules that reach the driver: the simulation replaces it in each.
+CUDA_USERS = [m for name, m in sorted(sys.modules.items())
+              if name.startswith("trtkit.runtime.") and getattr(m, "cuda", None) is runtime_cuda]
 H100 = ("NVIDIA H100 80GB HBM3", "9.0")
 LSTM_ROW = 11 * 192   # the origin model's input: (batch, 11, 192) float32
 F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
@@ -63,14 +71,13 @@ def test_import_needs_neither_tensorrt_nor_a_driver():
     assert out.stdout.strip() == "Engine"
 
 
-def test_the_two_files_import_as_top_level_modules(tmp_path):
-    """As the lead ships them into a container, beside a script: no trtkit package around them."""
-    for path in RUNTIME_FILES:
-        shutil.copy(path, tmp_path)
-    out = subprocess.run([sys.executable, "-c", "import runtime; print(runtime.cuda.__name__)"], cwd=tmp_path,
-                         capture_output=True, text=True)
+def test_the_package_imports_under_its_box_name(tmp_path):
+    """As trtkit ships it into a container, beside a script: trtkit_runtime, no trtkit package around it."""
+    shutil.copytree(RUNTIME_DIR, tmp_path / "trtkit_runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import trtkit_runtime as r; print(r.Engine.__module__, r.cuda.__name__, r.select_profile.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "runtime_cuda"
+    assert out.stdout.split() == ["trtkit_runtime.engine", "trtkit_runtime.cuda", "trtkit_runtime.shapes"]
 
 
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.name)
@@ -83,7 +90,7 @@ def test_parses_as_python_38(path):
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported <= set(sys.stdlib_module_names) | {"numpy", "tensorrt", "runtime_cuda"}, imported
+    assert imported <= set(sys.stdlib_module_names) | {"numpy", "tensorrt"}, imported
 
 
 def test_compiles_with_a_real_python_38_when_there_is_one(tmp_path):
@@ -139,7 +146,7 @@ def test_the_rebuild_command_names_the_image_as_trtkit_build_takes_it(image):
     """The runtime ships alone, so it spells the image its own way: the same as reproduce.sh and trtkit check."""
     from trtkit import options
     args = options.image_arguments(image)
-    assert runtime._image_arguments(image) == " ".join(args)
+    assert compat._image_arguments(image) == " ".join(args)
     assert options.image_reference(args[1], args[3] if len(args) > 2 else None) == image
 
 
@@ -913,7 +920,8 @@ class FakeContext10(FakeContext):
 @pytest.fixture
 def fake_cuda(monkeypatch):
     cuda = FakeCuda()
-    monkeypatch.setattr(runtime, "cuda", cuda)
+    for module in CUDA_USERS:
+        monkeypatch.setattr(module, "cuda", cuda)
     return cuda
 
 
@@ -921,7 +929,7 @@ def fake_engine(monkeypatch, fake_cuda, tmp_path, version="8.6.1", profiles=1, r
                 fail_execute=False, **options):
     """An Engine whose TensorRT and driver are the simulation; everything else is the real runtime."""
     trt = FakeTensorRT(fake_cuda, version, profiles, refuse_capture, fail_execute)
-    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: trt)
+    monkeypatch.setattr(engine_module, "_import_tensorrt", lambda: trt)
     plan = tmp_path / "two.plan"
     plan.write_bytes(b"plan")
     return Engine(plan, _probe=probe(version), **options), trt
@@ -968,13 +976,13 @@ def test_close_from_two_threads_at_once_frees_everything_once(monkeypatch, fake_
     engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, profiles=2)
     engine.predict(list(inputs(5)))
     engine.predict(list(inputs(100)))       # the second profile's lane
-    close_lane = runtime._Lane.close
+    close_lane = _Lane.close
 
     def slow_close(lane):
         time.sleep(0.1)
         close_lane(lane)
 
-    monkeypatch.setattr(runtime._Lane, "close", slow_close)
+    monkeypatch.setattr(_Lane, "close", slow_close)
     with ThreadPoolExecutor(2) as threads:
         for done in [threads.submit(engine.close) for _ in range(2)]:
             done.result()
@@ -1279,7 +1287,7 @@ def run_check(monkeypatch, fake_cuda, tmp_path, capsys, **fake):
     finally:
         sys.path.pop(0)
     trt = FakeTensorRT(fake_cuda, **fake)
-    monkeypatch.setattr(runtime, "_import_tensorrt", lambda: trt)
+    monkeypatch.setattr(engine_module, "_import_tensorrt", lambda: trt)
     monkeypatch.setattr(runtime, "Engine", functools.partial(Engine, _probe=probe("8.6.1")))
     monkeypatch.setattr(runtime_check, "TIME_BUDGET_S", 0.0)
     monkeypatch.setattr(runtime_check, "SWEEP_BUDGET_S", 0.0)

@@ -8,11 +8,10 @@ from trtkit_steps.common import StepError
 
 def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would(monkeypatch):
     """The runner asks trtkit.runtime's select_profile (shipped into the box as trtkit_runtime)."""
-    import trtkit
-    import trtkit.runtime
+    import trtkit.runtime.shapes
     from trtkit_steps.trt import runner
-    monkeypatch.setitem(sys.modules, "trtkit_runtime", trtkit)
-    monkeypatch.setitem(sys.modules, "trtkit_runtime.runtime", trtkit.runtime)
+    monkeypatch.setitem(sys.modules, "trtkit_runtime", trtkit.runtime)
+    monkeypatch.setitem(sys.modules, "trtkit_runtime.shapes", trtkit.runtime.shapes)
     ranges = [(1, 100000), (1, 1), (64, 64)]
 
     class Engine:

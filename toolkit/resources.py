@@ -38,7 +38,6 @@ def polygraphy_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def runtime_files() -> list[Path]:
-    """trtkit.runtime's modules, which the bench runs in the container as the package trtkit_runtime."""
-    here = Path(__file__).parent
-    return [here / "runtime.py", here / "runtime_cuda.py"]
+def runtime_dir() -> Path:
+    """The package trtkit.runtime, which the engine steps and the bench import in the container as trtkit_runtime."""
+    return Path(__file__).parent / "runtime"

@@ -20,7 +20,7 @@ from typing import IO
 from trtkit_steps import contract
 
 from .errors import InvalidModel, OutputNotWritable, StepFailed
-from .resources import polygraphy_dir, runtime_files, scripts_dir
+from .resources import polygraphy_dir, runtime_dir, scripts_dir
 
 WRITABLE = 0o777     # the container's uid is not the files' owner (put_archive makes them root's)
 SPOOL_BYTES = 64 << 20
@@ -65,10 +65,7 @@ class Inputs:
         first on the container's path, before any the image has) and trtkit.runtime as trtkit_runtime."""
         self.path(contract.SCRIPTS, scripts_dir())
         self.path(f"{contract.SCRIPTS}/polygraphy", polygraphy_dir())
-        self.folder(f"{contract.SCRIPTS}/trtkit_runtime")
-        self.data(f"{contract.SCRIPTS}/trtkit_runtime/__init__.py", b"")
-        for module in runtime_files():
-            self.path(f"{contract.SCRIPTS}/trtkit_runtime/{module.name}", module)
+        self.path(f"{contract.SCRIPTS}/trtkit_runtime", runtime_dir())
 
     @_spooling
     def folder(self, path: str, mode: int = 0o555) -> None:

@@ -93,9 +93,15 @@ if [ "$PHASE" = baseline ]; then   # the same builds and benches with another tr
   exit
 fi
 
+with_runtime() {  # with_runtime SCRIPT...: a new folder holding the scripts and trtkit.runtime as trtkit_runtime
+  local rt; rt=$(mktemp -d)
+  cp -r toolkit/runtime "$rt/trtkit_runtime"; rm -rf "$rt/trtkit_runtime/__pycache__"; cp "$@" "$rt/"
+  echo "$rt"
+}
+
 runtime_check() {  # runtime_check BUILD BATCHES [--sweep]: trtkit.runtime on a build, in the image that built it
   local name=$1; shift
-  local rt; rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/runtime_check.py "$rt/"
+  local rt; rt=$(with_runtime benchmarks/runtime_check.py)
   echo "=== runtime-$name" | tee -a "$PROOF/proof.log"
   docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
     python3 /rt/runtime_check.py /out "$@" > "$PROOF/runtime-$name.jsonl" 2> "$PROOF/runtime-$name.log"
@@ -125,7 +131,7 @@ fi
 
 layer_profile() {  # layer_profile BUILD BATCHES: TensorRT's per-layer times of a build, in the image that built it
   local name=$1; shift
-  local rt; rt=$(mktemp -d); cp toolkit/runtime_cuda.py benchmarks/layer_profile.py "$rt/"
+  local rt; rt=$(with_runtime benchmarks/layer_profile.py)
   docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
     python3 /rt/layer_profile.py /out "$@" > "$PROOF/layers-$name.jsonl" 2> "$PROOF/layers-$name.log"
   echo "=== layers-$name: exit $?" | tee -a "$PROOF/proof.log"
@@ -182,7 +188,7 @@ fi
 
 if [ "$PHASE" = preview-study ]; then   # TensorRT 8.6's FASTER_DYNAMIC_SHAPES_0805 on and off (one-batch engines)
   mkdir -p "$PROOF"
-  rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/preview_study.py "$rt/"
+  rt=$(with_runtime benchmarks/preview_study.py)
   echo "=== preview-study" | tee -a "$PROOF/proof.log"
   docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$WORK/origin_lstm:/out:ro" trtkit/tensorrt:8.6-py3 \
     python3 /rt/preview_study.py /out "${2:-1,64,1024}" > "$PROOF/preview-study.jsonl" 2> "$PROOF/preview-study.log"
@@ -194,8 +200,7 @@ fi
 
 if [ "$PHASE" = lstm-study ]; then   # on the host: the kit's TensorRT and the host's ncu and PyTorch
   mkdir -p "$PROOF"
-  rt=$(mktemp -d); cp toolkit/runtime.py toolkit/runtime_cuda.py benchmarks/preview_study.py \
-    benchmarks/lstm_study.py "$rt/"
+  rt=$(with_runtime benchmarks/preview_study.py benchmarks/lstm_study.py)
   kit() { (. /tmp/trt86/env.sh && env -u PYTHONPATH "$@"); }
   echo "=== lstm-study" | tee -a "$PROOF/proof.log"
   kit python3.9 "$rt/lstm_study.py" "$WORK/lstm-forms" "$WORK/origin_lstm" "${2:-1,64}" \

@@ -254,7 +254,7 @@ def _runtime_targets(work, inputs):
     """Engine.predict, numpy in and out: from the bench's arrays, and from page-locked copies of them in the
     engine's types (which the GPU copies from where they are). trtkit checks the engine against this host
     elsewhere (check=False)."""
-    from trtkit_runtime.runtime import Engine
+    from trtkit_runtime import Engine
     engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
     emit("bench_device", device="gpu: %s" % engine.host.gpu)
     pinned = engine.pinned_copy(inputs)

@@ -1,6 +1,6 @@
 """The GPU for the engine steps: trtkit.runtime's CUDA driver binding, with its errors as step errors.
 
-The box gets trtkit.runtime's modules beside the scripts as the package trtkit_runtime (transfer.py), so the
+The box gets the package trtkit.runtime beside the scripts as trtkit_runtime (transfer.py), so the
 steps and the runtime share one binding. It needs Python 3.8, which every image with TensorRT 8 or newer has
 (Ubuntu 20.04 onwards); it is imported on first use, so that the steps still load in older images to say what
 they cannot do.
@@ -14,12 +14,12 @@ DEVICE = 0   # the box sees only the GPUs it was given; TensorRT builds for and 
 
 
 def binding():
-    """trtkit.runtime's runtime_cuda module."""
+    """trtkit.runtime's cuda module."""
     try:
-        from trtkit_runtime import runtime_cuda
+        from trtkit_runtime import cuda as driver
     except (ImportError, SyntaxError) as e:   # SyntaxError: a Python older than 3.8
         raise StepError("this image cannot reach the GPU from Python: %s" % e) from None
-    return runtime_cuda
+    return driver
 
 
 @contextmanager

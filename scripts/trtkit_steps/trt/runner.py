@@ -92,7 +92,7 @@ class EngineRunner(object):
         engine = self.engine
         if not self._named or engine.num_optimization_profiles < 2:
             return
-        from trtkit_runtime.runtime import ProfileRange, select_profile
+        from trtkit_runtime.shapes import ProfileRange, select_profile
         profiles = [{name: ProfileRange(*(tuple(dims) for dims in engine.get_tensor_profile_shape(name, profile)))
                      for name in input_shapes} for profile in range(engine.num_optimization_profiles)]
         try:

@@ -185,7 +185,7 @@ class PinnedMemory:
         ptr = _P()
         _call("cuMemHostAlloc", ctypes.byref(ptr), max(nbytes, 1), 0)
         self.ptr = ptr.value or 0
-        self.buffer = (ctypes.c_byte * max(nbytes, 1)).from_address(self.ptr)  # numpy views it (runtime.py)
+        self.buffer = (ctypes.c_byte * max(nbytes, 1)).from_address(self.ptr)  # numpy views it (staging.py)
 
     def free(self) -> None:
         if self.ptr:
