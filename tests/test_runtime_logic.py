@@ -146,7 +146,7 @@ def test_the_rebuild_command_names_the_image_as_trtkit_build_takes_it(image):
     """The runtime ships alone, so it spells the image its own way: the same as reproduce.sh and trtkit check."""
     from trtkit import options
     args = options.image_arguments(image)
-    assert compat._image_arguments(image) == " ".join(args)
+    assert compat.image_arguments(image) == " ".join(args)
     assert options.image_reference(args[1], args[3] if len(args) > 2 else None) == image
 
 

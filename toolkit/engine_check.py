@@ -5,20 +5,24 @@ model it was built for. The manifest records both; the deployment image is probe
 (no GPU needed, so a version mismatch is found anywhere), then a container with the GPU deserializes the
 engine. The answer says what to rebuild when the engine cannot load.
 """
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidModel, TargetUnsupported
 from .exported import MANIFEST_NAME, check_plain, manifest_field
-from .options import image_arguments
+from .runtime.compat import (
+    PLAN_NAME,
+    Host,
+    build_source,
+    image_arguments,
+    placement,
+    rebuild_command,
+    tensorrt_mismatch,
+    tuned_elsewhere,
+)
 
-
-@dataclass(frozen=True)
-class EngineRecord:
-    """Where an engine was built (the manifest's record) or where it would run (the check's findings)."""
-    tensorrt: str
-    gpu: str | None
-    compute_capability: str | None
+# Where an engine was built (the manifest's record) or where it would run (the check's findings): the runtime's
+# own record, judged by the runtime's own rule (trtkit.runtime.compat, which needs no numpy).
+EngineRecord = Host
 
 
 def recorded(out_dir: Path, manifest: dict) -> EngineRecord:
@@ -26,34 +30,28 @@ def recorded(out_dir: Path, manifest: dict) -> EngineRecord:
     if manifest_field(manifest, out_dir / MANIFEST_NAME, "target.chosen") != "engine" or not isinstance(engine, dict):
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} records no engine build: trtkit check takes the output "
                            "folder of `trtkit build --target engine`")
-    check_plain(out_dir / "model.plan", folder=False)
+    check_plain(out_dir / PLAN_NAME, folder=False)
     if not all(isinstance(engine.get(k), str) for k in ("tensorrt", "gpu", "compute_capability")):
         raise InvalidModel(f"{out_dir / MANIFEST_NAME} lacks the engine's TensorRT version and GPU")
     return EngineRecord(engine["tensorrt"], engine["gpu"], engine["compute_capability"])
 
 
 def rebuild_hint(out_dir: Path, manifest: dict, image: str) -> str:
-    earlier = manifest.get("earlier_build")
-    source = (earlier.get("path") if isinstance(earlier, dict) else None) or manifest["model"]["path"]
-    return f"rebuild here: trtkit build {source} --target engine {' '.join(image_arguments(image))} --gpus all"
+    return f"rebuild here: {rebuild_command(build_source(manifest), image_arguments(image))}"
 
 
 def version_mismatch(built: EngineRecord, tensorrt_here: str | None) -> str | None:
-    """Why the engine cannot load in an image, known without a GPU; None when the versions agree."""
-    if not tensorrt_here:
-        return "the image has no TensorRT"
-    if tensorrt_here != built.tensorrt:
-        return f"it was built with TensorRT {built.tensorrt} and the image has TensorRT {tensorrt_here}"
-    return None
+    """Why the engine cannot load in an image, known without a GPU; None when the releases agree."""
+    return tensorrt_mismatch(built.tensorrt, tensorrt_here, "the image")
 
 
 def verdict(built: EngineRecord, here: EngineRecord, error: str | None) -> str:
-    """One line: loads (and whether the GPU is the one it was tuned for), or why not. Raises when it cannot."""
-    if error:
-        raise TargetUnsupported(f"the engine cannot load here: {error} (built with TensorRT {built.tensorrt} on "
-                                f"{built.gpu}, sm {built.compute_capability}; here TensorRT {here.tensorrt} on "
-                                f"{here.gpu}, sm {here.compute_capability})")
-    if here.gpu != built.gpu:
-        return (f"loads here, but it was tuned on {built.gpu} (sm {built.compute_capability}), not {here.gpu}: "
-                "rebuild on this GPU for its best speed")
+    """One line: loads (and whether the GPU is the one it was tuned for), or why not. Raises when it cannot. Whether
+    this GPU takes the engine is what TensorRT said on it (`error`), not a comparison of compute capabilities."""
+    why = tensorrt_mismatch(built.tensorrt, here.tensorrt, "the image") or error
+    if why:
+        raise TargetUnsupported(f"the engine cannot load here: {why} ({placement(built, here)})")
+    tuned = tuned_elsewhere(built, here)
+    if tuned:
+        return f"loads here, but {tuned}: rebuild on this GPU for its best speed"
     return f"loads here: TensorRT {here.tensorrt} on {here.gpu} (sm {here.compute_capability}), as built"

@@ -16,8 +16,8 @@ from trtkit_steps import contract
 
 from .errors import InvalidModel
 from .events import Names
+from .runtime.compat import MANIFEST_NAME
 
-MANIFEST_NAME = "trtkit.json"
 NEEDED = ("model.onnx", contract.REFERENCE_INPUTS, contract.REFERENCE_OUTPUTS)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 __all__ = ["MANIFEST_NAME", "PLAN_NAME", "MIN_TENSORRT", "IncompatibleEngine", "Host", "Built", "Manifest", "locate",
            "read_manifest", "load_manifest", "check_plan_digest", "tensorrt_release", "require_supported_tensorrt",
-           "compatibility"]
+           "compatibility", "tensorrt_mismatch", "capability_mismatch", "tuned_elsewhere", "placement",
+           "build_source", "rebuild_command", "image_arguments"]
 
 MANIFEST_NAME = "trtkit.json"
 PLAN_NAME = "model.plan"
@@ -35,11 +36,8 @@ class Host:
 
 
 @dataclass(frozen=True)
-class Built:
+class Built(Host):
     """Where trtkit built the engine (trtkit.json), and how to build it again."""
-    tensorrt: str
-    gpu: str
-    compute_capability: str
     source: str      # what `trtkit build` took: the model, or the earlier output folder it continued
     image: str       # the image it was built in
 
@@ -82,9 +80,8 @@ def read_manifest(path: str, plan_name: str) -> Manifest | None:
     if not isinstance(engine, dict) or not all(isinstance(engine.get(k), str)
                                                for k in ("tensorrt", "gpu", "compute_capability")):
         raise IncompatibleEngine(f"{path} lacks the engine's TensorRT version and GPU")
-    source = (manifest.get("earlier_build") or {}).get("path") or (manifest.get("model") or {}).get("path", "MODEL")
     image = (manifest.get("image") or {}).get("reference", "IMAGE")
-    built = Built(engine["tensorrt"], engine["gpu"], engine["compute_capability"], source, image)
+    built = Built(engine["tensorrt"], engine["gpu"], engine["compute_capability"], build_source(manifest), image)
     return Manifest(built, manifest.get("names") or {}, artifact.get("sha256"))
 
 
@@ -125,38 +122,70 @@ def require_supported_tensorrt(version: str) -> None:
 
 
 def compatibility(built: Built, here: Host) -> str | None:
-    """Raises IncompatibleEngine when the engine cannot load here; else a warning, or None when it runs as built.
-
-    An engine loads only with the TensorRT release that built it, and holds kernels for one compute capability.
-    """
-    where = (f"built with TensorRT {built.tensorrt} on {built.gpu}, sm {built.compute_capability}; "
-             f"here TensorRT {here.tensorrt} on {here.gpu}, sm {here.compute_capability}")
-    if tensorrt_release(built.tensorrt) != tensorrt_release(here.tensorrt):
+    """Raises IncompatibleEngine when the engine cannot load here; else a warning, or None when it runs as built."""
+    where = placement(built, here)
+    mismatch = tensorrt_mismatch(built.tensorrt, here.tensorrt, "this host")
+    if mismatch:
         raise IncompatibleEngine(
-            f"the engine cannot load here: it was built with TensorRT {built.tensorrt} and this host has TensorRT "
-            f"{here.tensorrt} ({where}). Install TensorRT {built.tensorrt} here (pip install "
+            f"the engine cannot load here: {mismatch} ({where}). Install TensorRT {built.tensorrt} here (pip install "
             f"'tensorrt=={'.'.join(map(str, tensorrt_release(built.tensorrt)))}.*'), or rebuild it with an image "
             f"whose TensorRT is {here.tensorrt}: "
-            f"{_rebuild(built, f'--image REPO --tag <a tag with TensorRT {here.tensorrt}>')}")
-    if built.compute_capability != here.compute_capability:
-        raise IncompatibleEngine(
-            f"the engine cannot load here: it was built for sm {built.compute_capability} and this GPU is sm "
-            f"{here.compute_capability} ({where}). Rebuild it on this GPU: "
-            f"{_rebuild(built, _image_arguments(built.image))}")
-    if built.gpu != here.gpu:
-        return (f"the engine loads here, but it was tuned on {built.gpu} (sm {built.compute_capability}), not "
-                f"{here.gpu}: rebuild on this GPU for its best speed: "
-                f"{_rebuild(built, _image_arguments(built.image))}")
+            f"{rebuild_command(built.source, f'--image REPO --tag <a tag with TensorRT {here.tensorrt}>')}")
+    mismatch = capability_mismatch(built.compute_capability, here.compute_capability, "this GPU")
+    if mismatch:
+        raise IncompatibleEngine(f"the engine cannot load here: {mismatch} ({where}). Rebuild it on this GPU: "
+                                 f"{rebuild_command(built.source, image_arguments(built.image))}")
+    tuned = tuned_elsewhere(built, here)
+    if tuned:
+        return (f"the engine loads here, but {tuned}: rebuild on this GPU for its best speed: "
+                f"{rebuild_command(built.source, image_arguments(built.image))}")
     return None
 
 
-def _rebuild(built: Built, image_arguments: str) -> str:
-    return f"trtkit build {built.source} --target engine {image_arguments} --gpus all"
+# The rule `trtkit check` shares: what it says before deployment, the runtime says when the engine loads.
+
+def tensorrt_mismatch(built: str, here: str | None, where: str) -> str | None:
+    """Why an engine TensorRT `built` made cannot load where TensorRT `here` is (None: no TensorRT there), or None.
+    An engine loads only with the release that built it: "8.6.1", "8.6.1.6" and trtexec's "8.6.1" are one."""
+    if not here:
+        return f"{where} has no TensorRT"
+    if tensorrt_release(built) != tensorrt_release(here):
+        return f"it was built with TensorRT {built} and {where} has TensorRT {here}"
+    return None
 
 
-def _image_arguments(image: str) -> str:
-    """How trtkit build names an image: --image REPO --tag TAG, or --image REPO@sha256:... (pinned). The
-    runtime ships without the rest of trtkit, so options.image_arguments is not at hand."""
+def capability_mismatch(built: str, here: str, where: str) -> str | None:
+    """Why an engine built for compute capability `built` cannot run on `here`, or None: it holds kernels for one."""
+    return f"it was built for sm {built} and {where} is sm {here}" if built != here else None
+
+
+def tuned_elsewhere(built: Host, here: Host) -> str | None:
+    """Another GPU model of the same capability runs the engine, with kernels chosen on the one that built it."""
+    if built.gpu == here.gpu:
+        return None
+    return f"it was tuned on {built.gpu} (sm {built.compute_capability}), not {here.gpu}"
+
+
+def placement(built: Host, here: Host) -> str:
+    return (f"built with TensorRT {built.tensorrt} on {built.gpu}, sm {built.compute_capability}; "
+            f"here TensorRT {here.tensorrt} on {here.gpu}, sm {here.compute_capability}")
+
+
+def build_source(manifest: dict) -> str:
+    """What `trtkit build` took for this output: the earlier output folder it continued, else the model."""
+    for key in ("earlier_build", "model"):
+        record = manifest.get(key)
+        if isinstance(record, dict) and isinstance(record.get("path"), str):
+            return record["path"]
+    return "MODEL"
+
+
+def rebuild_command(source: str, image_arguments: str) -> str:
+    return f"trtkit build {source} --target engine {image_arguments} --gpus all"
+
+
+def image_arguments(image: str) -> str:
+    """How trtkit build names an image: --image REPO --tag TAG, or --image REPO@sha256:... (pinned)."""
     repository, colon, tag = image.rpartition(":")
     if "@" in image or not colon or "/" in tag:
         return f"--image {image}"
