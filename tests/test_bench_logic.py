@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trtkit_steps import bench
+from trtkit_steps import bench, bench_worker
 from trtkit_steps.chart import draw_latency_chart
 from trtkit_steps.common import StepError, first_line
 
@@ -112,11 +112,11 @@ def test_memory_guard_skips_inputs_above_a_sixteenth_of_free_memory():
     (0.0, (4, 50)),     # a clock too coarse to tell
 ])
 def test_time_budget(first_call_s, expected):
-    assert bench.fit_budget(first_call_s, 5, 50, 60.0) == expected
+    assert bench_worker.fit_budget(first_call_s, 5, 50, 60.0) == expected
 
 
 def test_time_budget_without_warmup():
-    assert bench.fit_budget(0.001, 0, 10, 60.0) == (0, 10)
+    assert bench_worker.fit_budget(0.001, 0, 10, 60.0) == (0, 10)
 
 
 # --- rows -------------------------------------------------------------------------

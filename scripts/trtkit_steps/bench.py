@@ -1,9 +1,8 @@
 """Benchmark the model in every framework at several batch sizes.
 
     python3 -m trtkit_steps.bench PLAN.json
-    python3 -m trtkit_steps.bench --worker FRAMEWORK PLAN.json BATCH   (one measurement, run by the above)
 
-Each framework measures each batch in its own process: TensorFlow keeps the
+Each framework measures each batch in its own process (trtkit_steps.bench_worker): TensorFlow keeps the
 memory it takes (a 100000-row predict peaks at several GB), and a worker the
 OOM killer ends costs one row, not the bench. The keras-call worker runs first
 on a batch and writes that batch's Keras reference to a temporary file the
@@ -20,7 +19,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 
 import numpy as np
 
@@ -28,19 +26,14 @@ from trtkit_steps import contract
 from trtkit_steps.chart import draw_latency_chart
 from trtkit_steps.common import (
     StepError,
-    compare,
     emit,
-    first_line,
     latency_stats,
-    load_arrays,
     log,
     read_json,
     run_main,
     run_relayed,
     save_arrays,
     step,
-    timed,
-    worst_error,
 )
 from trtkit_steps.samples import concrete_shapes, sample_inputs
 
@@ -57,7 +50,6 @@ MODES = {"tensorrt": [ON_DEVICE, END_TO_END], RUNTIME: [END_TO_END, PINNED_INPUT
 FRAMEWORK_MODULES = {REFERENCE: "tensorflow", BASELINE: "tensorflow", "onnxruntime": "onnxruntime", RUNTIME: "tensorrt",
                      "tensorrt": "tensorrt"}
 FRAMEWORK_ARTIFACTS = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", RUNTIME: "model.plan"}
-TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
 # A batch runs only when its inputs take at most 1/MEMORY_SHARE of the free memory:
 # a worker holds the inputs, the framework's copies and the activations (the
 # origin LSTM's predict on 100000 rows peaked at 12.4 GB RSS for 0.85 GB of inputs).
@@ -102,7 +94,7 @@ def temp_paths(work, batch):
             os.path.join(work, "bench_b%d_reference.npz" % batch))
 
 
-# --- memory and time guards -------------------------------------------------
+# --- memory guard -----------------------------------------------------------
 
 def input_bytes(io_inputs, shapes, batch):
     """Bytes of one batch of inputs, from io.json's specs and the plan's --shapes."""
@@ -142,17 +134,6 @@ def memory_skip_reason(needed_bytes, available_bytes):
         return None
     return ("its inputs take %.2f GB, more than 1/%d of the %.2f GB of memory available"
             % (needed_bytes / 1e9, MEMORY_SHARE, available_bytes / 1e9))
-
-
-def fit_budget(first_call_s, warmup, iterations, budget_s=TIME_BUDGET_S):
-    """(further warmup calls, timed iterations) that fit about budget_s, judged by the first call.
-
-    Timed iterations come first (at least one); the first call has already
-    warmed up, so further warmup only takes the time left.
-    """
-    fits = int(budget_s / first_call_s) if first_call_s > 0 else warmup + iterations
-    timed_calls = max(1, min(iterations, fits))
-    return max(0, min(warmup - 1, fits - timed_calls)), timed_calls
 
 
 # --- rows -------------------------------------------------------------------
@@ -201,127 +182,6 @@ def cpu_name(cpuinfo="/proc/cpuinfo"):
     return platform.processor() or platform.machine() or "unknown"
 
 
-# --- worker: one framework on one batch -------------------------------------
-
-def _outputs_by_name(model, y):
-    from trtkit_steps.keras_stage import flat_outputs
-    return dict(zip([o["name"] for o in model.outputs], flat_outputs(y)))
-
-
-def _keras_device():
-    """Where TensorFlow runs Keras: its first GPU, else this CPU."""
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU") if hasattr(tf.config, "list_physical_devices") else []
-    if not gpus:
-        return "cpu: %s" % cpu_name()
-    details = tf.config.experimental.get_device_details(gpus[0]) \
-        if hasattr(tf.config.experimental, "get_device_details") else {}
-    return "gpu: %s" % details.get("device_name", gpus[0].name)
-
-
-def _keras_targets(framework, plan, batch, inputs_path):
-    from trtkit_steps.keras_stage import load_model, reference_outputs
-    model = load_model(plan)
-    emit("bench_device", device=_keras_device())
-    inputs = load_arrays(inputs_path)
-    if framework == REFERENCE:
-        return [(END_TO_END, lambda: reference_outputs(model, inputs), None)]
-    predict = getattr(model.owner, "predict", None)
-    if predict is None:
-        raise StepError("a SavedModel has no Keras predict()")
-    xs = [inputs[s["name"]] for s in model.inputs]
-    x = xs[0] if len(xs) == 1 else xs
-    return [(END_TO_END, lambda: _outputs_by_name(model, predict(x, batch_size=batch, verbose=0)), None)]
-
-
-def _ort_targets(work, inputs):
-    from trtkit_steps.onnx_stage import ort_session, run_session
-    session = ort_session(os.path.join(work, contract.ARTIFACTS, "model.onnx"))
-    emit("bench_device", device="cpu: %s" % cpu_name())  # ort_session asks for the CPU provider
-    return [(END_TO_END, lambda: run_session(session, inputs), None)]
-
-
-def _tensorrt_targets(work, inputs):
-    from trtkit_steps.trt.runner import EngineRunner
-    runner = EngineRunner(os.path.join(work, contract.ARTIFACTS, "model.plan"))
-    emit("bench_device", device="gpu: %s" % (runner.device_name or "unnamed"))
-    runner.load_inputs(inputs)
-    return [(ON_DEVICE, runner.infer, lambda _: runner.outputs()),
-            (END_TO_END, lambda: runner.infer_host(inputs), None)]
-
-
-def _runtime_targets(work, inputs):
-    """Engine.predict, numpy in and out: from the bench's arrays, and from page-locked copies of them in the
-    engine's types (which the GPU copies from where they are). trtkit checks the engine against this host
-    elsewhere (check=False)."""
-    from trtkit_runtime import Engine
-    engine = Engine(os.path.join(work, contract.ARTIFACTS, "model.plan"), check=False)
-    emit("bench_device", device="gpu: %s" % engine.host.gpu)
-    pinned = engine.pinned_copy(inputs)
-    return [(END_TO_END, lambda: engine.predict(inputs, as_dict=True), None),
-            (PINNED_INPUT, lambda: engine.predict(pinned, as_dict=True), None)]
-
-
-def _targets(framework, plan, work, batch, inputs_path):
-    """[(mode, call, fetch)]: call() runs the model once; fetch(call's result) gives outputs by name."""
-    if framework in (REFERENCE, BASELINE):
-        return _keras_targets(framework, plan, batch, inputs_path)
-    if framework == "onnxruntime":
-        return _ort_targets(work, load_arrays(inputs_path))
-    if framework == "tensorrt":
-        return _tensorrt_targets(work, load_arrays(inputs_path))
-    if framework == RUNTIME:
-        return _runtime_targets(work, load_arrays(inputs_path))
-    raise StepError("unknown bench framework %r" % framework)
-
-
-def _reference_check(framework, reference_path):
-    """outputs -> max_abs_err (None without a reference); keras-call's outputs become the reference."""
-    if not os.path.exists(reference_path):
-        if framework != REFERENCE:
-            return lambda outputs: None
-
-        def write(outputs):
-            save_arrays(reference_path, outputs)
-            return 0.0
-        return write
-    expected = load_arrays(reference_path)
-    return lambda outputs: worst_error(compare(expected, outputs))
-
-
-def measure(call, fetch, check, warmup, iterations):
-    """(latencies in ms, max_abs_err, warmup calls made); the first call sizes the loop."""
-    t0 = time.perf_counter()
-    result = call()
-    first_call_s = time.perf_counter() - t0
-    max_abs_err = check(fetch(result) if fetch else result)
-    del result  # a big batch's outputs need not stay alive through the loop
-    more_warmup, iterations = fit_budget(first_call_s, warmup, iterations)
-    return timed(call, more_warmup, iterations), max_abs_err, 1 + more_warmup
-
-
-def run_worker(framework, plan_path, batch):
-    """Emit one bench_row per mode; failures become error rows, never a traceback."""
-    plan = read_json(plan_path)
-    work = os.path.dirname(os.path.abspath(plan_path))
-    settings = bench_settings(plan["bench"])
-    inputs_path, reference_path = temp_paths(work, batch)
-    try:
-        targets = _targets(framework, plan, work, batch, inputs_path)
-        check = _reference_check(framework, reference_path)
-    except Exception as e:  # any framework's failure is that framework's row, not the bench's
-        for mode in modes_of(framework):
-            emit("bench_row", **error_row(framework, mode, batch, first_line(e)))
-        return
-    for mode, call, fetch in targets:
-        try:
-            times, max_abs_err, warmup = measure(call, fetch, check, settings["warmup"], settings["iterations"])
-            row = timing_row(framework, mode, batch, times, max_abs_err, warmup)
-        except Exception as e:
-            row = error_row(framework, mode, batch, first_line(e))
-        emit("bench_row", **row)
-
-
 # --- parent: every framework on every batch ---------------------------------
 
 def parse_event(line):
@@ -353,7 +213,7 @@ def spawn_worker(plan_path, framework, batch):
         elif event.get("event") == "bench_device":
             seen["device"] = str(event["device"])
 
-    code = run_relayed([sys.executable, "-m", "trtkit_steps.bench", "--worker", framework, plan_path, str(batch)],
+    code = run_relayed([sys.executable, "-m", "trtkit_steps.bench_worker", framework, plan_path, str(batch)],
                        collect, env)
     rows = [dict(row, device=seen["device"]) for row in complete_rows(rows, framework, batch, code, seen["last_line"])]
     return rows, seen["device"] if seen["device"].startswith("gpu: ") else None
@@ -423,12 +283,7 @@ def run_bench(plan_path):
 
 
 def main(argv):
-    if argv and argv[0] == "--worker":
-        if len(argv) != 4:
-            raise StepError("usage: bench --worker FRAMEWORK PLAN.json BATCH")
-        run_worker(argv[1], argv[2], int(argv[3]))
-    else:
-        run_bench(argv[0])
+    run_bench(argv[0])
 
 
 if __name__ == "__main__":
