@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -38,6 +39,7 @@ from trtkit.runtime import (
 )
 from trtkit.runtime import cuda as runtime_cuda
 from trtkit.runtime import engine as engine_module
+from trtkit.runtime import trt as trt_module
 from trtkit.runtime.lane import _Lane
 
 REPO = Path(__file__).resolve().parents[1]
@@ -716,10 +718,8 @@ class FakeTensorRT:
     one may also crash the process later). Anything TensorRT would refuse or leave undefined is recorded in
     `errors` (a False it returned) or `violations` (misuse the runtime must never commit)."""
 
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, level):
+    class ILogger:
+        def __init__(self):
             pass
 
     class TensorLocation:
@@ -736,6 +736,20 @@ class FakeTensorRT:
         self.refuse_capture, self.fail_execute = refuse_capture, fail_execute
         self.ranges = [TwoHeadedModel.profile, TwoHeadedModel.second][:profiles]
         self.errors, self.violations, self.contexts, self.executions = [], [], [], 0
+        self.printed, self.logger = [], None    # what TensorRT's own logger printed; the runtime's logger
+        printed = self.printed
+
+        class Logger:
+            """TensorRT's logger, which prints what it is given (at WARNING and above) to stderr."""
+            ERROR, WARNING = 1, 2
+
+            def __init__(self, level):
+                self.level = level
+
+            def log(self, severity, message):
+                if severity <= self.level:
+                    printed.append((severity, message))
+        self.Logger = Logger
         if not version.startswith("8."):
             self.ExecutionContextAllocationStrategy = type("Strategy", (), {"USER_MANAGED": "user"})
 
@@ -744,6 +758,7 @@ class FakeTensorRT:
         return dtype
 
     def Runtime(self, logger):  # noqa: N802 - TensorRT's name
+        self.logger = logger
         return FakeRuntime(self)
 
     def live_contexts(self):
@@ -816,6 +831,12 @@ class FakeEngine:
         return context
 
 
+# TensorRT 8.6's words for an engine it cannot capture into a CUDA graph (a Conv1D and two GRUs, on an H100).
+CAPTURE_REFUSED = ("3: [executionContext.cpp::enqueueV3::2666] Error Code 3: API Usage Error (Parameter check failed "
+                   "at: runtime/api/executionContext.cpp::enqueueV3::2666, condition: The CUDA stream is in capturing "
+                   "mode, but this TRT engine is not stream capturable!)")
+
+
 class FakeContext:
     """Its kernel reads the shapes and addresses as they are when queued (as kernel arguments are), and checks,
     when it runs from a graph, that the context was set back to the shapes it was captured at."""
@@ -873,7 +894,11 @@ class FakeContext:
         if set(self.shapes) != {"a", "b"} or set(self.addresses) != {"a", "b", "total", "double"}:
             self.trt.errors.append("run without every shape and address set")
             return False
-        if self.trt.fail_execute or (stream.recording is not None and self.trt.refuse_capture):
+        if stream.recording is not None and self.trt.refuse_capture:
+            self.trt.logger.log(self.trt.Logger.ERROR, CAPTURE_REFUSED)
+            self.trt.errors.append("enqueueV3 failed")
+            return False
+        if self.trt.fail_execute:
             self.trt.errors.append("enqueueV3 failed")
             return False
         self.trt.executions += 1
@@ -1066,6 +1091,47 @@ def test_an_engine_that_cannot_be_captured_runs_without_graphs(monkeypatch, fake
     assert trt.errors == ["enqueueV3 failed"]           # the refused capture, once
     trt.errors.clear()
     assert closed_cleanly(engine, trt)
+
+
+def test_an_engine_tensorrt_cannot_capture_costs_one_warning_of_trtkits_and_none_of_tensorrts_errors(
+        monkeypatch, fake_cuda, tmp_path):
+    """TensorRT 8.6 printed its Error Code 3 for the first call of each shape on such an engine; now one line of
+    trtkit's says graphs are off, for the engine (both profiles' lanes), and TensorRT's other messages still print."""
+    monkeypatch.setattr(trt_module, "_loggers", [])   # a logger made on this simulation's TensorRT
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path, profiles=2, refuse_capture=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for batch in (3, 4, 5, 100, 101):                 # first calls of five shapes, on two lanes
+            a, b = inputs(batch)
+            assert_matches(engine.predict([a, b]), a, b)
+    said = [str(w.message) for w in caught]
+    assert said == ["trtkit.runtime: CUDA graphs are off for this engine (TensorRT cannot capture this engine's run: "
+                    "it is not stream capturable); small batches run without them"], said
+    assert trt.printed == [] and fake_cuda.launches == 0
+    trt.logger.log(trt.Logger.WARNING, "a warning of TensorRT's, not under capture")
+    assert trt.printed == [(trt.Logger.WARNING, "a warning of TensorRT's, not under capture")]
+    assert trt.errors == ["enqueueV3 failed"]           # one refused capture: the second lane knew before
+    trt.errors.clear()
+    assert closed_cleanly(engine, trt)
+
+
+def test_what_tensorrt_logs_during_a_capture_that_works_is_printed_after_it(monkeypatch, fake_cuda, tmp_path):
+    monkeypatch.setattr(trt_module, "_loggers", [])
+    engine, trt = fake_engine(monkeypatch, fake_cuda, tmp_path)
+    execute = FakeContext.execute_async_v3
+
+    def warning_while_capturing(context, handle):
+        if trt.cuda.streams[handle].recording is not None:
+            trt.logger.log(trt.Logger.WARNING, "said while capturing")
+            assert trt.printed == []                      # held while the capture runs
+        return execute(context, handle)
+
+    monkeypatch.setattr(FakeContext, "execute_async_v3", warning_while_capturing)
+    a, b = inputs(3)
+    assert_matches(engine.predict([a, b]), a, b)
+    assert trt.printed == [(trt.Logger.WARNING, "said while capturing")]
+    assert_matches(engine.predict([a, b]), a, b)
+    assert fake_cuda.launches == 1 and closed_cleanly(engine, trt)
 
 
 def test_graphs_off(monkeypatch, fake_cuda, tmp_path):

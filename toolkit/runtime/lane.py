@@ -15,7 +15,7 @@ from .names import TensorSpec
 from .pool import GraphCache
 from .shapes import MIN_FILL_PART_BYTES, CallPlan, batch_of, split_rows
 from .staging import _Filling, _Slot, _Staging, copy_rows, finish, nbytes, page_locked
-from .trt import _Context, _Loaded
+from .trt import _Context, _Loaded, capture_refusal, held_log, print_log
 
 __all__ = ["STREAM_SLOTS"]
 
@@ -63,7 +63,6 @@ class _Lane:
         self.loaded, self.inputs, self.outputs, self.options, self.fill = loaded, inputs, outputs, options, fill
         self.profile = profile
         self.graphs = GraphCache(options.graph_cache_size, _release_graph)
-        self.graph_failure = None if options.graphs else "graphs=False"
         self.small: _Staging | None = None
         self.slots: list[_Slot] = []
         self.device_ms: float | None = None   # the GPU time of the last call, with options.time_device
@@ -153,7 +152,7 @@ class _Lane:
         self.compute.synchronize()
         self._timed()
         results = self._unstage(views.outputs)
-        if self.graph_failure is None:
+        if self.options.graphs and self.loaded.graph_failure is None:
             self._capture(key, shapes, output_shapes, views, direct)
         return results
 
@@ -220,16 +219,19 @@ class _Lane:
         return ran
 
     def _capture(self, key: tuple, shapes: dict, output_shapes: dict, views: _Views, direct: frozenset) -> None:
-        try:
-            graph = self._record(shapes, output_shapes, direct)
-            why = "TensorRT's run could not be captured"
-        except cuda.CudaError as e:
-            graph, why = None, str(e)
+        """The run at these shapes recorded as a graph for the next call; if TensorRT or CUDA cannot, graphs go off
+        for the engine, with one warning (and none of TensorRT's errors about it: held_log)."""
+        with held_log() as held:
+            try:
+                graph, why = self._record(shapes, output_shapes, direct), None
+            except cuda.CudaError as e:
+                graph, why = None, str(e)
         if graph is None:
-            self.graph_failure = why
-            warnings.warn(f"trtkit.runtime: CUDA graphs are off for this engine ({why}); small batches run "
-                          "without them", RuntimeWarning, stacklevel=5)
+            if self.loaded.graphs_failed(why or capture_refusal(held)):
+                warnings.warn(f"trtkit.runtime: CUDA graphs are off for this engine ({self.loaded.graph_failure}); "
+                              "small batches run without them", RuntimeWarning, stacklevel=5)
             return
+        print_log(held)
         self.graphs.put(key, _Graph(graph, views))
 
     def _record(self, shapes: dict, output_shapes: dict, direct: frozenset) -> cuda.GraphExec | None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +22,8 @@ __all__ = ["CONTEXTS_PER_PROFILE", "probe_host"]
 CONTEXTS_PER_PROFILE = 1
 
 _loggers: list = []
+# What TensorRT logs on a thread while a lane there records a CUDA graph: held (held_log), not printed.
+_holding = threading.local()
 
 
 def _import_tensorrt() -> Any:
@@ -33,10 +36,56 @@ def _import_tensorrt() -> Any:
 
 
 def _logger(trt: Any) -> Any:
-    """One logger for every runtime: TensorRT warns when a second one differs."""
+    """One logger for every runtime (TensorRT warns when a second one differs): TensorRT's own, printing its
+    warnings and errors, but for what it logs on a thread that holds its log (held_log)."""
     if not _loggers:
-        _loggers.append(trt.Logger(trt.Logger.WARNING))
+        _loggers.append(_holding_logger(trt))
     return _loggers[0]
+
+
+def _holding_logger(trt: Any) -> Any:
+    printer = trt.Logger(trt.Logger.WARNING)
+
+    class HoldingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)   # TensorRT's bindings need the base made explicitly
+
+        def log(self, severity: Any, message: str) -> None:
+            held = getattr(_holding, "messages", None)
+            if held is None:
+                printer.log(severity, message)
+            else:
+                held.append((severity, message))
+
+    return HoldingLogger()
+
+
+@contextmanager
+def held_log() -> Iterator[list[tuple[Any, str]]]:
+    """What TensorRT logs on this thread meanwhile, held in the list yielded instead of printed. A lane records
+    its CUDA graphs so: TensorRT 8.6 tells of an engine it cannot capture (a Conv1D and GRUs, on an H100) by its
+    own "Error Code 3: API Usage Error (... this TRT engine is not stream capturable!)" and has no call that
+    says so before, so trtkit says it in one warning of its own (capture_refusal) and prints the rest
+    (print_log) when the capture went well."""
+    held: list[tuple[Any, str]] = []
+    _holding.messages = held
+    try:
+        yield held
+    finally:
+        _holding.messages = None
+
+
+def print_log(held: list[tuple[Any, str]]) -> None:
+    for severity, message in held:
+        _loggers[0].log(severity, message)
+
+
+def capture_refusal(held: list[tuple[Any, str]]) -> str:
+    """Why TensorRT's run could not be captured, in one line, from what TensorRT logged meanwhile."""
+    if any("stream capturable" in message for _, message in held):
+        return "TensorRT cannot capture this engine's run: it is not stream capturable"
+    said = next((message.strip().splitlines()[0] for _, message in held if message.strip()), None)
+    return f"TensorRT's run could not be captured: {said}" if said else "TensorRT's run could not be captured"
 
 
 def probe_host(device: int) -> Host:
@@ -71,6 +120,7 @@ class _Loaded:
                            for index in range(engine.num_io_tensors))
         self._lock = threading.Lock()
         self._held: dict[int, int] = {}  # live contexts by profile
+        self.graph_failure: str | None = None  # why CUDA graphs are off for every lane, once a capture failed
 
     def contexts_per_profile(self, wanted: int) -> int:
         """How many live contexts (lanes) one profile may have, of the `wanted`."""
@@ -137,6 +187,13 @@ class _Loaded:
                 raise
             self._held[profile] = self._held.get(profile, 0) + 1
         return context
+
+    def graphs_failed(self, why: str) -> bool:
+        """CUDA graphs off for the engine: True for the first lane to find it (it warns), False for later ones."""
+        with self._lock:
+            first = self.graph_failure is None
+            self.graph_failure = self.graph_failure or why
+        return first
 
     def forget(self, profile: int) -> None:
         """A context of this profile was dropped."""
