@@ -18,10 +18,9 @@ import os
 import sys
 
 import numpy as np
-import preview_study  # copied beside this file, as runtime.py is
-import runtime  # type: ignore[import-not-found]
+import preview_study  # copied beside this file, as trtkit.runtime is (as trtkit_runtime)
 import tensorrt as trt
-import trtkit_runtime as runtime  # noqa: E402  type: ignore[import-not-found]
+import trtkit_runtime as runtime  # type: ignore[import-not-found]
 
 ROUNDS = 2
 # ONNX orders the gates i, o, f, c in W, R and the biases.

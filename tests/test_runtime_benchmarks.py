@@ -1,7 +1,6 @@
 """benchmarks/runtime_check.py and runtime_goals.py on the simulation (tests/runtime_sim.py)."""
 import functools
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,7 @@ def save_arrays(path, arrays):
 
 
 def run_check(monkeypatch, fake_cuda, tmp_path, capsys, **fake):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import runtime_check
-    finally:
-        sys.path.pop(0)
+    import runtime_check  # benchmarks/ is on pytest's pythonpath
     trt = FakeTensorRT(fake_cuda, **fake)
     monkeypatch.setattr(engine_module, "_import_tensorrt", lambda: trt)
     monkeypatch.setattr(runtime, "Engine", functools.partial(Engine, _probe=probe("8.6.1")))
@@ -82,11 +77,7 @@ def test_runtime_goals_divides_one_gpus_figures_only(monkeypatch, fake_cuda, tmp
     lines[1]["median_ms"], lines[1]["median_ms_engine_types"], lines[1]["median_ms_pinned_input"] = 0.25, 0.5, 0.125
     runtime_lines = tmp_path / "runtime.jsonl"
     runtime_lines.write_text("\n".join(json.dumps(line) for line in lines))
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import runtime_goals
-    finally:
-        sys.path.pop(0)
+    import runtime_goals  # benchmarks/ is on pytest's pythonpath
     frameworks = tmp_path / "frameworks.jsonl"
     frameworks.write_text("\n".join(json.dumps(line) for line in _frameworks_lines(H100[0], [1, 3, 40, 200])))
     assert runtime_goals.main([str(frameworks), f"sim={runtime_lines}"]) == 0
