@@ -25,8 +25,11 @@ class Section(NamedTuple):
     title: str
     headers: list[str]
     rows: list[list]
-# What could make a link, an image, raw HTML, an entity or a new cell (emphasis is harmless: names keep their '_').
-_MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]<>!|&])")
+# What could make a link, an image, code, raw HTML, an entity or a new cell (emphasis is harmless: names keep
+# their '_'). Written as character references, which every Markdown renderer shows as the character and never
+# reads as syntax; a backslash is an escape of '<' in CommonMark only: the original Markdown (Markdown.pl) keeps
+# it and passes '\<img src=x onerror=...>' on as HTML.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`\[\]<>!|&]")
 
 
 def _fmt(value) -> str:
@@ -38,7 +41,7 @@ def _fmt(value) -> str:
 
 
 def _markdown(value) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _fmt(value))
+    return _MARKDOWN_SPECIAL.sub(lambda special: f"&#{ord(special[0])};", _fmt(value))
 
 
 def _chart(m: Manifest) -> str | None:
@@ -117,7 +120,8 @@ def bench_section(bench: BenchResult, note: str = "") -> Section:
 def markdown(m: Manifest) -> str:
     lines = [f"# trtkit build report: {_markdown(Path(m['model']['path']).name)}", ""]
     for section_id, title, headers, rows in sections(m):
-        lines += [f"## {_markdown(title)}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += [f"## {_markdown(title)}", "", "| " + " | ".join(map(_markdown, headers)) + " |",
+                  "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(_markdown(v) for v in row) + " |" for row in rows]
         lines.append("")
         if section_id == "bench" and _chart(m):
