@@ -1,7 +1,10 @@
-"""toolkit/session.py: publication under the lock, exit errors, full disks."""
+"""toolkit/session.py: publication under the lock, exit errors, full disks; and the verbs against the real Docker
+engine and the stand-in image."""
 from pathlib import Path
 
+import pytest
 from box_doubles import FakeArchiveResponse, exit_of, fill, tar_stream
+from conftest import STANDIN_ARGS
 
 from trtkit import session, triton
 from trtkit.docker_runner import Archive, Limits
@@ -79,3 +82,28 @@ def test_evidence_on_a_full_disk_leaves_no_folder_and_the_verification_stays_the
     said = session._keep_evidence(box, plan)
     assert said.startswith("no evidence kept: cannot write trtkit's cache in") and "No space left" in said
     assert list((tiny_disk / "cache" / "failures").iterdir()) == [] and box.fetched[0].closed
+
+
+NO_GPU_ARGS = [arg for arg in STANDIN_ARGS if arg not in ("--gpus", "none")]
+
+
+@pytest.fixture
+def no_nvidia_runtime(docker_client):
+    if "nvidia" in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("this Docker engine has the NVIDIA runtime: --gpus all can be served")
+
+
+@pytest.mark.docker
+def test_a_reused_build_cannot_hide_that_gpus_all_cannot_be_served(trtkit, models, no_nvidia_runtime,
+                                                                   no_leftovers):
+    """The same build on --gpus none is in the cache of finished builds; --gpus all fails alike with or without it."""
+    build = ["build", models / "two_io.h5", *NO_GPU_ARGS, "--target", "onnx"]
+    fresh = trtkit(*build, "--gpus", "all", "--out", "fresh")
+    assert fresh.returncode == 15, fresh.stderr[-2000:]
+    cached = trtkit(*build, "--gpus", "none", "--out", "cpu")
+    assert cached.returncode == 0, cached.stderr[-2000:]
+    reused = trtkit(*build, "--gpus", "all", "--out", "reused")
+    assert reused.returncode == 15, reused.stderr[-2000:]
+    error = [line for line in fresh.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error == [line for line in reused.stderr.splitlines() if line.startswith("error:")]
+    assert "reusing the finished build" not in reused.stderr

@@ -110,6 +110,7 @@ def build(plan: BuildPlan) -> BuildOutcome:
         build_key = build_cache.key(plan, choice.target, session.toolchain)
         finished = build_cache.find(build_key) if build_key and not plan.force else None
         if finished:
+            _prove_gpus(session, plan)
             show(f"reusing the finished build {finished.name[:12]}: same model, data, image, toolchain and options "
                  "(--force rebuilds)", style="bold")
             with staging.writing():
@@ -127,6 +128,15 @@ def build(plan: BuildPlan) -> BuildOutcome:
             triton.write(triton_folder, published, manifest, plan.force)
             show(f"Triton model: {triton_folder}")
     return BuildOutcome(published, manifest)
+
+
+def _prove_gpus(session: Session, plan: BuildPlan) -> None:
+    """A reused build runs no pipeline, so a container that only starts asks for the GPUs a fresh build's would
+    get: a --gpus this engine cannot serve fails as it does in a fresh build (GpuUnavailable, exit 15)."""
+    gpus = device_requests(plan.gpus, session.gpu_runtime)
+    if gpus:
+        with session.runner.box(session.toolchain.tag, ["true"], session.limits, {}, gpus, "gpu-check") as box:
+            box.run(lambda line: None)
 
 
 def _locked_image(reference: str, locked: dict) -> str:
