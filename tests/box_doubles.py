@@ -7,8 +7,8 @@ from pathlib import Path
 from trtkit.docker_runner import Limits
 from trtkit.events import BuildRecord
 from trtkit.modelfile import ModelRef
+from trtkit.pipeline_run import exit_error
 from trtkit.plan import BuildPlan
-from trtkit.session import exit_error
 
 
 def tar_stream(*members, top="artifacts"):

@@ -5,7 +5,8 @@ Architecture, host side (no TensorFlow, CUDA or TensorRT needed here):
     cli.py / commands/*   typer commands: options in, results rendered
     options.py            the options, declared and parsed once
     plan.py               BuildPlan: validated options -> plan.json; the choice of target
-    session.py            the verbs: build, inspect, bench (one boxed container each)
+    session.py            the verbs: build, inspect, bench, check (one boxed container each)
+    pipeline_run.py       one run of scripts/pipeline.py: inputs in, events, exit, caches and artifacts out
     docker_runner.py      the Docker SDK: connect, pull, build images, run a hardened Box
     transfer.py           files into a container and, under the contract's rules, out of it
     toolchain.py          the derived toolchain image (setup runs once per base image)
