@@ -226,7 +226,8 @@ def test_daemon_and_pip_failures_of_images_and_wheelhouse_have_documented_codes(
     def refused(*args, **kwargs):
         raise docker.errors.APIError("500 Server Error", explanation="layer does not exist")
 
-    runner = SimpleNamespace(client=SimpleNamespace(api=SimpleNamespace(_url=lambda path: path, _get=refused)))
+    api = SimpleNamespace(base_url="http+docker://localhost", api_version="1.45", get=refused)
+    runner = SimpleNamespace(client=SimpleNamespace(api=api))
     with pytest.raises(ImageNotFound, match="docker save failed: layer does not exist"):
         list(images.exported(runner, ["x:1"]))
     with pytest.raises(ToolchainBuildFailed, match=r"pip download failed \(exit 1\)") as raised:

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from trtkit_steps import contract
 
 from .console import live_progress, show, warn
+from .engine_api import streamed_get
 from .errors import (
     DockerUnavailable,
     GpuUnavailable,
@@ -249,19 +250,14 @@ class Box:
 
     def fetch(self, path: str) -> "Archive | None":
         """A tar stream of one path in the container, or None when it is not there. The SDK's get_archive
-        gives no way to close its stream, so this is the request it makes, keeping the response."""
+        gives no way to close its stream, so this is the request it makes (engine_api.py), keeping the response."""
         api = self.runner.client.api
-        with _daemon_errors():
-            response = api._get(api._url("/containers/{0}/archive", self.container.id), params={"path": path},
-                                stream=True, headers={"Accept-Encoding": "identity"})
         try:
-            api._raise_for_status(response)
+            with _daemon_errors():
+                response = streamed_get(api, f"/containers/{self.container.id}/archive", {"path": path},
+                                        api.timeout)
         except docker.errors.NotFound:
-            response.close()
             return None
-        except BaseException:
-            response.close()
-            raise
         return Archive(response)
 
     def run(self, on_output: Callable[[str], None]) -> int:

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import docker
 import docker.errors
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from .console import live_progress, show
 from .docker_runner import DockerRunner, Limits, _daemon_errors, _show_pull_event, first_line
+from .engine_api import streamed_get
 from .errors import DockerUnavailable, ImageNotFound, OutputNotWritable, RegistryUnavailable, ToolchainBuildFailed
 from .files import write_atomically
 from .resources import toolchain_dir
@@ -89,11 +91,10 @@ def exported(runner: DockerRunner, names: list[str]) -> Iterator[bytes]:
     api = runner.client.api
     try:
         with _daemon_errors():
-            # APIClient.get_image takes one name; the Engine API's /images/get takes several, and only one
-            # archive of them all stores the layers a base image shares with its toolchains once. No timeout:
-            # the daemon writes the whole archive on its own disk before the first byte (minutes for 20 GB).
-            response = api._get(api._url("/images/get"), params={"names": names}, stream=True, timeout=None)
-            yield from api._stream_raw_result(response, CHUNK, False)
+            # One archive of all names (engine_api.py says why). No timeout: the daemon writes the whole
+            # archive on its own disk before the first byte (minutes for 20 GB).
+            with streamed_get(api, "/images/get", {"names": names}, None) as response:
+                yield from response.iter_content(CHUNK)
     except docker.errors.NotFound as e:         # removed since we looked
         raise ImageNotFound(first_line(e.explanation or e)) from None
     except docker.errors.APIError as e:     # the daemon cannot export them, e.g. a layer missing from its store
@@ -128,17 +129,16 @@ def transfer_progress() -> Progress:
 
 def load(runner: DockerRunner, path: Path) -> list[ImageRef]:
     """`docker load` of a tar, plain or compressed (the daemon decompresses); the images it brought."""
-    api = runner.client.api
     with path.open("rb") as f, transfer_progress() as progress:
         upload = progress.add_task(f"loading {path.name}", total=path.stat().st_size)
         try:
             with _daemon_errors():
-                # APIClient.load_image has no timeout argument, and the daemon answers only once it has
-                # unpacked the whole upload. Not quiet: its per-layer progress, which comes only then,
-                # cannot stall the upload, and shows the layers being registered.
-                response = api._post(api._url("/images/load"), params={"quiet": "0"}, stream=True, timeout=None,
-                                     data=read_chunks(f, lambda n: progress.advance(upload, n)))
-                names = loaded_names(api._stream_helper(response, decode=True), progress)
+                # The daemon answers only once it has unpacked the whole upload, and load_image takes no
+                # timeout: a client of the same daemon that never times out. Not quiet: its per-layer progress,
+                # which comes only then, cannot stall the upload, and shows the layers being registered.
+                events = docker.from_env(timeout=None).api.load_image(
+                    read_chunks(f, lambda n: progress.advance(upload, n)), quiet=False)
+                names = loaded_names(events, progress)
         except docker.errors.APIError as e:
             raise not_loaded(first_line(e.explanation or e)) from None
         except requests.exceptions.RequestException as e:   # e.g. the daemon went away mid-stream
