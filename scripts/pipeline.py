@@ -14,7 +14,7 @@ SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPTS)
 
 from trtkit_steps import contract  # noqa: E402
-from trtkit_steps.common import emit, run_relayed  # noqa: E402
+from trtkit_steps.events import emit, run_relayed  # noqa: E402
 
 
 def run_stage(module, plan_path):

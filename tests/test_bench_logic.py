@@ -7,7 +7,7 @@ import pytest
 
 from trtkit_steps import bench, bench_worker
 from trtkit_steps.chart import draw_latency_chart
-from trtkit_steps.common import StepError, first_line
+from trtkit_steps.errors import StepError, first_line
 
 ORIGIN_INPUTS = [{"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}]
 

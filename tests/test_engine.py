@@ -4,7 +4,8 @@ import pytest
 from engine_inputs import LSTM_INPUT, _job
 
 from trtkit_steps import contract, engine  # noqa: F401  (the step imports every piece)
-from trtkit_steps.common import StepError, Unsupported, save_arrays
+from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.storage import save_arrays
 from trtkit_steps.trt import settings, trtexec
 
 
@@ -59,7 +60,9 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
     """Each profile runs the reference on its own (profile 1: batch 1 at a time); one profile off fails the build,
     with that profile's outputs as the evidence. A NaN profile is the worst (max() passed over it)."""
     from trtkit_steps import contract
-    from trtkit_steps.common import VerificationFailed, compare, load_arrays
+    from trtkit_steps.comparison import compare
+    from trtkit_steps.errors import VerificationFailed
+    from trtkit_steps.storage import load_arrays
 
     class Engine(_RowEngine):
         def run(self, engine_path, batches, scratch, profile=0):

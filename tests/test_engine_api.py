@@ -10,9 +10,9 @@ import docker.errors
 import pytest
 from test_images import build_image, remove_images
 
-from trtkit.contract import contract
 from trtkit.docker_runner import DockerRunner, Limits
 from trtkit.engine_api import streamed_get
+from trtkit_steps import contract
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 

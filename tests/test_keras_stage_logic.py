@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trtkit_steps import keras_stage
-from trtkit_steps.common import StepError
+from trtkit_steps.errors import StepError
 
 
 class _Tensor:

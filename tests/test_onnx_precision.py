@@ -9,7 +9,7 @@ from conftest import STANDIN_ARGS
 from onnx import TensorProto, helper, numpy_helper
 
 from trtkit_steps import contract, onnx_precision
-from trtkit_steps.common import save_arrays
+from trtkit_steps.storage import save_arrays
 
 
 def _overflowing_model() -> onnx.ModelProto:

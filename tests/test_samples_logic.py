@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from trtkit_steps.common import StepError, Unsupported, save_arrays
+from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.samples import sample_inputs
+from trtkit_steps.storage import save_arrays
 
 LSTM_INPUT = {"name": "lstm_1_input", "shape": [None, 11, 192], "dtype": "float32"}
 TWO_INPUTS = [{"name": "a", "shape": [None, 3], "dtype": "float32"}, {"name": "b", "shape": [None], "dtype": "int32"}]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from engine_inputs import LSTM_INPUT
 
-from trtkit_steps.common import StepError, save_arrays
+from trtkit_steps.errors import StepError
+from trtkit_steps.storage import save_arrays
 from trtkit_steps.trt import calibration
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from engine_inputs import _job
 
-from trtkit_steps.common import Unsupported
+from trtkit_steps.errors import Unsupported
 from trtkit_steps.trt import calibration, trtexec
 
 
@@ -25,7 +25,7 @@ def test_polygraphy_comparison_gates_on_the_largest_absolute_error():
 @pytest.mark.parametrize("polygraphy", [False, True])
 def test_the_same_infinity_is_no_error_and_nan_is(polygraphy):
     """A Keras output of -inf matched exactly gave a NaN error (inf - inf) and failed a right artifact."""
-    from trtkit_steps.common import compare
+    from trtkit_steps.comparison import compare
     from trtkit_steps.trt import polygraphy_api
     backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
     backend.api, backend.comparator = polygraphy_api.import_polygraphy()

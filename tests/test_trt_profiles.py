@@ -2,7 +2,7 @@
 import pytest
 from engine_inputs import LSTM_INPUT, _job, _profiles
 
-from trtkit_steps.common import StepError
+from trtkit_steps.errors import StepError
 from trtkit_steps.trt import profiles
 
 

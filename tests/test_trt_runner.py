@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from trtkit_steps.common import StepError
+from trtkit_steps.errors import StepError
 
 
 def test_the_benchmark_runs_a_batch_on_the_profile_the_runtime_would(monkeypatch):

@@ -4,7 +4,7 @@ import enum
 import pytest
 from engine_inputs import _job
 
-from trtkit_steps.common import StepError, Unsupported
+from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.trt import settings, trtexec
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from engine_inputs import _job
 
-from trtkit_steps.common import Unsupported
+from trtkit_steps.errors import Unsupported
 from trtkit_steps.trt import trtexec
 
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtkit_steps import contract
+
 from .console import warn
-from .contract import contract
 from .docker_runner import Box, DockerRunner, Limits, device_requests
 from .errors import STEP_EXIT_CODES, OutOfMemory, StepFailed, StepTimedOut, VerificationFailed
 from .events import BuildRecord, EventStream, StepDeadlines

@@ -24,18 +24,11 @@ import numpy as np
 
 from trtkit_steps import contract
 from trtkit_steps.chart import draw_latency_chart
-from trtkit_steps.common import (
-    StepError,
-    emit,
-    latency_stats,
-    log,
-    read_json,
-    run_main,
-    run_relayed,
-    save_arrays,
-    step,
-)
+from trtkit_steps.errors import StepError
+from trtkit_steps.events import emit, log, run_main, run_relayed, step
 from trtkit_steps.samples import concrete_shapes, sample_inputs
+from trtkit_steps.storage import read_json, save_arrays
+from trtkit_steps.timing import latency_stats
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

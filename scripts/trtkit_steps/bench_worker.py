@@ -23,18 +23,11 @@ from trtkit_steps.bench import (
     temp_paths,
     timing_row,
 )
-from trtkit_steps.common import (
-    StepError,
-    compare,
-    emit,
-    first_line,
-    load_arrays,
-    read_json,
-    run_main,
-    save_arrays,
-    timed,
-    worst_error,
-)
+from trtkit_steps.comparison import compare, worst_error
+from trtkit_steps.errors import StepError, first_line
+from trtkit_steps.events import emit, run_main
+from trtkit_steps.storage import load_arrays, read_json, save_arrays
+from trtkit_steps.timing import timed
 
 TIME_BUDGET_S = 60.0  # of warmup and timed calls, per framework and batch
 

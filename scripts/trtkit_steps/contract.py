@@ -308,7 +308,7 @@ def stages(plan):
     return ["keras_stage"] + later
 
 
-# The steps each stage module times (common.step), in order. A step's start re-arms the host's --timeout, and
+# The steps each stage module times (events.step), in order. A step's start re-arms the host's --timeout, and
 # the container can print any start it likes: the host re-arms only for these steps of the stages a plan runs.
 STAGE_STEPS = {
     "keras_stage": ("inspect", "freeze", "reference", "verify-frozen", "export"),

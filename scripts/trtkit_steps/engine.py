@@ -19,21 +19,10 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (
-    StepError,
-    Unsupported,
-    emit,
-    gate,
-    load_reference,
-    nonempty,
-    read_bytes,
-    read_json,
-    run_main,
-    step,
-    tolerance,
-    worst_error,
-    write_atomic,
-)
+from trtkit_steps.comparison import gate, tolerance, worst_error
+from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.events import emit, run_main, step
+from trtkit_steps.storage import load_reference, nonempty, read_bytes, read_json, write_atomic
 from trtkit_steps.trt import gpu
 from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
 from trtkit_steps.trt.polygraphy_api import PolygraphyApi

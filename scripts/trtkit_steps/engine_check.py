@@ -7,7 +7,9 @@
 import os
 
 from trtkit_steps import contract
-from trtkit_steps.common import Unsupported, emit, first_line, read_bytes, run_main, step
+from trtkit_steps.errors import Unsupported, first_line
+from trtkit_steps.events import emit, run_main, step
+from trtkit_steps.storage import read_bytes
 from trtkit_steps.trt import gpu
 from trtkit_steps.trt.settings import import_tensorrt
 

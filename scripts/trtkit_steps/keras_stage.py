@@ -12,27 +12,14 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (
-    EXPORT_ATOL,
-    InvalidModel,
-    StepError,
-    UntrustedModel,
-    compare,
-    emit,
-    first_line,
-    gate,
-    reference_paths,
-    run_main,
-    save_arrays,
-    step,
-    tolerance,
-    write_atomic,
-    write_json,
-)
+from trtkit_steps.comparison import EXPORT_ATOL, compare, gate, tolerance
+from trtkit_steps.errors import InvalidModel, StepError, UntrustedModel, first_line
+from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.model_trust import untrusted_reasons
 from trtkit_steps.onnx_lstm import unroll_lstms
 from trtkit_steps.onnx_names import canonicalize
 from trtkit_steps.samples import sample_inputs
+from trtkit_steps.storage import reference_paths, save_arrays, write_atomic, write_json
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -12,20 +12,10 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (
-    InvalidModel,
-    Unsupported,
-    emit,
-    first_line,
-    read_bytes,
-    reference_paths,
-    run_main,
-    save_arrays,
-    step,
-    write_atomic,
-    write_json,
-)
+from trtkit_steps.errors import InvalidModel, Unsupported, first_line
+from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.samples import sample_inputs
+from trtkit_steps.storage import read_bytes, reference_paths, save_arrays, write_atomic, write_json
 
 
 def load_checked(path):

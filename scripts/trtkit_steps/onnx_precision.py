@@ -14,18 +14,11 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (
-    StepError,
-    compare,
-    emit,
-    gate,
-    load_reference,
-    read_json,
-    run_main,
-    step,
-    tolerance,
-)
+from trtkit_steps.comparison import compare, gate, tolerance
+from trtkit_steps.errors import StepError
+from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.onnx_stage import ort_session, run_session
+from trtkit_steps.storage import load_reference, read_json
 from trtkit_steps.trt.calibration import load_calibration_data
 from trtkit_steps.trt.settings import default_atol
 

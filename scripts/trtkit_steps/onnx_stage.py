@@ -11,18 +11,10 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.common import (
-    EXPORT_ATOL,
-    StepError,
-    compare,
-    emit,
-    first_line,
-    gate,
-    load_reference,
-    run_main,
-    step,
-    tolerance,
-)
+from trtkit_steps.comparison import EXPORT_ATOL, compare, gate, tolerance
+from trtkit_steps.errors import StepError, first_line
+from trtkit_steps.events import emit, run_main, step
+from trtkit_steps.storage import load_reference
 
 
 def ort_session(path):

@@ -6,7 +6,8 @@ import zipfile
 
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, by_recorded_name, first_line
+from trtkit_steps.errors import StepError, Unsupported, first_line
+from trtkit_steps.storage import by_recorded_name
 
 SAMPLE_BATCH = 8      # rows of the seeded random inputs when no --sample-data is given
 # What np.load raises on a file that is not a .npy or .npz (text, a broken zip, a pickle, a cut-off file).

@@ -14,8 +14,11 @@ import os
 import shutil
 
 from trtkit_steps import contract
-from trtkit_steps.common import Unsupported, compare, emit, gate, load_reference, run_main, step, tolerance
+from trtkit_steps.comparison import compare, gate, tolerance
+from trtkit_steps.errors import Unsupported
+from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.keras_stage import load_model
+from trtkit_steps.storage import load_reference
 from trtkit_steps.trt.calibration import load_calibration_data
 from trtkit_steps.trt.settings import default_atol
 

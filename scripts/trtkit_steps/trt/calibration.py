@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from trtkit_steps.common import StepError, first_line, load_arrays, nonempty, read_bytes, write_atomic
+from trtkit_steps.errors import StepError, first_line
 from trtkit_steps.samples import LOAD_ERRORS, as_input
+from trtkit_steps.storage import load_arrays, nonempty, read_bytes, write_atomic
 
 CALIBRATION_BATCH = 64
 

@@ -8,7 +8,7 @@ they cannot do.
 import functools
 from contextlib import contextmanager
 
-from trtkit_steps.common import StepError
+from trtkit_steps.errors import StepError
 
 DEVICE = 0   # the box sees only the GPUs it was given; TensorRT builds for and runs on the first
 

@@ -8,7 +8,8 @@ calibrates on fixed-size batches, float inputs and outputs can be float16
 """
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, first_line, read_bytes, write_atomic
+from trtkit_steps.errors import StepError, Unsupported, first_line
+from trtkit_steps.storage import read_bytes, write_atomic
 from trtkit_steps.trt.calibration import CALIBRATION_BATCH
 from trtkit_steps.trt.settings import check_optimization_level, major_of, tactic_mask
 

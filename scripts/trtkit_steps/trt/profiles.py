@@ -1,7 +1,7 @@
 """Optimization profiles: MIN/OPT/MAX shapes per input, from io.json and --shapes."""
 import numpy as np
 
-from trtkit_steps.common import StepError
+from trtkit_steps.errors import StepError
 
 MAX_BATCH = 100000
 OPT_BATCH = 1024

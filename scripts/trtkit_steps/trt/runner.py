@@ -6,7 +6,8 @@ and the copies separately, which Polygraphy's TrtRunner does not split.
 """
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, read_bytes
+from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.storage import read_bytes
 from trtkit_steps.trt import gpu
 from trtkit_steps.trt.settings import import_tensorrt
 

@@ -2,7 +2,7 @@
 import re
 
 from trtkit_steps import contract
-from trtkit_steps.common import StepError, Unsupported
+from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.trt.profiles import with_exact_batches
 
 DEFAULT_OPTIMIZATION_LEVEL = contract.OPTIONS_BY_KEY["optimization_level"].default

@@ -8,7 +8,9 @@ import subprocess
 
 import numpy as np
 
-from trtkit_steps.common import StepError, Unsupported, compare, log, run_relayed
+from trtkit_steps.comparison import compare
+from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.events import log, run_relayed
 from trtkit_steps.trt.settings import check_optimization_level
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
