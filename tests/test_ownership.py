@@ -31,7 +31,8 @@ def tester():
 
 @pytest.fixture(scope="module")
 def tester_python():
-    """A Python the tester may execute, seeing this environment's packages (ours may live under /root)."""
+    """A Python the tester may execute, seeing this environment's packages (ours may live under /root) through
+    their .pth files too: trtkit is installed editable, by a finder a .pth file registers."""
     python = "/usr/bin/python3"
     version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
     if version.returncode != 0 or version.stdout.strip() != str(sys.version_info[:2]):
@@ -45,9 +46,10 @@ def test_artifacts_belong_to_the_calling_user(tester, tester_python, models):
     try:
         os.chown(folder, tester.pw_uid, tester.pw_gid)
         shutil.copy(models / "keras3_mlp.keras", folder)
-        env = {"PATH": os.environ["PATH"], "HOME": tester.pw_dir, "TRTKIT_CACHE": str(folder / "cache"),
-               "PYTHONPATH": pythonpath}
-        result = subprocess.run(["runuser", "-u", USER, "--", python, "-m", "trtkit", "build",
+        env = {"PATH": os.environ["PATH"], "HOME": tester.pw_dir, "TRTKIT_CACHE": str(folder / "cache")}
+        as_trtkit = "import runpy, site, sys; site.addsitedir(sys.argv.pop(1)); runpy.run_module('trtkit', " \
+                    "run_name='__main__', alter_sys=True)"
+        result = subprocess.run(["runuser", "-u", USER, "--", python, "-c", as_trtkit, pythonpath, "build",
                                  str(folder / "keras3_mlp.keras"), *STANDIN_ARGS, "--out", str(folder / "out")],
                                 cwd=folder, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
