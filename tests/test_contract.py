@@ -6,7 +6,7 @@ import pytest
 
 from trtkit.modelfile import ModelRef
 from trtkit.plan import BuildPlan
-from trtkit_steps import contract
+from trtkit_steps import contract, event_shapes
 
 
 def test_the_events_of_real_builds_pass():
@@ -19,7 +19,7 @@ def test_the_events_of_real_builds_pass():
         events += [("step_end", s) for s in m["steps"]] + [("verified", v) for v in m["verification"]]
     assert {kind for kind, fields in events if fields} == {"names", "engine", "bench", "step_end", "verified"}
     for kind, fields in events:
-        assert fields is None or contract.check_event({**fields, "event": kind}) is not None, (kind, fields)
+        assert fields is None or event_shapes.check_event({**fields, "event": kind}) is not None, (kind, fields)
 
 
 def test_the_host_knows_every_step_a_stage_times():

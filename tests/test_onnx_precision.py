@@ -8,7 +8,7 @@ import pytest
 from conftest import STANDIN_ARGS
 from onnx import TensorProto, helper, numpy_helper
 
-from trtkit_steps import contract, onnx_precision
+from trtkit_steps import contract, event_shapes, onnx_precision
 from trtkit_steps.storage import save_arrays
 
 
@@ -76,7 +76,7 @@ def test_the_step_writes_the_rewrite_and_says_what_it_kept(tmp_path, capsys):
     events = [json.loads(line[len(contract.EVENT_PREFIX):]) for line in capsys.readouterr().out.splitlines()
               if line.startswith(contract.EVENT_PREFIX)]
     [precision] = [e for e in events if e["event"] == "precision"]
-    assert contract.check_event(precision) and [k["layer"] for k in precision["kept_fp32"]] == ["big", "shrink"]
+    assert event_shapes.check_event(precision) and [k["layer"] for k in precision["kept_fp32"]] == ["big", "shrink"]
     [verified] = [e for e in events if e["event"] == "verified"]
     assert verified["artifact"] == "model.fp16.onnx" and verified["passed"]
 

@@ -2,7 +2,7 @@
 
 The steps write `::trtkit::{json}` lines (contract.EVENT_PREFIX) on stdout. A
 model's own code runs in the same process and can print anything, so a line is
-an event only when it parses and has its kind's shape (contract.check_event);
+an event only when it parses and has its kind's shape (event_shapes.check_event);
 anything else is shown as plain text, never as markup or raw escapes.
 """
 import json
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
-from trtkit_steps import contract
+from trtkit_steps import contract, event_shapes
 
 from .console import VERBOSE, plain, show
 from .errors import StepFailed
@@ -24,7 +24,7 @@ MAX_EVENTS_OF_A_KIND = 200
 MAX_EVENT_BYTES = 16 << 20
 
 
-# The events' payloads, as contract.check_event guarantees them (extra keys may come along).
+# The events' payloads, as event_shapes.check_event guarantees them (extra keys may come along).
 class IoName(TypedDict):
     name: str
     keras_tensor: str
@@ -123,7 +123,7 @@ def parse_event(line: str) -> dict | None:
     if not line.startswith(contract.EVENT_PREFIX):
         return None
     try:
-        return contract.check_event(json.loads(line[len(contract.EVENT_PREFIX):]))
+        return event_shapes.check_event(json.loads(line[len(contract.EVENT_PREFIX):]))
     except (ValueError, RecursionError):
         return None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, cast
 
-from trtkit_steps import contract
+from trtkit_steps import contract, event_shapes
 
 from .errors import InvalidModel
 from .events import Names
@@ -76,7 +76,7 @@ def manifest_field(manifest: dict, path: Path, field: str, kind: type = str):
 
 def read_earlier_build(folder: Path) -> EarlierBuild:
     manifest, raw = read_manifest(folder / MANIFEST_NAME)
-    if contract.check_event({**manifest["names"], "event": "names"}) is None:   # its own "event" key picks nothing
+    if event_shapes.check_event({**manifest["names"], "event": "names"}) is None:   # its own "event" key picks nothing
         raise InvalidModel(f"{folder / MANIFEST_NAME} has node names of the wrong shape")
     missing = [name for name in NEEDED if not (folder / name).exists()]
     if missing:

@@ -110,7 +110,7 @@ def bench_section(bench: BenchResult, note: str = "") -> Section:
     headers = ["batch", "framework", "mode", "device", "median ms", "p90 ms", "p99 ms", "per second", "× predict",
                "max abs err"]
     rows = [[r["batch"], r["framework"], r["mode"], r.get("device", "")] +
-            ([r["error"], "", "", "", "", ""] if r.get("error") is not None else   # as contract.check_event tells
+            ([r["error"], "", "", "", "", ""] if r.get("error") is not None else   # as event_shapes.check_event tells
              [r["median_ms"], r["p90_ms"], r["p99_ms"], r.get("throughput_per_s"), r.get("speedup_vs_predict"),
               r.get("max_abs_err")])
             for r in bench["rows"]]

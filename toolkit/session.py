@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from trtkit_steps import contract
+from trtkit_steps import contract, event_shapes
 
 from . import build_cache, engine_check, lock, report, reproduce, triton
 from . import manifest as manifest_module
@@ -210,6 +210,6 @@ def earlier_bench(manifest: dict) -> tuple[Path, BenchResult] | None:
     except InvalidModel:
         return None      # moved or gone since: nothing stored to show
     bench = earlier.get("bench")
-    if not isinstance(bench, dict) or contract.check_event({**bench, "event": "bench"}) is None:
+    if not isinstance(bench, dict) or event_shapes.check_event({**bench, "event": "bench"}) is None:
         return None
     return folder, cast(BenchResult, bench)

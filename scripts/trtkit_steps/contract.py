@@ -10,8 +10,9 @@ contract names: the target's artifacts, failure evidence, cache files. The
 container is not trusted: a Keras model can run its own code when it loads.
 """
 import json
-import math
 import re
+
+from trtkit_steps import event_shapes
 
 # --- the container's file layout ---------------------------------------------
 ROOT = "/trtkit"
@@ -56,7 +57,7 @@ CACHE_FILE = re.compile(r"^(timing-[A-Za-z0-9._-]{1,160}|calibration-[0-9a-f]{32
 MAX_CACHE_FILE_BYTES = 256 << 20
 MAX_EVIDENCE_FILE_BYTES = 1 << 30
 
-# --- events: `::trtkit::{json}` lines on stdout ---------------------------------
+# --- events: `::trtkit::{json}` lines on stdout (their shapes: event_shapes.py) -----
 EVENT_PREFIX = "::trtkit::"
 MAX_LINE_BYTES = 1 << 20    # longer lines are cut: a model can print anything
 FINAL_EVENT = "done"        # the pipeline's last event; exit 0 without it is a failure
@@ -186,7 +187,7 @@ def _in_bounds(option, value):
 
 
 def _number_in_bounds(option, value):
-    return _finite(value) and option.bounds[0] <= value <= option.bounds[1]
+    return event_shapes.finite(value) and option.bounds[0] <= value <= option.bounds[1]
 
 
 def _batches(option, value):
@@ -196,7 +197,7 @@ def _batches(option, value):
 
 
 def _names(option, value):
-    return isinstance(value, list) and bool(value) and all(_text(v) and NAME.match(v) for v in value)
+    return isinstance(value, list) and bool(value) and all(event_shapes.text(v) and NAME.match(v) for v in value)
 
 
 def _dims(value):
@@ -207,7 +208,7 @@ def _dims(value):
 
 def _shapes(option, value):
     """{input name: [MIN, OPT, MAX]}."""
-    return isinstance(value, dict) and all(_text(name) and isinstance(dims, list) and len(dims) == 3 and
+    return isinstance(value, dict) and all(event_shapes.text(name) and isinstance(dims, list) and len(dims) == 3 and
                                            all(_dims(d) for d in dims) for name, dims in value.items())
 
 
@@ -217,7 +218,7 @@ def data_path(option, suffix=""):
 
 
 def _data(option, value):
-    return _text(value) and value.startswith(data_path(option)) and \
+    return event_shapes.text(value) and value.startswith(data_path(option)) and \
         re.match(r"^(\.[^/]*)?$", value[len(data_path(option)):]) is not None
 
 
@@ -350,112 +351,3 @@ def bench_settings(bench):
                 raise ValueError("bench %s must be a whole number from %d to %d, not %r" % (what, low, high, value))
     settings["batches"] = sorted(set(batches), key=batches.index)    # repeats dropped, order kept
     return settings
-
-
-# --- event shapes ----------------------------------------------------------------
-# Every field the host reads (report, manifest, triton, session, engine_check) is checked here with its type:
-# a model prints what it likes, and an event that passes must never make the host fail on a missing key.
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _real(value):
-    """A number a float holds, NaN and infinity included: an output that is NaN has a NaN error."""
-    if not _number(value):
-        return False
-    try:
-        float(value)
-    except OverflowError:   # a 400-digit integer: no format string takes it
-        return False
-    return True
-
-
-def _finite(value):
-    return _real(value) and math.isfinite(value)
-
-
-def _optional(check):
-    return lambda value: value is None or check(value)
-
-
-def _size(value):
-    """A whole number a shape, a batch or a count can have."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 63
-
-
-def _text(value):
-    return isinstance(value, str)
-
-
-def _flag(value):
-    return isinstance(value, bool)
-
-
-def _mapping(value):
-    return isinstance(value, dict)
-
-
-def _list_of(check, non_empty=False):
-    return lambda value: isinstance(value, list) and (bool(value) or not non_empty) and all(check(v) for v in value)
-
-
-def _record(required, optional=None):
-    """A dict with every required key passing its check, and each optional key, when present, passing its own."""
-    optional = optional or {}
-    return lambda value: isinstance(value, dict) and all(check(value.get(k)) for k, check in required.items()) \
-        and all(check(value[k]) for k, check in optional.items() if k in value)
-
-
-_SHAPE = _list_of(_optional(_size))          # None: a dimension of unknown size
-_NAMES = {"name": _text, "keras_tensor": _text, "frozen": _text, "imported": _text}
-_INPUT = _record(dict(_NAMES, shape=_SHAPE, dtype=_text))
-_OUTPUT = _record(_NAMES, {"shape": _SHAPE, "dtype": _text})     # both absent in outputs of older manifests
-_PROFILE = _record({which: _list_of(_size, non_empty=True) for which in ("min", "opt", "max")})
-_TIMINGS = {"median_ms": _finite, "p90_ms": _finite, "p99_ms": _finite}
-_ROW_EXTRAS = {"device": _optional(_text), "throughput_per_s": _optional(_finite),
-               "speedup_vs_predict": _optional(_finite), "max_abs_err": _optional(_real)}
-_ROW_KEYS = {"batch": _size, "framework": _text, "mode": _text}
-
-
-def _bench_row(row):
-    """A row of timings, or of the error that stopped the framework at that batch (then it has no timings)."""
-    if isinstance(row, dict) and row.get("error") is not None:
-        return _text(row["error"]) and _record(_ROW_KEYS, _ROW_EXTRAS)(row)
-    return _record(dict(_ROW_KEYS, **_TIMINGS), _ROW_EXTRAS)(row)
-
-
-def _profiles(value):
-    return isinstance(value, dict) and bool(value) and all(_text(k) and _PROFILE(v) for k, v in value.items())
-
-
-EVENT_FIELDS = {
-    "versions": {},
-    "names": {"inputs": _list_of(_INPUT), "outputs": _list_of(_OUTPUT), "params": _size},
-    "step_start": {"step": _text},
-    "step_end": {"step": _text, "seconds": _finite, "ok": _flag},
-    "verified": {"artifact": _text, "outputs": _mapping, "max_abs_err": _real, "atol": _optional(_finite),
-                 "passed": _flag},
-    "artifact": {"name": _text, "kind": _text},
-    "precision": {"precision": _text, "artifact": _text, "library": _text,
-                  "kept_fp32": _list_of(_record({"layer": _text, "nodes": _list_of(_text)}))},
-    "recipe": {"recipe": _text, "onnx": _text, "reason": _text},
-    "engine": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "profiles": _profiles,
-               "portability_note": _text},
-    "bench": {"device": _text, "rows": _list_of(_bench_row)},
-    "engine_check": {"tensorrt": _text, "gpu": _text, "compute_capability": _text, "loadable": _flag,
-                     "error": _optional(_text)},
-    "error": {"message": _text},
-    "done": {},
-}
-
-
-def check_event(event):
-    """The event when it has the shape its kind needs, else None (unknown kinds too)."""
-    if not isinstance(event, dict) or not _text(event.get("event")):
-        return None
-    fields = EVENT_FIELDS.get(event["event"])
-    if fields is None:
-        return None
-    if all(check(event.get(name)) for name, check in fields.items()):
-        return event
-    return None
