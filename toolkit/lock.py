@@ -12,7 +12,8 @@ from pathlib import Path
 from . import __version__
 from .errors import LockMismatch
 from .files import write_atomically
-from .options import image_arguments, pinned_by_digest
+from .image_ref import pinned_by_digest
+from .runtime.compat import image_arguments
 from .toolchain import Toolchain
 
 LOCK_NAME = "trtkit.lock"

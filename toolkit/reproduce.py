@@ -15,9 +15,11 @@ from trtkit_steps import contract
 from . import __version__, build_options
 from .console import plain
 from .docker_runner import CONTAINER_USER, Limits
+from .image_ref import pinned_by_digest
 from .modelfile import safe_name, sha256_of
-from .options import image_arguments, pinned_by_digest, size_text
+from .options import size_text
 from .plan import BuildPlan
+from .runtime.compat import image_arguments
 from .toolchain import Toolchain
 
 SCRIPT_NAME = "reproduce.sh"

@@ -1,7 +1,7 @@
 """trtkit bench: the artifacts against Keras, side by side, in the same container and device."""
 from pathlib import Path
 
-from .. import options, report, session
+from .. import image_ref, options, report, session
 from ..console import print_json, user_errors
 from ..errors import StepFailed
 from ..exported import MANIFEST_NAME, read_manifest
@@ -28,7 +28,7 @@ def bench(
     TARGET is a build's output folder (with trtkit.json), or a model: then it is built first
     (default target, into ./trtkit-out/<name>) and benchmarked.
     """
-    common = dict(image=options.image_reference(image, tag), gpus=options.parse_gpus(gpus),
+    common = dict(image=image_ref.image_reference(image, tag), gpus=options.parse_gpus(gpus),
                   bench=options.bench_settings(batch, iterations, warmup),
                   **options.box_settings(trust_model, memory, timeout))
     if (target / MANIFEST_NAME).is_file():

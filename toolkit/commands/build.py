@@ -13,7 +13,7 @@ import typer
 
 from trtkit_steps import contract
 
-from .. import build_options, matrix, options, project, report, session
+from .. import build_options, image_ref, matrix, options, project, report, session
 from ..console import print_json, user_errors
 from ..lock import LOCK_NAME
 from ..modelfile import resolve_model, safe_name
@@ -92,12 +92,12 @@ def build(
 
 def plan_of(v: dict[str, Any]) -> BuildPlan:
     """One build's plan from the values of the build command's parameters (given, defaults, or a project's)."""
-    image_ref = options.image_reference(v["image"], v["tag"])
+    reference = image_ref.image_reference(v["image"], v["tag"])
     if v["strict_timing_cache"] and not v["timing_cache"]:
         raise typer.BadParameter("--strict-timing-cache needs --timing-cache FILE: the cache whose tactics to replay")
     bench = options.bench_settings(v["batch"], v["iterations"], v["warmup"])   # checked even without --bench
     return BuildPlan(
-        model=resolve_model(v["model"]), image=image_ref, target=v["target"], gpus=options.parse_gpus(v["gpus"]),
+        model=resolve_model(v["model"]), image=reference, target=v["target"], gpus=options.parse_gpus(v["gpus"]),
         out_dir=v["out"], force=v["force"], bench=bench if v["bench"] else None, triton_repo=v["triton_repo"],
         locked=Path(LOCK_NAME).absolute() if v["locked"] else None, settings=build_options.parse(v),
         **options.box_settings(v["trust_model"], v["memory"], v["timeout"]))

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .. import options, session
+from .. import image_ref, options, session
 from ..console import out, plain, print_json, user_errors
 from ..exported import MANIFEST_NAME, manifest_field, read_manifest
 from ..modelfile import resolve_model
@@ -32,7 +32,7 @@ def check(
     """
     model = resolve_model(output)   # first, so a missing OUT exits 10 as it does for build and bench
     manifest, _ = read_manifest(output / MANIFEST_NAME)
-    reference = options.image_reference(image or DEFAULT_IMAGE, tag) if tag or image else \
+    reference = image_ref.image_reference(image or DEFAULT_IMAGE, tag) if tag or image else \
         manifest_field(manifest, output / MANIFEST_NAME, "image.reference")
     plan = BuildPlan(model=model, image=reference, gpus=options.parse_gpus(gpus),
                      **options.box_settings(False, memory, timeout))

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import images, options
+from .. import image_ref, images
 from ..console import show, user_errors
 from ..docker_runner import DockerRunner
 
@@ -28,7 +28,7 @@ def save(
     force: Annotated[bool, typer.Option("--force", help="Replace FILE when it exists.")] = False,
 ) -> None:
     """Save images and their toolchain images into one archive (shared layers stored once)."""
-    checked = [options.whole_reference(r) for r in references]     # a usage error before any daemon
+    checked = [image_ref.whole_reference(r) for r in references]     # a usage error before any daemon
     saved = images.save(DockerRunner.connect(), checked, output, force)
     for image in saved:
         typer.echo(f"{image.reference}  {image.image_id}")
@@ -52,7 +52,7 @@ def derive(
     wheelhouse: Annotated[Optional[Path], typer.Option("--wheelhouse", help="Folder of wheels (`trtkit wheelhouse`): pip installs from it only. Default: $TRTKIT_WHEELHOUSE.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Derive the toolchain image of IMAGE:TAG now (or find it already there), without building a model."""
-    reference = options.whole_reference(reference)
+    reference = image_ref.whole_reference(reference)
     toolchain = images.derive(DockerRunner.connect(), reference, wheelhouse)
     typer.echo(f"{toolchain.tag}  {toolchain.image_id}  {'derived' if toolchain.derived else 'reused'}")
     versions = ", ".join(f"{k} {v}" for k, v in sorted(toolchain.probe.items()) if isinstance(v, str))

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .. import options, report, session
+from .. import image_ref, options, report, session
 from ..console import print_json, user_errors
 from ..errors import StepFailed
 from ..modelfile import resolve_model
@@ -24,8 +24,8 @@ def inspect(
     json_output: options.Json = False,
 ) -> None:
     """Inputs and outputs of MODEL: Keras names, TF tensor names, frozen-graph and import/ names, shapes, dtypes."""
-    image_ref = options.image_reference(image, tag)
-    plan = BuildPlan(model=resolve_model(model), image=image_ref, gpus=GpuRequest("none"),
+    reference = image_ref.image_reference(image, tag)
+    plan = BuildPlan(model=resolve_model(model), image=reference, gpus=GpuRequest("none"),
                      **options.box_settings(trust_model, memory, timeout))
     record = session.inspect(plan)
     names = record.names

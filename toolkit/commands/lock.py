@@ -1,7 +1,7 @@
 """trtkit lock: pin an image's digest, its toolchain and the toolchain's packages in ./trtkit.lock."""
 from pathlib import Path
 
-from .. import options, session
+from .. import image_ref, options, session
 from ..console import out, print_json, user_errors
 from ..lock import LOCK_NAME, pinned_reference
 
@@ -18,7 +18,7 @@ def lock(
     The entry holds the image's registry digest (its id for a local image), the toolchain image, every
     package in it with its version, and trtkit's version. Run it again for another tag: entries are merged.
     """
-    reference = options.image_reference(image, tag)
+    reference = image_ref.image_reference(image, tag)
     entry = session.lock_image(reference, options.parse_memory(memory), Path(LOCK_NAME).absolute())
     if json_output:
         print_json({"image": reference, **entry})

@@ -130,7 +130,7 @@ def compatibility(built: Built, here: Host) -> str | None:
             f"the engine cannot load here: {mismatch} ({where}). Install TensorRT {built.tensorrt} here (pip install "
             f"'tensorrt=={'.'.join(map(str, tensorrt_release(built.tensorrt)))}.*'), or rebuild it with an image "
             f"whose TensorRT is {here.tensorrt}: "
-            f"{rebuild_command(built.source, f'--image REPO --tag <a tag with TensorRT {here.tensorrt}>')}")
+            f"{rebuild_command(built.source, ['--image', 'REPO', '--tag', f'<a tag with TensorRT {here.tensorrt}>'])}")
     mismatch = capability_mismatch(built.compute_capability, here.compute_capability, "this GPU")
     if mismatch:
         raise IncompatibleEngine(f"the engine cannot load here: {mismatch} ({where}). Rebuild it on this GPU: "
@@ -180,13 +180,14 @@ def build_source(manifest: dict) -> str:
     return "MODEL"
 
 
-def rebuild_command(source: str, image_arguments: str) -> str:
-    return f"trtkit build {source} --target engine {image_arguments} --gpus all"
+def rebuild_command(source: str, image_arguments: list[str]) -> str:
+    return f"trtkit build {source} --target engine {' '.join(image_arguments)} --gpus all"
 
 
-def image_arguments(image: str) -> str:
-    """How trtkit build names an image: --image REPO --tag TAG, or --image REPO@sha256:... (pinned)."""
+def image_arguments(image: str) -> list[str]:
+    """How trtkit build names an image: --image REPO --tag TAG (the tag holds no ':', a registry's port may), or
+    --image REPO@sha256:... (pinned). reproduce.sh, trtkit lock and trtkit check spell images with it too."""
     repository, colon, tag = image.rpartition(":")
     if "@" in image or not colon or "/" in tag:
-        return f"--image {image}"
-    return f"--image {repository} --tag {tag}"
+        return ["--image", image]
+    return ["--image", repository, "--tag", tag]
