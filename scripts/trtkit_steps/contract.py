@@ -206,6 +206,12 @@ def _dims(value):
         isinstance(value, list) and bool(value) and all(_whole_in(1, MAX_BATCH, d) for d in value))
 
 
+def shape_entry(model_shape, entry):
+    """One of --shapes' MIN/OPT/MAX as a whole shape: a batch size takes the model's other dimensions (None where
+    the model does not know them), a full shape is itself. The steps read --shapes only through this."""
+    return [entry] + list(model_shape[1:]) if isinstance(entry, int) else list(entry)
+
+
 def _shapes(option, value):
     """{input name: [MIN, OPT, MAX]}."""
     return isinstance(value, dict) and all(event_shapes.text(name) and isinstance(dims, list) and len(dims) == 3 and

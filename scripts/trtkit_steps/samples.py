@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 
+from trtkit_steps import contract
 from trtkit_steps.errors import StepError, Unsupported, first_line
 from trtkit_steps.storage import by_recorded_name
 
@@ -22,10 +23,8 @@ def concrete_shapes(input_specs, shapes, batch=None):
     default = fixed.pop() if len(fixed) == 1 else SAMPLE_BATCH
     result = {}
     for spec in input_specs:
-        dims = list(spec["shape"])
         opt = (shapes.get(spec["name"]) or [None, None])[1]
-        if isinstance(opt, list):      # a full opt shape; a plain batch size leaves the dims alone
-            dims = list(opt)
+        dims = list(spec["shape"]) if opt is None else contract.shape_entry(spec["shape"], opt)
         if batch is not None:
             dims[0] = batch
         else:

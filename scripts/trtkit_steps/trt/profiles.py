@@ -1,6 +1,7 @@
 """Optimization profiles: MIN/OPT/MAX shapes per input, from io.json and --shapes."""
 import numpy as np
 
+from trtkit_steps import contract
 from trtkit_steps.errors import StepError
 
 MAX_BATCH = 100000
@@ -32,7 +33,7 @@ def _input_profile(spec, override, typical_batch):
 
 def _full_shape(spec, value):
     """A --shapes entry: a batch size (the other dims from the model) or a whole shape."""
-    dims = [value] + list(spec["shape"][1:]) if isinstance(value, int) else list(value)
+    dims = contract.shape_entry(spec["shape"], value)
     if any(d is None or d < 0 for d in dims):
         raise StepError(f"input {spec['name']} has dimensions of unknown size {spec['shape']}: give whole shapes, "
                         f"--shapes {spec['name']}:MIN/OPT/MAX with each like {_example_shape(spec)}")
