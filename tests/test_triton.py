@@ -55,6 +55,18 @@ def test_files_put_in_the_model_folder_during_the_build_are_kept_without_force(t
     assert (folder / "1" / "model.plan").read_bytes() == b"engine"
 
 
+def test_an_onnx_build_at_fp16_serves_its_rewrite_as_model_onnx(tmp_path):
+    out, folder = tmp_path / "out", tmp_path / "repo" / "origin_lstm"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"fp32")
+    (out / "model.fp16.onnx").write_bytes(b"fp16")
+    onnx_build = dict(ENGINE, target={"chosen": "onnx"}, engine=None)
+    write(folder, out, dict(onnx_build, options={"shapes": {}, "precision": "fp16"}), force=False)
+    assert (folder / "1" / "model.onnx").read_bytes() == b"fp16"
+    write(folder, out, dict(onnx_build, options={"shapes": {}, "precision": "fp32"}), force=False)
+    assert (folder / "1" / "model.onnx").read_bytes() == b"fp32"
+
+
 def test_an_onnx_config_takes_its_batch_from_shapes_and_marks_unknown_dims():
     names = json.loads(json.dumps(NAMES))
     names["inputs"][0]["shape"] = [None, None, 192]

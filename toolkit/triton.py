@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from trtkit_steps import contract
+
 from . import __version__
 from .errors import OutputNotWritable, TargetUnsupported
 from .events import Names
@@ -71,9 +73,11 @@ def write(folder: Path, out_dir: Path, manifest: Manifest, force: bool) -> None:
     platform, artifact = PLATFORMS[target]
     config = config_text(folder.name, manifest, platform)
 
+    served = _served_file(out_dir, manifest, target)
+
     def fill(new: Path) -> None:
         (new / VERSION).mkdir()
-        shutil.copyfile(out_dir / artifact, new / VERSION / artifact)
+        shutil.copyfile(out_dir / served, new / VERSION / artifact)
         (new / "config.pbtxt").write_text(config)
 
     _refuse_foreign(folder, force)
@@ -81,6 +85,15 @@ def write(folder: Path, out_dir: Path, manifest: Manifest, force: bool) -> None:
         replace_folder(folder, fill)
     except OSError as e:
         raise OutputNotWritable(f"cannot write the Triton model folder {folder}: {e.strerror or e}") from None
+
+
+def _served_file(out_dir: Path, manifest: Manifest, target: str) -> str:
+    """The artifact Triton serves: an ONNX build's fp16 / int8 rewrite where --precision made one (its inputs and
+    outputs stay float32, so the config is the FP32 model's), else the target's own."""
+    reduced = contract.REDUCED_ONNX.get(str(manifest["options"].get("precision")))
+    if target == "onnx" and reduced and (out_dir / reduced).is_file():
+        return reduced
+    return PLATFORMS[target][1]
 
 
 def max_batch(manifest: Manifest) -> int:
