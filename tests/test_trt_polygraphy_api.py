@@ -127,3 +127,23 @@ def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_
     old_trtexec.chmod(0o755)
     with pytest.raises(Unsupported, match="cannot"):
         trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))
+
+
+def test_a_weakly_typed_rewrite_asks_each_float_layer_to_keep_its_onnx_type():
+    """TensorRT 8's stand-in for a strongly typed network: float16 layers stay float16, the nodes the rewrite kept
+    FP32 stay float32, and layers that make shapes or mix types are left to TensorRT."""
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+
+    class Layer:
+        def __init__(self, *types):
+            self.outputs, self.num_outputs, self.precision = types, len(types), None
+
+        def get_output(self, index):
+            return SimpleNamespace(dtype=self.outputs[index])
+
+    layers = [Layer("float16"), Layer("float32"), Layer("int32"), Layer("float16", "int32")]
+    network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
+    polygraphy_api._keep_onnx_types(SimpleNamespace(float32="float32", float16="float16"), network)
+    assert [layer.precision for layer in layers] == ["float16", "float32", None, None]

@@ -42,8 +42,11 @@ def test_the_recipe_follows_the_tensorrt_version():
     assert settings.choose_recipe("10.13.0", "int8", "auto")[0] == "rewrite"
     assert settings.choose_recipe("10.13.0", "fp16", "flags")[0] == "flags"
     assert settings.choose_recipe("8.6.1", "fp32", "rewrite")[0] == "fp32"
-    with pytest.raises(Unsupported, match="TensorRT 8.6.1 does not"):
-        settings.choose_recipe("8.6.1", "fp16", "rewrite")
+    recipe, why = settings.choose_recipe("8.6.1", "fp16", "rewrite")
+    assert recipe == "rewrite" and "PREFER_PRECISION_CONSTRAINTS" in why
+    assert not settings.strongly_typed(8, recipe) and settings.strongly_typed(10, recipe)
+    with pytest.raises(Unsupported, match="Python API"):     # trtexec cannot set each layer's type
+        trtexec.trtexec_build_args("trtexec", (8, 6, 1), _job("fp16", recipe="rewrite"), "e")
     args = trtexec.trtexec_build_args("trtexec", (10, 13, 0), _job("fp16", recipe="rewrite"), "e")
     assert "--stronglyTyped" in args and "--fp16" not in args
 
@@ -51,5 +54,5 @@ def test_the_recipe_follows_the_tensorrt_version():
 def test_strongly_typed_networks_refuse_float16_io():
     settings.check_precision(10, "flags", "fp16")
     for major, recipe in ((11, "fp32"), (10, "rewrite")):
-        with pytest.raises(Unsupported, match="strongly typed.*--io-precision fp16 cannot apply"):
+        with pytest.raises(Unsupported, match="typed by its ONNX model.*--io-precision fp16 cannot apply"):
             settings.check_precision(major, recipe, "fp16")

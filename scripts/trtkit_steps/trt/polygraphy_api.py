@@ -11,7 +11,7 @@ import numpy as np
 from trtkit_steps.errors import StepError, Unsupported, first_line
 from trtkit_steps.storage import read_bytes, write_atomic
 from trtkit_steps.trt.calibration import CALIBRATION_BATCH
-from trtkit_steps.trt.settings import check_optimization_level, major_of, tactic_mask
+from trtkit_steps.trt.settings import check_optimization_level, major_of, strongly_typed, tactic_mask
 
 
 def import_polygraphy():
@@ -40,9 +40,14 @@ class PolygraphyApi(object):
         if job.settings.strict_timing_cache and not hasattr(self.trt.BuilderFlag, "ERROR_ON_TIMING_CACHE_MISS"):
             raise Unsupported(f"--strict-timing-cache needs a TensorRT that can refuse timing-cache misses "
                               f"(BuilderFlag.ERROR_ON_TIMING_CACHE_MISS); TensorRT {self.version} cannot")
-        # rewrite: strongly typed, so TensorRT keeps the ONNX model's float16 / Q/DQ types and every FP32 node
-        network = api.network_from_onnx_path(job.onnx, strongly_typed=True) if job.settings.recipe == "rewrite" \
-            else api.network_from_onnx_path(job.onnx)
+        # rewrite: strongly typed, so TensorRT keeps the ONNX model's float16 / Q/DQ types and every FP32 node;
+        # before TensorRT 10 its layers are asked to keep those types
+        if strongly_typed(self.major, job.settings.recipe):
+            network = api.network_from_onnx_path(job.onnx, strongly_typed=True)
+        else:
+            network = api.network_from_onnx_path(job.onnx)
+            if job.settings.recipe == "rewrite" and job.settings.precision == "fp16":
+                _keep_onnx_types(self.trt, network[1])
         _check_network_inputs(network[1], job.settings.profiles)
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
@@ -57,7 +62,8 @@ class PolygraphyApi(object):
         calibrator = self.api.Calibrator(_calibration_batches(job.calibration),
                                          cache=job.calibration.cache_path) if job.calibration else None
         has_levels = hasattr(trt.IBuilderConfig, "builder_optimization_level")
-        flags = settings.recipe == "flags"
+        flags = not strongly_typed(self.major, settings.recipe) and settings.recipe != "fp32"
+        weak_rewrite = flags and settings.recipe == "rewrite"
         check_optimization_level(has_levels, settings.optimization_level, self.version)
         return self.api.CreateConfig(
             builder_optimization_level=settings.optimization_level if has_levels else None,
@@ -65,6 +71,7 @@ class PolygraphyApi(object):
             int8=flags and settings.precision == "int8",
             profiles=[_profile(self.api, p) for p in settings.all_profiles],
             calibrator=calibrator, memory_pool_limits=workspace,
+            precision_constraints="prefer" if weak_rewrite else None,
             load_timing_cache=job.load_timing_cache,  # None: start from an empty cache
             error_on_timing_cache_miss=settings.strict_timing_cache)
 
@@ -121,6 +128,16 @@ def _set_io_precision(trt, network, io_precision):
             [network.get_output(i) for i in range(network.num_outputs)]:
         if tensor.dtype == trt.float32:
             tensor.dtype = trt.float16
+
+
+def _keep_onnx_types(trt, network):
+    """Each layer that computes floats is asked to keep the type its ONNX outputs have (float16, or float32 where the
+    rewrite kept a node FP32): TensorRT 8's stand-in for a strongly typed network."""
+    floats = (trt.float32, trt.float16)
+    for layer in (network.get_layer(i) for i in range(network.num_layers)):
+        types = set(layer.get_output(i).dtype for i in range(layer.num_outputs))
+        if len(types) == 1 and types <= set(floats):
+            layer.precision = types.pop()
 
 
 def _profile(api, profiles):

@@ -66,11 +66,12 @@ def choose_recipe(trt_version, precision, asked):
     if asked == "flags" and major > WEAKLY_TYPED_UNTIL:
         raise Unsupported(f"--precision-recipe flags: TensorRT {trt_version} builds strongly typed networks only "
                           "(no FP16/INT8 builder flags); use --precision-recipe rewrite (or auto)")
-    if asked == "rewrite" and major < STRONGLY_TYPED_FROM:
-        raise Unsupported(f"--precision-recipe rewrite builds strongly typed networks, which TensorRT {trt_version} "
-                          "does not (it reads the ONNX model's float16 types as hints): use flags (or auto)")
     if asked == "flags":
         return "flags", "asked for with --precision-recipe flags"
+    if asked == "rewrite" and major < STRONGLY_TYPED_FROM:
+        return "rewrite", (f"asked for with --precision-recipe rewrite; TensorRT {trt_version} has no strongly typed "
+                           "networks, so each layer is asked to keep the rewritten ONNX model's type "
+                           "(PREFER_PRECISION_CONSTRAINTS, with the FP16/INT8 flags that allow those types)")
     if asked == "rewrite":
         return "rewrite", "asked for with --precision-recipe rewrite"
     if major >= STRONGLY_TYPED_FROM:
@@ -80,13 +81,18 @@ def choose_recipe(trt_version, precision, asked):
                      "FP32 model, the route measured on TensorRT 8.6")
 
 
+def strongly_typed(trt_major, recipe):
+    """Whether the engine is built as a strongly typed network (the rewrite, on TensorRT 10 and newer)."""
+    return recipe == "rewrite" and trt_major >= STRONGLY_TYPED_FROM
+
+
 def check_precision(trt_major, recipe, io_precision="fp32"):
     """--io-precision fp16 retypes the network's inputs and outputs, which a strongly typed network keeps as the
     ONNX model has them."""
     if io_precision != "fp32" and (trt_major > WEAKLY_TYPED_UNTIL or recipe == "rewrite"):
-        raise Unsupported(f"a strongly typed network (TensorRT {trt_major}, or --precision-recipe rewrite) takes its "
-                          f"types from the ONNX model, so --io-precision {io_precision} cannot apply; use "
-                          "--io-precision fp32")
+        raise Unsupported(f"a network typed by its ONNX model (TensorRT {trt_major}, or --precision-recipe rewrite) "
+                          f"keeps the model's input and output types, so --io-precision {io_precision} cannot apply; "
+                          "use --io-precision fp32")
 
 
 def timing_cache_name(trt_version, gpu_name, capability):

@@ -11,7 +11,7 @@ import numpy as np
 from trtkit_steps.comparison import compare
 from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.events import log, run_relayed
-from trtkit_steps.trt.settings import check_optimization_level
+from trtkit_steps.trt.settings import STRONGLY_TYPED_FROM, check_optimization_level
 
 TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/workspace/tensorrt/bin", "/opt/tensorrt/bin")
 
@@ -67,6 +67,9 @@ def trtexec_precision_flags(major, settings, calibration_cache):
     TensorRT 11's trtexec builds nothing else and takes no precision flags at all."""
     if major >= 11:
         return []
+    if settings.recipe == "rewrite" and major < STRONGLY_TYPED_FROM:
+        raise Unsupported(f"--precision-recipe rewrite on TensorRT {major}: trtkit asks each layer to keep the ONNX "
+                          "model's type through TensorRT's Python API, which this image lacks; use flags (or auto)")
     flags = [] if settings.tf32 else ["--noTF32"]
     if settings.recipe == "rewrite":
         flags.append("--stronglyTyped")
