@@ -63,7 +63,7 @@ def test_a_model_that_fails_on_the_sample_inputs_is_one_line():
     InvalidArgumentError as a traceback."""
     def call(xs):
         raise ValueError("indices[0,0] = 5 is not in [0, 5) [Op:GatherV2]\nArguments received by Embedding.call()")
-    model = keras_stage.LoadedModel([{"name": "tok"}], [{"name": "flat"}], call, 15, "3", None)
+    model = keras_stage.LoadedModel([{"name": "tok"}], [{"name": "flat"}], call, 15, "3", None, {})
     with pytest.raises(StepError, match=r"^the model fails on the sample inputs \(ValueError: indices\[0,0\] = 5 "
                                         r"is not in \[0, 5\) \[Op:GatherV2\]\): give --sample-data"):
         keras_stage.reference_outputs(model, {"tok": np.zeros((8, 4), np.int32)})

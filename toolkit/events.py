@@ -14,7 +14,7 @@ from typing import Any, TypedDict, cast
 
 from trtkit_steps import contract, event_shapes
 
-from .console import VERBOSE, plain, show
+from .console import VERBOSE, plain, show, warn
 from .errors import StepFailed
 
 MAX_SHOWN = 4000    # characters of one log line on the terminal (events may be longer)
@@ -62,6 +62,21 @@ class Verification(TypedDict):
     passed: bool
 
 
+class FailedRoute(TypedDict):
+    route: str
+    error: str
+
+
+class ExportRoute(TypedDict):
+    route: str                  # event_shapes.EXPORT_ROUTES
+    failed: list[FailedRoute]   # the routes tried before it, each with why it failed
+
+
+class Warning_(TypedDict):
+    message: str
+    layer: str | None           # the Keras layer it concerns, where known
+
+
 class BenchRow(TypedDict, total=False):
     batch: int
     framework: str
@@ -88,6 +103,8 @@ class BuildRecord:
     steps: list[StepTime] = field(default_factory=list)
     verification: list[Verification] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    export: ExportRoute | None = None
+    warnings: list[Warning_] = field(default_factory=list)
     engine: dict[str, Any] | None = None
     engine_check: dict[str, Any] | None = None
     precision: dict[str, Any] | None = None     # the fp16 / int8 rewrite (onnx_precision), and the engine's recipe
@@ -108,6 +125,10 @@ class BuildRecord:
             self.verification.append(cast(Verification, event))
         elif kind == "artifact":
             self.artifacts.append(event)
+        elif kind == "export":
+            self.export = cast(ExportRoute, event)
+        elif kind == "warning":
+            self.warnings.append(cast(Warning_, {"message": event["message"], "layer": event.get("layer")}))
         elif kind == "bench":
             self.bench = cast(BenchResult, event)
         elif kind in ("precision", "recipe"):
@@ -172,6 +193,12 @@ class EventStream:
             atol = "report only" if event["atol"] is None else f"atol {event['atol']:.0e}"
             show(f"{event['artifact']} vs Keras: max abs error {event['max_abs_err']:.3g} ({atol})",
                  mark=_mark(event["passed"]))
+        elif kind == "export":
+            for failed in event["failed"]:
+                show(f"export route {failed['route']} failed: {failed['error']}", style="yellow")
+            show(f"ONNX export: {event['route']}")
+        elif kind == "warning":
+            warn(event["message"])
 
 
 def _mark(ok: bool) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from . import __version__
-from .events import BenchResult, BuildRecord, Names, StepTime, Verification
+from .events import BenchResult, BuildRecord, ExportRoute, Names, StepTime, Verification, Warning_
 from .exported import MANIFEST_NAME, EarlierBuildRecord
 from .modelfile import sha256_of, size_of
 from .plan import BuildPlan
@@ -53,6 +53,8 @@ class Manifest(TypedDict):
     steps: list[StepTime]
     verification: list[Verification]
     artifacts: list[ArtifactRecord]
+    export: ExportRoute | None   # how the ONNX model was made (None: no export ran, or a trtkit before 2026-12)
+    warnings: list[Warning_]
     engine: dict[str, Any] | None
     precision: dict[str, Any] | None     # --precision fp16 / int8: the rewritten ONNX, what stayed FP32, the recipe
     bench: BenchResult | None
@@ -79,6 +81,8 @@ def make(plan: BuildPlan, choice: TargetChoice, toolchain: Toolchain, record: Bu
         "steps": record.steps,
         "verification": record.verification,
         "artifacts": [_describe(result_dir / a["name"], a) for a in record.artifacts],
+        "export": record.export,
+        "warnings": record.warnings,
         "engine": record.engine if choice.target == "engine" else None,   # only an engine build makes one
         "precision": record.precision,
         "bench": record.bench,

@@ -16,7 +16,7 @@ from rich.text import Text
 from trtkit_steps import contract
 
 from .console import out, plain
-from .events import BenchResult, Names
+from .events import BenchResult, ExportRoute, Names
 from .manifest import Manifest
 
 REPORT_FILES = ("report.md", "report.html")
@@ -57,6 +57,7 @@ def sections(m: Manifest) -> list[Section]:
             ["image", f"{m['image']['reference']} ({m['image']['id'][:19]})"],
             ["toolchain image", m["image"]["toolchain"]],
             ["target", f"{m['target']['chosen']}: {m['target']['reason']}"],
+            *([["ONNX export", export_route(export)]] if (export := m.get("export")) else []),
             ["total time", f"{m['total_seconds']:.1f} s"],
             ["trtkit", f"{m['trtkit_version']}, {m['created']}"],
         ]),
@@ -65,6 +66,9 @@ def sections(m: Manifest) -> list[Section]:
     ]
     if m["names"]:
         result.append(names_section(m["names"]))
+    if m.get("warnings"):
+        result.append(Section("warnings", "Warnings", ["layer", "warning"],
+                              [[w["layer"] or "", w["message"]] for w in m["warnings"]]))
     result.append(Section("steps", "Steps", ["step", "seconds", "ok"],
                           [[s["step"], s["seconds"], s["ok"]] for s in m["steps"]]))
     if m["verification"]:
@@ -96,6 +100,12 @@ def _precision_rows(precision: dict) -> list[list]:
         recipe = precision["recipe"]
         rows.append(["engine recipe", f"{recipe['recipe']} from {recipe['onnx']}: {recipe['reason']}"])
     return rows
+
+
+def export_route(export: ExportRoute) -> str:
+    """The route, and each route tried before it with why it failed."""
+    failed = "".join(f"; {f['route']} failed first: {f['error']}" for f in export["failed"])
+    return f"{export['route']}{failed}"
 
 
 def names_section(names: Names, title: str = "Node names") -> Section:

@@ -77,6 +77,11 @@ KERAS_FORMATS = ("h5", "keras", "savedmodel")
 ONNX_FORMAT = "onnx"
 OUTPUT_FORMAT = "trtkit-output"
 EXPORTED_TARGETS = {ONNX_FORMAT: ("onnx", "engine"), OUTPUT_FORMAT: ("engine",)}
+# How a Keras model becomes ONNX, in the order tried per format; the next route runs when one fails (its
+# export is invalid, or ONNX Runtime refuses it or differs from Keras). keras-export: Keras 3's own
+# model.export(format="onnx"), for models Keras 3 loads. tf2onnx: trtkit's frozen graph through tf2onnx.
+# (the routes' names: event_shapes.EXPORT_ROUTES, which the export event may name)
+ROUTE_ORDER = {"keras": ("keras-export", "tf2onnx"), "h5": ("tf2onnx", "keras-export"), "savedmodel": ("tf2onnx",)}
 
 
 def model_path(model_format, file_name):

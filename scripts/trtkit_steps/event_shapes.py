@@ -76,6 +76,13 @@ def _bench_row(row):
     return record(dict(_ROW_KEYS, **_TIMINGS), _ROW_EXTRAS)(row)
 
 
+EXPORT_ROUTES = ("keras-export", "tf2onnx")     # how a Keras model became ONNX (contract.ROUTE_ORDER)
+
+
+def route(value):
+    return value in EXPORT_ROUTES
+
+
 def _profiles(value):
     return isinstance(value, dict) and bool(value) and all(text(k) and _PROFILE(v) for k, v in value.items())
 
@@ -88,6 +95,9 @@ EVENT_FIELDS = {
     "verified": {"artifact": text, "outputs": mapping, "max_abs_err": real, "atol": optional(finite),
                  "passed": flag},
     "artifact": {"name": text, "kind": text},
+    # the ONNX export's route, and each route tried before it with the one line that says why it failed
+    "export": {"route": route, "failed": list_of(record({"route": route, "error": text}))},
+    "warning": {"message": text, "layer": optional(text)},
     "precision": {"precision": text, "artifact": text, "library": text,
                   "kept_fp32": list_of(record({"layer": text, "nodes": list_of(text)}))},
     "recipe": {"recipe": text, "onnx": text, "reason": text},

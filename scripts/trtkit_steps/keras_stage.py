@@ -3,19 +3,22 @@
     python3 -m trtkit_steps.keras_stage PLAN.json
 
 Every model kind (Keras 2 .h5, Keras 3 .keras, SavedModel) becomes one
-concrete function with one named placeholder per input; the frozen graph and
-the ONNX model both come from it, so they agree with each other and with the
-Keras reference outputs computed here.
+concrete function with one named placeholder per input: the frozen graph comes
+from it, and so does the ONNX model on the tf2onnx route. A Keras 3 model is
+exported by Keras' own model.export(format="onnx") first (contract.ROUTE_ORDER);
+whichever route is kept, its ONNX model ran in ONNX Runtime on the reference
+inputs within the export tolerance.
 """
 import os
 
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import EXPORT_ATOL, compare, gate, tolerance
-from trtkit_steps.errors import InvalidModel, StepError, UntrustedModel, first_line
+from trtkit_steps.comparison import EXPORT_ATOL, compare, gate, tolerance, worst_error
+from trtkit_steps.errors import InvalidModel, StepError, Unsupported, UntrustedModel, first_line
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.model_trust import untrusted_reasons
+from trtkit_steps.onnx_export_fixes import layer_of, loop_warnings, refusal, replace_erfc, unknown_operators
 from trtkit_steps.onnx_lstm import unroll_lstms
 from trtkit_steps.onnx_names import canonicalize
 from trtkit_steps.samples import sample_inputs
@@ -32,13 +35,14 @@ def _tf():
 class LoadedModel(object):
     """A model reduced to what the steps need: io specs and a callable."""
 
-    def __init__(self, inputs, outputs, call, params, keras_version, owner):
+    def __init__(self, inputs, outputs, call, params, keras_version, owner, layers):
         self.inputs = inputs      # [{"name", "keras_tensor", "shape", "dtype"}]
         self.outputs = outputs    # [{"name", "keras_tensor"}]
         self.call = call          # list of input arrays -> list of output tensors
         self.params = params
         self.keras_version = keras_version
         self.owner = owner        # keeps the model's variables alive while call is used
+        self.layers = layers      # {name: class name} of the Keras layers, nested ones included; {} for a SavedModel
 
 
 def _spec_name(name):
@@ -79,7 +83,14 @@ def _from_keras(model, keras_version):
     def call(xs):
         return flat_outputs(model(xs[0] if single else list(xs), training=False))
 
-    return LoadedModel(inputs, outputs, call, int(model.count_params()), keras_version, model)
+    return LoadedModel(inputs, outputs, call, int(model.count_params()), keras_version, model, _layers(model))
+
+
+def _layers(model):
+    """{name: class name} of every layer, a Bidirectional's own LSTMs included (Keras 2 and 3 both flatten)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    layers = flatten(include_self=False, recursive=True) if flatten else getattr(model, "layers", [])
+    return dict((layer.name, type(layer).__name__) for layer in layers)
 
 
 def _rename_repeats(inputs, outputs):
@@ -129,7 +140,7 @@ def _from_saved_model(path):
         return [result[n] for n in out_names]
 
     params = int(sum(np.prod(v.shape) for v in getattr(loaded, "variables", [])))
-    return LoadedModel(inputs, outputs, call, params, None, loaded)
+    return LoadedModel(inputs, outputs, call, params, None, loaded, {})
 
 
 def _keras2():
@@ -208,29 +219,163 @@ def freeze(model):
     return graph_def, in_names, out_names
 
 
-def export_onnx(graph_def, in_names, out_names, model, opset, path, unroll):
-    """Frozen graph -> ONNX with the Keras io names (unroll: fixed-length LSTMs unrolled), checked before it is
-    kept."""
-    import onnx
+def export_onnx(model, plan, frozen, reference, work):
+    """The model as artifacts/model.onnx, by the first route of contract.ROUTE_ORDER that works for its format;
+    the export event names it, and each route tried before it with why it failed."""
+    path = os.path.join(work, contract.ARTIFACTS, "model.onnx")
+    failed, error = [], None
+    for route in contract.ROUTE_ORDER[plan["model_format"]]:
+        try:
+            proto = ROUTES[route](model, plan, frozen, reference, work)
+            info = _keep(proto, model, plan, reference, path)
+        except StepError as e:
+            failed.append({"route": route, "error": first_line(e)})
+            error = e
+            continue
+        emit("export", route=route, failed=failed)
+        return info
+    if len(failed) == 1:
+        raise error
+    raise type(error)("no export route works for this model: %s"
+                      % "; ".join("%s: %s" % (f["route"], f["error"]) for f in failed))
+
+
+def _tf2onnx_route(model, plan, frozen, reference, work):
     import tf2onnx
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names, opset=opset)
+    graph_def, in_names, out_names = frozen
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(_inlinable(graph_def), input_names=in_names,
+                                                  output_names=out_names, opset=plan["opset"])
+    except Exception as e:  # tf2onnx raises whatever its handlers raise
+        raise StepError("tf2onnx failed: %s" % first_line(e)) from None
     renames = dict(zip(in_names, [s["name"] for s in model.inputs]))
     renames.update(zip(out_names, [o["name"] for o in model.outputs]))
     _rename_io(proto.graph, renames)
+    return proto
+
+
+def _keras_export_route(model, plan, frozen, reference, work):
+    """Keras 3's model.export(format="onnx"); a Keras 2 .h5 is loaded again by Keras 3 for it."""
+    import onnx
+    keras_model = model.owner if plan["model_format"] == "keras" else _keras3_model(plan, model, reference[0])
+    path = os.path.join(work, "keras-export.onnx")
+    try:
+        keras_model.export(path, format="onnx", verbose=False, opset_version=plan["opset"])
+        proto = onnx.load(path)
+    except Exception as e:  # Keras and tf2onnx raise whatever they raise
+        raise StepError("Keras' model.export failed: %s" % first_line(e)) from None
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    initializers = set(t.name for t in proto.graph.initializer)
+    graph_inputs = [v.name for v in proto.graph.input if v.name not in initializers]
+    graph_outputs = [v.name for v in proto.graph.output]
+    if len(graph_inputs) != len(model.inputs) or len(graph_outputs) != len(model.outputs):
+        raise StepError("Keras' model.export made %d inputs and %d outputs for the model's %d and %d (tensors the "
+                        "model captured became inputs)" % (len(graph_inputs), len(graph_outputs), len(model.inputs),
+                                                         len(model.outputs)))
+    renames = dict(zip(graph_inputs, [s["name"] for s in model.inputs]))
+    renames.update(zip(graph_outputs, [o["name"] for o in model.outputs]))
+    _rename_io(proto.graph, renames)
+    return proto
+
+
+def _keras3_model(plan, model, inputs):
+    """A Keras 2 .h5 loaded by Keras 3 and called once (its export traces a model that has been called)."""
+    import keras
+    try:
+        keras_model = keras.models.load_model(plan["model"], compile=False, safe_mode=not plan["trust_model"])
+        keras_model([inputs[s["name"]] for s in model.inputs] if len(model.inputs) > 1
+                    else inputs[model.inputs[0]["name"]], training=False)
+    except Exception as e:  # Keras 3 refuses many Keras 2 files ('time_major' of an LSTM)
+        raise StepError("Keras 3 cannot load this Keras 2 model: %s" % first_line(e)) from None
+    return keras_model
+
+
+ROUTES = {"tf2onnx": _tf2onnx_route, "keras-export": _keras_export_route}
+
+
+def _keep(proto, model, plan, reference, path):
+    """Repair, check, write and run an export (unroll: fixed-length LSTMs unrolled); what it holds."""
+    import onnx
+    import tf2onnx
+    replace_erfc(proto.graph)
+    unknown = unknown_operators(proto)
+    if unknown:
+        raise Unsupported(refusal(unknown, model.layers))
+    loops = loop_warnings(proto.graph, model.layers)   # node names carry the layers' scopes until canonicalize
     canonicalize(proto.graph)      # same model, same bytes: tf2onnx's generated names vary from run to run
-    lstms = unroll_lstms(proto) if unroll else []
+    lstms = unroll_lstms(proto) if plan["unroll_lstm"] else []
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises its own ValidationError type per version
-        raise StepError("tf2onnx wrote an invalid ONNX model: %s" % first_line(e)) from None
+        raise StepError("the export is not a valid ONNX model: %s" % first_line(e)) from None
     write_atomic(path, proto.SerializeToString(deterministic=True))
+    _check_runs(path, reference, plan)
+    for layer, message in loops:
+        emit("warning", message=message, layer=layer)
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
-    info = {"opset": opset, "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
+    info = {"opset": plan["opset"], "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
     if lstms:
         info["lstms"] = [{"node": name, "unrolled": why is None, "kept_because": why} for name, why in lstms]
     return info
+
+
+def _check_runs(path, reference, plan):
+    """The route works only when ONNX Runtime runs its export within the export tolerance (the ONNX stage then
+    verifies the kept one, on record)."""
+    from trtkit_steps.onnx_stage import ort_session, run_session
+    inputs, expected = reference
+    worst = worst_error(compare(expected, run_session(ort_session(path), inputs)))
+    atol = tolerance(plan, EXPORT_ATOL)
+    if not worst <= atol:    # NaN too
+        raise StepError("ONNX Runtime's outputs differ from Keras by %.3g, above the tolerance %.3g" % (worst, atol))
+
+
+# Functions Keras 3 compiles with XLA: grouped convolutions on the CPU (ConvNeXt's depthwise layers).
+_XLA_ATTRS = ("_XlaMustCompile", "_noinline")
+
+
+def _inlinable(graph_def):
+    """graph_def, or a copy whose XLA-compiled functions can be inlined: tf2onnx's grappler pass inlines function
+    calls, but not those marked _XlaMustCompile, which stay StatefulPartitionedCall nodes ONNX does not have."""
+    xla = set(f.signature.name for f in graph_def.library.function
+              if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b)
+    if not xla:
+        return graph_def
+    copy = type(graph_def)()
+    copy.CopyFrom(graph_def)
+    nodes = list(copy.node) + [node for f in copy.library.function for node in f.node_def]
+    holders = [f for f in copy.library.function if f.signature.name in xla] + \
+        [node for node in nodes if "f" in node.attr and node.attr["f"].func.name in xla]
+    for holder in holders:
+        for name in _XLA_ATTRS:
+            if name in holder.attr:
+                del holder.attr[name]
+    return copy
+
+
+def cudnn_warnings(graph_def, layers):
+    """A warning per cuDNN RNN op (an LSTM or GRU saved on a GPU): it runs only there, and ONNX has no form of it.
+    Ops inside functions are named by the node that calls the function."""
+    callers = {}
+    for node in graph_def.node:
+        for value in node.attr.values():
+            for func in [value.func] + list(value.list.func):
+                callers.setdefault(func.name, node.name)
+    found = [node.name for node in graph_def.node if node.op.startswith("CudnnRNN")]
+    found += [callers.get(f.signature.name, f.signature.name) for f in graph_def.library.function
+              for node in f.node_def if node.op.startswith("CudnnRNN")]
+    warnings = []
+    for name in sorted(set(found)):
+        layer = layer_of(name, layers)
+        warnings.append((layer, "%s holds a cuDNN RNN op (CudnnRNNV3: the model was saved on a GPU): it runs only "
+                         "with cuDNN on a GPU, and ONNX and TensorRT have no form of it; load the model on a CPU "
+                         "and save it again, so it exports as an ONNX LSTM/GRU" %
+                         ("layer '%s'" % layer if layer else "node '%s'" % name)))
+    return warnings
 
 
 def _rename_io(graph, renames):
@@ -271,6 +416,8 @@ def main(argv):
             "params": model.params,
         }
         emit("names", **names)
+        for layer, message in cudnn_warnings(graph_def, model.layers):
+            emit("warning", message=message, layer=layer)
     if plan["mode"] == "inspect":
         return
 
@@ -293,8 +440,7 @@ def main(argv):
                  os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
     if "model.onnx" in outputs:
         with step("export"):
-            info = export_onnx(graph_def, in_names, out_names, model, plan["opset"],
-                               os.path.join(artifacts, "model.onnx"), plan["unroll_lstm"])
+            info = export_onnx(model, plan, (graph_def, in_names, out_names), (inputs, expected), work)
             emit("versions", onnx=info.pop("onnx"), tf2onnx=info.pop("tf2onnx"))
             emit("artifact", name="model.onnx", kind="onnx", **info)
 
