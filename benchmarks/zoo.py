@@ -78,7 +78,10 @@ def markdown(results: dict) -> str:
         "convolutions (ConvNeXt, `k3_grouped_conv`) are inlined on the tf2onnx route only, so Keras' export of "
         "them fails first.",
         "- Loop warnings: recurrent layers that became an ONNX `Loop` (not an LSTM/GRU node). What that costs on "
-        "TensorRT was not measured here (no GPU); the warning cites docs/runtime.md's LSTM-node figures.", "",
+        "TensorRT was not measured here (no GPU); the warning cites docs/runtime.md's LSTM-node figures.",
+        "- Caveat: the deep keras.applications CNNs end in a softmax over random weights, which saturates "
+        "(EfficientNetB0's outputs are 0 or 1, MobileNetV2's the same for every sample), so their error says "
+        "little; logits (classifier_activation=None) with a relative tolerance would test them better.", "",
         "| model | params | route | routes that failed first | max abs error | relative | export s | build s | "
         "Loop warnings |",
         "|---|---|---|---|---|---|---|---|---|"]
