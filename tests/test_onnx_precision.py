@@ -129,3 +129,10 @@ def test_int8_onnx_of_a_cnn_is_calibrated_on_calib_data_and_its_error_reported(t
     missing = trtkit("build", models / "cnn_bn.h5", *STANDIN_ARGS, "--target", "onnx", "--precision", "int8",
                      "--out", tmp_path / "none")
     assert missing.returncode != 0 and "--calib-data" in missing.stderr and not (tmp_path / "none").exists()
+
+
+def test_the_fp16_tolerance_grows_with_the_outputs():
+    assert onnx_precision._default_atol("fp16", {"y": np.array([0.5, -0.25])}) == 1e-2
+    assert abs(onnx_precision._default_atol("fp16", {"y": np.array([0.5, -3.0])}) - 0.03) < 1e-12
+    assert onnx_precision._default_atol("fp16", {"y": np.array([200.0]), "z": np.array([-1000.0])}) == 10.0
+    assert onnx_precision._default_atol("int8", {"y": np.array([200.0])}) is None
