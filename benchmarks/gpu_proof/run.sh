@@ -34,13 +34,20 @@
 #   run.sh goals    then: runtime_check on each in the image; benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
+#   run.sh precision-export   any host with Docker and the stand-in image: the origin LSTM, the CNN and the zoo's
+#                   Transformer encoder at --precision fp16, and the CNN at int8 (--calib-data), --target onnx:
+#                   each output holds model.onnx and its verified rewrite (model.fp16.onnx / model.int8.onnx).
+#                   Writes $WORK/precision.
+#   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
+#                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
+#                   type), then runtime_check on every engine at batch 1, 64 and 1024: speed and error side by side.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals}
+PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals|precision-export|precision-builds}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 TRTKIT=${TRTKIT:-trtkit}
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
@@ -69,6 +76,25 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
   run export-origin-unrolled build "$WORK/origin_lstm.h5" --image trtkit/standin --tag 19.07-py3 --gpus none \
     --target onnx --json --unroll-lstm --out "$WORK/origin_lstm_unrolled"
   run export-cnn build "$WORK/cnn_bn.h5" "${STANDIN[@]}" --out "$WORK/cnn_bn" --bench --batch 1,64,1024
+  exit 0
+fi
+
+PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 cnn-fp16:cnn_bn.h5:fp16 cnn-int8:cnn_bn.h5:int8
+                   transformer-fp16:k2_transformer_encoder.h5:fp16)
+if [ "$PHASE" = precision-export ]; then
+  PROOF=$WORK/precision/log
+  rm -rf "$WORK/precision"; mkdir -p "$PROOF"
+  docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK/precision:/work" -w /repo \
+    trtkit/standin:19.07-py3 sh -c "python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 && \
+python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 && python3 -c \"import numpy as np; \
+np.save('/work/cnn_calib.npy', np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))\"" \
+    >/dev/null 2>&1 || exit 1
+  for export in "${PRECISION_EXPORTS[@]}"; do
+    IFS=: read -r name model precision <<< "$export"
+    calib=(); [ "$precision" = int8 ] && calib=(--calib-data "$WORK/precision/cnn_calib.npy")
+    run "export-$name" build "$WORK/precision/$model" --image trtkit/standin --tag 19.07-py3 --gpus none \
+      --target onnx --json --precision "$precision" "${calib[@]}" --out "$WORK/precision/$name"
+  done
   exit 0
 fi
 
@@ -112,6 +138,22 @@ runtime_check() {  # runtime_check BUILD BATCHES [--sweep]: trtkit.runtime on a 
 if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in the image that built them
   for build in origin-fp32:1,64,1024,100000 origin-fp16:1,64,1024,100000 cnn-int8:1,64,1024; do
     runtime_check "${build%%:*}" "${build#*:}"
+  done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, side by side, in one run
+  for export in "${PRECISION_EXPORTS[@]}"; do
+    IFS=: read -r name model precision <<< "$export"
+    calib=(); [ "$precision" = int8 ] && calib=(--calib-data "$WORK/precision/cnn_calib.npy")
+    for recipe in flags rewrite; do
+      run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
+        --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
+    done
+  done
+  for export in "${PRECISION_EXPORTS[@]}"; do
+    for recipe in flags rewrite; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
   done
   pack
   exit 0
