@@ -223,17 +223,25 @@ def export_onnx(model, plan, frozen, reference, work):
     """The model as artifacts/model.onnx, by the first route of contract.ROUTE_ORDER that works for its format;
     the export event names it, and each route tried before it with why it failed."""
     path = os.path.join(work, contract.ARTIFACTS, "model.onnx")
-    failed, error = [], None
+    failed, error, closest = [], None, None
     for route in contract.ROUTE_ORDER[plan["model_format"]]:
         try:
             proto = ROUTES[route](model, plan, frozen, reference, work)
             info = _keep(proto, model, plan, reference, path)
         except StepError as e:
+            if isinstance(e, MissedTolerance) and closest is None:
+                closest = (route, list(failed), e)
             failed.append({"route": route, "error": first_line(e)})
             error = e
             continue
         emit("export", route=route, failed=failed)
         return info
+    if closest:     # every route ran but none within the tolerance: the first one is verified, on record
+        route, before, missed = closest
+        write_atomic(path, missed.export)
+        emit("export", route=route, failed=before)
+        _warn(missed.loops)
+        return missed.info
     if len(failed) == 1:
         raise error
     raise type(error)("no export route works for this model: %s"
@@ -310,28 +318,44 @@ def _keep(proto, model, plan, reference, path):
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises its own ValidationError type per version
         raise StepError("the export is not a valid ONNX model: %s" % first_line(e)) from None
-    write_atomic(path, proto.SerializeToString(deterministic=True))
-    _check_runs(path, reference, plan)
-    for layer, message in loops:
-        emit("warning", message=message, layer=layer)
+    export = proto.SerializeToString(deterministic=True)
+    write_atomic(path, export)
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     info = {"opset": plan["opset"], "ops": ops, "onnx": onnx.__version__, "tf2onnx": tf2onnx.__version__}
     if lstms:
         info["lstms"] = [{"node": name, "unrolled": why is None, "kept_because": why} for name, why in lstms]
+    missed = _tolerance_missed(path, reference, plan)
+    if missed:
+        raise MissedTolerance(missed, export, info, loops)
+    _warn(loops)
     return info
 
 
-def _check_runs(path, reference, plan):
-    """The route works only when ONNX Runtime runs its export within the export tolerance (the ONNX stage then
-    verifies the kept one, on record)."""
+class MissedTolerance(StepError):
+    """An export that ONNX Runtime runs, but not within the export tolerance: the next route is tried, and if none
+    does better this one is kept, for the ONNX stage's verification to fail with its evidence."""
+
+    def __init__(self, message, export, info, loops):
+        StepError.__init__(self, message)
+        self.export, self.info, self.loops = export, info, loops
+
+
+def _warn(loops):
+    for layer, message in loops:
+        emit("warning", message=message, layer=layer)
+
+
+def _tolerance_missed(path, reference, plan):
+    """Why ONNX Runtime's run of the export misses the export tolerance, or None (a route works only within it)."""
     from trtkit_steps.onnx_stage import ort_session, run_session
     inputs, expected = reference
     worst = worst_error(compare(expected, run_session(ort_session(path), inputs)))
     atol = tolerance(plan, EXPORT_ATOL)
     if not worst <= atol:    # NaN too
-        raise StepError("ONNX Runtime's outputs differ from Keras by %.3g, above the tolerance %.3g" % (worst, atol))
+        return "ONNX Runtime's outputs differ from Keras by %.3g, above the tolerance %.3g" % (worst, atol)
+    return None
 
 
 # Functions Keras 3 compiles with XLA: grouped convolutions on the CPU (ConvNeXt's depthwise layers).
