@@ -117,6 +117,13 @@ def _verify(backend, work, engine_path, plan, settings):
     gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
 
 
+def _engine_options(plan):
+    """The build options an engine is built with, as the engine record keeps them (data files by their being given:
+    their bytes and paths are the manifest's)."""
+    return dict((option.key, plan[option.key]) for option in contract.BUILD_OPTIONS
+                if option.shapes("engine") and option.kind != "data")
+
+
 def _sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -145,14 +152,12 @@ def main(argv):
         if job.calibration:
             job.calibration.save()
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=compute_capability,
-         precision=settings.precision, tf32=settings.tf32, profiles=settings.profiles,
-         optimization_level=settings.optimization_level, typical_batch=plan["typical_batch"],
-         exact_batches=settings.exact_batches, io_precision=settings.io_precision,
-         build_seconds=round(build_step.seconds, 3), engine_bytes=os.path.getsize(job.engine),
-         builder=backend.name, timing_cache_hit=loaded_sha256 is not None, timing_cache_loaded_sha256=loaded_sha256,
-         timing_cache_pinned=bool(plan["timing_cache"]), strict_timing_cache=settings.strict_timing_cache,
+         profiles=settings.profiles, recipe=settings.recipe, build_seconds=round(build_step.seconds, 3),
+         engine_bytes=os.path.getsize(job.engine), builder=backend.name, timing_cache_hit=loaded_sha256 is not None,
+         timing_cache_loaded_sha256=loaded_sha256, timing_cache_pinned=bool(plan["timing_cache"]),
          calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
-         portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})")
+         portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})",
+         **_engine_options(plan))
     emit("artifact", name="model.plan", kind="engine")
     emit("artifact", name="timing.cache", kind="timing-cache")
     if job.calibration:
