@@ -136,3 +136,18 @@ def test_the_fp16_tolerance_grows_with_the_outputs():
     assert abs(onnx_precision._default_atol("fp16", {"y": np.array([0.5, -3.0])}) - 0.03) < 1e-12
     assert onnx_precision._default_atol("fp16", {"y": np.array([200.0]), "z": np.array([-1000.0])}) == 10.0
     assert onnx_precision._default_atol("int8", {"y": np.array([200.0])}) is None
+
+
+def test_a_cast_to_float_of_a_shape_stays_loadable(tmp_path):
+    """tf2onnx's LayerNorm casts a shape's product to float32; the converter typed that Cast's output float16 but
+    left its 'to', so ONNX Runtime refused the Transformer encoder's rewrite (Type Error ... Cast)."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"], name="model/ln/Shape"),
+             helper.make_node("ReduceProd", ["shape"], ["count"], name="model/ln/ReduceProd", keepdims=0),
+             helper.make_node("Cast", ["count"], ["n"], name="model/ln/Cast", to=TensorProto.FLOAT),
+             helper.make_node("Div", ["x", "n"], ["y"], name="model/ln/truediv")]
+    graph = helper.make_graph(nodes, "cast", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    half = onnx_precision.to_fp16(model, [])
+    np.testing.assert_allclose(_run(half, x), x / 8, rtol=1e-3)

@@ -104,10 +104,15 @@ def kept_layers(model, nodes):
 
 
 def to_fp16(model, keep):
+    """The float16 model, keep's nodes FP32. Casts to float32 (of shapes, in tf2onnx's LayerNorm) are left to run
+    as they are, a cast into float16 after them: the converter types their outputs float16 but leaves their 'to'
+    at float32, a model ONNX Runtime refuses."""
     from onnxconverter_common import float16
-    del model.graph.value_info[:]   # the converter retypes these but not the Casts that make them (tf2onnx's)
+    del model.graph.value_info[:]   # the same mismatch, for the Casts tf2onnx typed
+    casts = [node.name for node in model.graph.node if node.op_type == "Cast" and
+             any(a.name == "to" and a.i == _FLOAT for a in node.attribute)]
     # max_finite_val: weights clip at float16's own limit, not the library's default 1e4
-    return float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=keep,
+    return float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=list(keep) + casts,
                                             max_finite_val=FP16_MAX)
 
 
