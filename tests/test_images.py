@@ -2,6 +2,7 @@
 import gzip
 import io
 import json
+import lzma
 import os
 import signal
 import subprocess
@@ -137,22 +138,24 @@ def test_a_toolchain_derived_offline_is_saved_loaded_and_reused(trtkit, trtkit_e
     assert "deriving toolchain image" not in again.stderr and "Step 1/" not in again.stderr
 
 
-def test_gzip_archive_replaces_a_file_only_with_force_and_loads(trtkit, docker_client, small_image, tmp_path):
+@pytest.mark.parametrize("suffix, opener", [(".tar.gz", gzip.open), (".tar.xz", lzma.open)])
+def test_compressed_archive_replaces_a_file_only_with_force_and_loads(trtkit, docker_client, small_image, tmp_path,
+                                                                       suffix, opener):
     image_id = docker_client.images.get(small_image).id
     out = tmp_path / "out"
     out.mkdir()
-    archive = out / "small.tar.gz"
+    archive = out / f"small{suffix}"
     archive.write_bytes(b"keep me")
 
     refused = trtkit("images", "save", small_image, "-o", archive)
     assert refused.returncode == 16 and "already exists: pass --force" in error_line(refused)
-    assert archive.read_bytes() == b"keep me" and listing(out) == ["small.tar.gz"]
+    assert archive.read_bytes() == b"keep me" and listing(out) == [archive.name]
 
     forced = trtkit("images", "save", small_image, "-o", archive, "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert forced.stdout.splitlines()[0] == f"{small_image}  {image_id}"
-    assert listing(out) == ["small.tar.gz"]
-    with gzip.open(archive) as f, tarfile.open(fileobj=f) as tar:
+    assert listing(out) == [archive.name]
+    with opener(archive) as f, tarfile.open(fileobj=f) as tar:
         assert "manifest.json" in tar.getnames()
 
     docker_client.images.remove(small_image, force=True)
@@ -236,10 +239,11 @@ def test_daemon_and_pip_failures_of_images_and_wheelhouse_have_documented_codes(
     assert raised.value.exit_code == 20
 
 
-def test_save_writes_only_tar_and_tar_gz_names(trtkit, tmp_path):
-    assert archive_path(tmp_path / "x.tar") == tmp_path / "x.tar" and archive_path(Path("x.tar.gz")) == Path("x.tar.gz")
-    for name in ("x.zip", "x.tar.xz", "x.tgz", "x", ".tar.gz"):
-        with pytest.raises(typer.BadParameter, match="name the archive FILE.tar, or FILE.tar.gz"):
+def test_save_writes_only_tar_tar_gz_and_tar_xz_names(trtkit, tmp_path):
+    for name in ("x.tar", "x.tar.gz", "x.tar.xz"):
+        assert archive_path(tmp_path / name) == tmp_path / name
+    for name in ("x.zip", "x.xz", "x.tgz", "x", ".tar.gz", ".tar.xz"):
+        with pytest.raises(typer.BadParameter, match="name the archive FILE.tar, or FILE.tar.gz or FILE.tar.xz"):
             archive_path(tmp_path / name)
     result = trtkit("images", "save", "trtkit/standin:19.07-py3", "-o", tmp_path / "x.zip")
     assert result.returncode == 2 and "FILE.tar.gz" in result.stderr, result.stderr[-1500:]

@@ -8,6 +8,7 @@ toolchain there, pip installing from those wheels only.
 """
 import gzip
 import importlib.util
+import lzma
 import re
 import subprocess
 import sys
@@ -50,8 +51,8 @@ class ImageRef:
 # --- save -----------------------------------------------------------------------------------------
 
 def save(runner: DockerRunner, references: list[str], path: Path, force: bool) -> list[ImageRef]:
-    """The images and their toolchains in one `docker save` tar (shared layers stored once), gzip-compressed
-    when path ends in .gz; written beside path and renamed over it only when complete."""
+    """The images and their toolchains in one `docker save` tar (shared layers stored once), compressed
+    when path ends in .gz or .xz; written beside path and renamed over it only when complete."""
     if path.is_dir() or (path.exists() and not force):
         raise OutputNotWritable(f"{path} already exists" + ("" if path.is_dir() else ": pass --force to replace it"))
     images = with_toolchains(runner, references)
@@ -114,9 +115,12 @@ def _save_to(path: Path, chunks: Iterable[bytes]) -> None:
 
 
 def compressed(path: Path, raw: IO[bytes]):
-    """gzip for FILE.gz (level 6, gzip's own default: 9 is much slower for little gain), else as is."""
+    """gzip for FILE.gz, xz for FILE.xz (each at level 6, its tool's own default: 9 is much slower for little
+    gain), else as is. xz is smaller and slower (one core): for archives that must fit a transfer limit."""
     if path.suffix == ".gz":
         return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+    if path.suffix == ".xz":
+        return lzma.LZMAFile(raw, mode="wb", preset=6)
     return nullcontext(raw)
 
 

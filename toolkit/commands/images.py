@@ -9,13 +9,14 @@ from ..console import show, user_errors
 from ..docker_runner import DockerRunner
 
 app = typer.Typer(no_args_is_help=True, help="Images for hosts with no registry: save, load, derive the toolchain.")
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz")     # what save writes: a plain tar, or gzip (images.compressed)
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tar.xz")     # what save writes: a plain tar, gzip or xz (images.compressed)
 
 
 def archive_path(path: Path) -> Path:
-    """--output of save: any other name (x.zip, x.tar.xz) would be a plain tar under a misleading name."""
+    """--output of save: any other name (x.zip, x.tgz) would be a plain tar under a misleading name."""
     if not path.name.endswith(ARCHIVE_SUFFIXES) or path.name in ARCHIVE_SUFFIXES:
-        raise typer.BadParameter(f"{str(path)!r}: name the archive FILE.tar, or FILE.tar.gz to compress it")
+        raise typer.BadParameter(f"{str(path)!r}: name the archive FILE.tar, or FILE.tar.gz or FILE.tar.xz "
+                                 "to compress it")
     return path
 
 
@@ -24,7 +25,7 @@ def archive_path(path: Path) -> Path:
 @user_errors
 def save(
     references: Annotated[list[str], typer.Argument(metavar="IMAGE:TAG", help="IMAGE:TAG of local images; the toolchain images derived from them come along.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write: FILE.tar, or FILE.tar.gz compressed.", callback=archive_path, show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write: FILE.tar, or FILE.tar.gz or FILE.tar.xz (smaller, slower) compressed.", callback=archive_path, show_default=False)],
     force: Annotated[bool, typer.Option("--force", help="Replace FILE when it exists.")] = False,
 ) -> None:
     """Save images and their toolchain images into one archive (shared layers stored once)."""
