@@ -12,6 +12,7 @@ import lzma
 import re
 import subprocess
 import sys
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
@@ -22,6 +23,8 @@ from typing import IO
 import docker
 import docker.errors
 import requests
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from .console import live_progress, show
@@ -227,8 +230,67 @@ def download_wheels(requirements: list[str], python: str, out: Path) -> list[Pat
     with_deps = [r for r in requirements if r not in without_deps]
     for group, flags in ((with_deps, []), (without_deps, ["--no-deps"])):
         if group:
-            run_pip(["download", "--disable-pip-version-check", *pip_target(python), *flags, "-d", str(out), *group])
+            pip_download(group, python, out, flags)
+    # pip evaluates a dependency's markers against its own Python, not --python-version (pypa/pip#11010):
+    # for 3.9, matplotlib's `importlib-resources; python_version < "3.10"` is left out. Fetch what is left
+    # out (and its dependencies) until nothing is.
+    asked: set[str] = set()
+    while missed := [r for r in missed_requirements(out, python, no_deps) if r not in asked]:
+        asked.update(missed)
+        pip_download(missed, python, out, [])
     return sorted(out.glob("*.whl"))
+
+
+def pip_download(requirements: list[str], python: str, out: Path, flags: list[str]) -> None:
+    run_pip(["download", "--disable-pip-version-check", *pip_target(python), *flags, "-d", str(out), *requirements])
+
+
+def marker_environment(python: str) -> dict[str, str]:
+    """PEP 508 marker values of CPython `python` on x86_64 Linux (the images' platform)."""
+    return {"python_version": python, "python_full_version": f"{python}.0", "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
+            "platform_machine": "x86_64", "os_name": "posix", "extra": ""}
+
+
+def missed_requirements(out: Path, python: str, no_deps: tuple[str, ...]) -> list[str]:
+    """Requirements of out's wheels that `python` needs, by their markers, and no wheel in out provides
+    (the wheels of no_deps are installed without theirs, so theirs are not looked at)."""
+    wheels = {}
+    for path in sorted(out.glob("*.whl")):
+        try:
+            wheels[canonicalize_name(parse_wheel_filename(path.name)[0])] = path
+        except InvalidWheelFilename:
+            continue
+    environment = marker_environment(python)
+    skipped = {canonicalize_name(name) for name in no_deps}
+    missed = []
+    for name, path in wheels.items():
+        if name in skipped:
+            continue
+        for requirement in requires_dist(path):
+            if (requirement.marker and requirement.marker.evaluate(environment)
+                    and canonicalize_name(requirement.name) not in wheels):
+                requirement.marker = None
+                missed.append(str(requirement))
+    return sorted(set(missed))
+
+
+def requires_dist(wheel: Path) -> list[Requirement]:
+    """The Requires-Dist lines of a wheel's METADATA (none when it cannot be read)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+            text = archive.read(name).decode("utf-8", "replace")
+    except (OSError, zipfile.BadZipFile, StopIteration):
+        return []
+    found = []
+    for line in text.split("\n\n", 1)[0].splitlines():
+        if line.startswith("Requires-Dist:"):
+            try:
+                found.append(Requirement(line.split(":", 1)[1].strip()))
+            except InvalidRequirement:
+                continue
+    return found
 
 
 def run_pip(arguments: list[str]) -> None:
