@@ -7,7 +7,7 @@ replaying a CUDA graph of the same model. benchmarks/runtime_goals.py divides tr
 MODEL.h5 is the Keras model trtkit built from; EXPORT_OUT a trtkit output of it (its reference inputs and
 Keras outputs check that both baselines compute the same model). The TensorRT images hold no GPU Keras,
 so this script brings its own: Keras 3 on the torch backend, installed from wheels beside PyTorch
-(benchmarks/gpu_proof/run.sh frameworks), and says so in its first line.
+(benchmarks/gpu_proof/run.sh goals), and says so in its first line.
 
 The PyTorch version is rebuilt from the Keras model's layers and weights (a Sequential of LSTM and Dense
 layers, as the origin's model is): cuDNN's LSTM, then Linear layers. It runs as the fastest PyTorch user

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# images/build-tensorrt.sh [--site-packages DIR]: builds trtkit/tensorrt:8.6-py3, a stand-in for
+# images/build-tensorrt.sh [--site-packages DIR | --base-only]: builds trtkit/tensorrt:8.6-py3, a stand-in for
 # nvcr.io/nvidia/tensorrt made of public packages, for hosts that have a GPU but not NGC:
 #
-#   trtkit/base:bullseye     Debian bullseye + Python 3.9 (debootstrap, docker import)
+#   trtkit/base:bullseye     Debian bullseye + Python 3.9 and its pip (debootstrap, docker import): NVIDIA's
+#                            images have pip, and deriving the toolchain installs the pins with it
 #   trtkit/tensorrt:8.6-py3  + the TensorRT 8.6.0 wheel (the newest TensorRT the package index has as
 #                            real wheels, for CPython 3.9 and 3.10), numpy, the cuBLAS and cuDNN
 #                            wheels that TensorRT's plugin library links, and the CUDA runtime
@@ -13,6 +14,9 @@
 #                         site-packages tree instead of downloading wheels: for a host with no
 #                         package index, which has the same wheels unpacked (the base image can
 #                         come from `trtkit images load` there)
+#   --base-only           build trtkit/base:bullseye only (what benchmarks/gpu_proof/stage.sh saves)
+#
+# The wheels' pins: images/tensorrt/wheels.txt (the GPU proof's staging reads the CUDA runtime's there).
 #
 # Needs root (debootstrap) unless trtkit/base:bullseye exists, and a running dockerd.
 # Cache folder: $TRTKIT_IMAGE_CACHE (default ~/.cache/trtkit/images).
@@ -21,18 +25,19 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TRTKIT_IMAGE_CACHE:-$HOME/.cache/trtkit/images}
 BASE=trtkit/base:bullseye
 IMAGE=trtkit/tensorrt:8.6-py3
-WHEELS=(tensorrt==8.6.0 numpy==1.26.4 nvidia-cublas-cu12==12.1.3.1 nvidia-cudnn-cu12==8.9.2.26
-        nvidia-cuda-runtime-cu12==12.1.105)
+mapfile -t WHEELS < <(grep -v '^#' "$HERE/tensorrt/wheels.txt")
 . "$HERE/lib.sh"
-SITE=
+SITE= BASE_ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --site-packages) SITE=${2:?--site-packages needs a folder}; shift 2 ;;
-    *) die "unknown argument $1 (usage: build-tensorrt.sh [--site-packages DIR])" ;;
+    --base-only) BASE_ONLY=1; shift ;;
+    *) die "unknown argument $1 (usage: build-tensorrt.sh [--site-packages DIR | --base-only])" ;;
   esac
 done
 mkdir -p "$CACHE"
-base_image "$BASE" bullseye python3.9
+base_image "$BASE" bullseye python3.9,python3-pip
+[ -z "$BASE_ONLY" ] || { log "ready: $BASE $(docker image inspect -f '{{.Id}} {{.Size}}' "$BASE")"; exit 0; }
 
 CTX=$CACHE/tensorrt-context
 rm -rf "$CTX"; mkdir -p "$CTX"

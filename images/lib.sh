@@ -9,7 +9,8 @@ die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 base_image() {
   local name=$1 suite=$2 packages=$3 rootfs=$CACHE/rootfs-$2
   docker image inspect "$name" >/dev/null 2>&1 && return
-  if [ ! -f "$rootfs.complete" ]; then
+  # The marker names the packages, so a changed list makes the tree again.
+  if [ "$(cat "$rootfs.complete" 2>/dev/null)" != "$packages" ]; then
     command -v debootstrap >/dev/null || die "$name is missing and debootstrap is not installed"
     log "debootstrap $suite (about 45 s)"
     rm -rf "$rootfs"
@@ -18,7 +19,7 @@ base_image() {
     # What no container needs: the downloaded packages, the package lists, docs (a third of the size).
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
       "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    touch "$rootfs.complete"
+    echo "$packages" > "$rootfs.complete"
   fi
   log "docker import $name"
   tar -C "$rootfs" -c . | docker import - "$name" >/dev/null

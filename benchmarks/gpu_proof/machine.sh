@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# . benchmarks/gpu_proof/machine.sh KIT: readies this project's GPU test machine for `run.sh gpu`.
+# . benchmarks/gpu_proof/machine.sh [KIT]: readies this project's GPU test machine for run.sh's GPU phases
+# (builds, bench, ...) and for trtkit itself.
 #
 # That machine has a GPU but no Docker, no network, no NGC and no NVIDIA Container Toolkit; a user's GPU
-# host has those and skips all of this. Files reach it in transfers of at most 64 MiB, so each piece is
-# done as soon as its file is there (and only once), in whichever command brings it, from KIT:
+# host has those and skips all of this. Files reach it in transfers of at most 64 MiB: benchmarks/gpu_proof/
+# stage.sh makes the pieces, and ../shared/gpu/stash.sh (KIT/infra) gathers them call by call in KIT
+# (default /tmp/kit, where stash.sh stores them; docs/gpu-proof-staging.md). Each piece is done as soon as
+# its file is there (and only once), in whichever command brings it:
 #   docker.tar.xz  a real Docker engine, started with a stand-in for the NVIDIA Container Toolkit's
 #                  runtime (../shared/gpu/docker, test infrastructure of this environment, in KIT/infra)
 #   wheels/        trtkit and its dependencies (Polygraphy too), installed into /tmp/site
 #   image-wheels/  the CUDA runtime wheel, unpacked into the kit's site-packages before the image is built
 #   base.tar.xz    trtkit/base:bullseye, saved here by `trtkit images save`, loaded by `trtkit images load`
+#   wheelhouse-py39.tar.part*   the toolchain's pins for the image's Python 3.9 (`trtkit wheelhouse`), unpacked
+#                  into KIT/wheelhouse-py39 and named by TRTKIT_WHEELHOUSE: the toolchain is derived offline
+#   work.tar.xz    run.sh export's folder, unpacked into KIT/work and named by WORK
 #   /tmp/trt86     the TensorRT 8.6.0 wheel's files, brought by the GPU kit (../shared/gpu): the image
 #                  trtkit/tensorrt:8.6-py3 is built there by images/build-tensorrt.sh --site-packages, since
 #                  moving the image would carry the same 819 MB wheel a second time. The kit's cuBLAS and
 #                  cuDNN are stubs, so builds there leave those tactic sources out (DISABLE_TACTIC_SOURCES).
-# Sourced, it exports what run.sh needs: PATH, PYTHONPATH, TRTKIT, DISABLE_TACTIC_SOURCES.
-KIT=$(realpath "${1:-.gpu-kit}")
+# Sourced (never through a pipe), it exports what run.sh needs: PATH, PYTHONPATH, TRTKIT,
+# DISABLE_TACTIC_SOURCES, and TRTKIT_WHEELHOUSE and WORK once their pieces are there.
+KIT=$(realpath "${1:-/tmp/kit}")
 export PATH=/tmp/docker-gpu/bin:$PATH PYTHONPATH=/tmp/site TRTKIT="python3 -m trtkit" \
   DISABLE_TACTIC_SOURCES=CUBLAS,CUBLAS_LT,CUDNN
+if [ ! -d "$KIT/wheelhouse-py39" ] && [ -f "$KIT/wheelhouse-py39.tar.part00" ] \
+   && [ "$(ls "$KIT"/wheelhouse-py39.tar.part* | wc -l)" = "$(grep -c ' wheelhouse-py39.tar.part' "$KIT/infra/PIECES.sha256")" ]; then
+  cat "$KIT"/wheelhouse-py39.tar.part* | tar -C "$KIT" -xf - || return 1
+fi
+[ -d "$KIT/wheelhouse-py39" ] && export TRTKIT_WHEELHOUSE=$KIT/wheelhouse-py39
+if [ ! -d "$KIT/work" ] && [ -f "$KIT/work.tar.xz" ]; then tar -C "$KIT" -xJf "$KIT/work.tar.xz" || return 1; fi
+[ -d "$KIT/work" ] && export WORK=$KIT/work
 if ! docker info >/dev/null 2>&1 && [ -f "$KIT/docker.tar.xz" ]; then
   bash "$KIT/infra/start-docker.sh" "$KIT/docker.tar.xz" || return 1
 fi
