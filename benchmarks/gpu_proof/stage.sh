@@ -78,6 +78,7 @@ took "base image" $t
 
 # wheelhouse-py39.tar.partNN: the toolchain's pins for the image's Python (the wheels are compressed already)
 t=$SECONDS
+rm -rf "$CACHE/wheelhouse-py39"     # wheelhouse keeps what a folder holds: earlier pins' wheels would stay
 "$TRTKIT" wheelhouse 8.6-py3 --python 3.9 -o "$CACHE/wheelhouse-py39" 2>/dev/null | tail -2 | head -1
 tar -C "$CACHE" --sort=name --owner=0 --group=0 --numeric-owner -cf "$CACHE/wheelhouse-py39.tar" wheelhouse-py39
 "${PIECES[@]}" split "$CACHE/wheelhouse-py39.tar" "$KIT/wheelhouse-py39.tar" | tail -1

@@ -14,8 +14,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = {"tensorflow-cpu": "tensorflow", "tensorflow": "tensorflow", "tf-keras": "tf_keras", "tf2onnx": "tf2onnx",
            "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy", "h5py": "h5py", "matplotlib": "matplotlib",
            "onnxconverter-common": "onnxconverter_common"}
-# tf-keras asks for the full 'tensorflow' wheel, which would replace tensorflow-cpu.
-NO_DEPS = ("tf-keras",)
+# Installed without their dependencies, which TensorFlow and onnx bring: tf-keras asks for the full
+# 'tensorflow' wheel, which would replace tensorflow-cpu; tf2onnx 1.16 (the last for Python 3.9) pins
+# protobuf ~=3.20, on which TensorFlow 2.16+ crashes as it loads (segfault in its *_pb2 modules).
+NO_DEPS = ("tf-keras", "tf2onnx")
 
 
 def pinned():
