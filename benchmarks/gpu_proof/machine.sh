@@ -14,7 +14,7 @@
 #   base.tar.xz    trtkit/base:bullseye, saved here by `trtkit images save`, loaded by `trtkit images load`
 #   wheelhouse-py39.tar.part*   the toolchain's pins for the image's Python 3.9 (`trtkit wheelhouse`), unpacked
 #                  into KIT/wheelhouse-py39 and named by TRTKIT_WHEELHOUSE: the toolchain is derived offline
-#   work.tar.xz    run.sh export's folder, unpacked into KIT/work and named by WORK
+#   work.tar.xz[.part*]   run.sh export's folder, unpacked into KIT/work and named by WORK
 #   /tmp/trt86     the TensorRT 8.6.0 wheel's files, brought by the GPU kit (../shared/gpu): the image
 #                  trtkit/tensorrt:8.6-py3 is built there by images/build-tensorrt.sh --site-packages, since
 #                  moving the image would carry the same 819 MB wheel a second time. The kit's cuBLAS and
@@ -24,12 +24,15 @@
 KIT=$(realpath "${1:-/tmp/kit}")
 export PATH=/tmp/docker-gpu/bin:$PATH PYTHONPATH=/tmp/site TRTKIT="python3 -m trtkit" \
   DISABLE_TACTIC_SOURCES=CUBLAS,CUBLAS_LT,CUDNN
-if [ ! -d "$KIT/wheelhouse-py39" ] && [ -f "$KIT/wheelhouse-py39.tar.part00" ] \
-   && [ "$(ls "$KIT"/wheelhouse-py39.tar.part* | wc -l)" = "$(grep -c ' wheelhouse-py39.tar.part' "$KIT/infra/PIECES.sha256")" ]; then
-  cat "$KIT"/wheelhouse-py39.tar.part* | tar -C "$KIT" -xf - || return 1
-fi
+unpack() {  # unpack NAME DIR TAR_FLAG: KIT/NAME, or its parts once all are there, into KIT (for KIT/DIR)
+  local want have
+  want=$(grep -cE " $1(\.part[0-9]+)?\$" "$KIT/infra/PIECES.sha256" 2>/dev/null)
+  have=$(ls "$KIT/$1" "$KIT/$1".part[0-9]* 2>/dev/null | wc -l)
+  [ -d "$KIT/$2" ] || [ "${want:-0}" = 0 ] || [ "$have" != "$want" ] && return 0
+  cat $(ls "$KIT/$1" "$KIT/$1".part[0-9]* 2>/dev/null) | tar -C "$KIT" "$3" -f -
+}
+unpack wheelhouse-py39.tar wheelhouse-py39 -x && unpack work.tar.xz work -xJ || return 1
 [ -d "$KIT/wheelhouse-py39" ] && export TRTKIT_WHEELHOUSE=$KIT/wheelhouse-py39
-if [ ! -d "$KIT/work" ] && [ -f "$KIT/work.tar.xz" ]; then tar -C "$KIT" -xJf "$KIT/work.tar.xz" || return 1; fi
 [ -d "$KIT/work" ] && export WORK=$KIT/work
 if ! docker info >/dev/null 2>&1 && [ -f "$KIT/docker.tar.xz" ]; then
   bash "$KIT/infra/start-docker.sh" "$KIT/docker.tar.xz" || return 1
