@@ -96,6 +96,7 @@ t=$SECONDS
 while find /proc/[0-9]*/fd -lname "$KIT_CACHE/kit.tar.xz.tmp" 2>/dev/null | grep -q .; do
   log "waiting for the TensorRT kit's compression already running ($KIT_CACHE/kit.tar.xz.tmp)"; sleep 60
 done
+rm -f "$KIT"/kit.tar.xz.part* "$KIT/SHA256SUMS"   # where stage.sh puts the chunks by default: not pieces twice
 GPU_KIT_CACHE=$KIT_CACHE bash "$SHARED/stage.sh" "$KIT/trt" | tail -3
 took "TensorRT kit" $t
 
