@@ -9,6 +9,7 @@ from conftest import STANDIN_ARGS
 from onnx import TensorProto, helper, numpy_helper
 
 from trtkit_steps import contract, event_shapes, onnx_precision
+from trtkit_steps.errors import Unsupported
 from trtkit_steps.storage import save_arrays
 
 
@@ -151,3 +152,14 @@ def test_a_cast_to_float_of_a_shape_stays_loadable(tmp_path):
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     half = onnx_precision.to_fp16(model, [])
     np.testing.assert_allclose(_run(half, x), x / 8, rtol=1e-3)
+
+
+def test_a_model_with_a_loop_is_refused_naming_its_layer():
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                              helper.make_tensor_value_info("cond_in", TensorProto.BOOL, [])],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])])
+    loop = helper.make_node("Loop", ["", "cond"], [], name="model/lstm_1/while_loop", body=body)
+    graph = helper.make_graph([loop], "loop", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])], [])
+    with pytest.raises(Unsupported, match="from layer lstm_1"):
+        onnx_precision.refuse_subgraphs(helper.make_model(graph))

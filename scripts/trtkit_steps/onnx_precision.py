@@ -15,7 +15,7 @@ import numpy as np
 
 from trtkit_steps import contract
 from trtkit_steps.comparison import compare, gate, tolerance
-from trtkit_steps.errors import StepError
+from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.onnx_stage import ort_session, run_session
 from trtkit_steps.storage import load_reference, read_json
@@ -103,6 +103,18 @@ def kept_layers(model, nodes):
     return [{"layer": layer, "nodes": names} for layer, names in grouped.items()]
 
 
+def refuse_subgraphs(model):
+    """onnxconverter-common converts a Loop's body but not the weights it reads from outside, and keeping the
+    Loop FP32 leaves the same mismatch: ONNX Runtime refuses the result either way (measured with a masked LSTM,
+    which Keras exports as a Loop). So such a model is refused in one line that names the layers."""
+    looping = [node.name for node in model.graph.node if node.op_type in ("Loop", "Scan", "If")]
+    if looping:
+        layers = sorted(set(keras_layers(model)[name] for name in looping))
+        raise Unsupported("--precision fp16 cannot rewrite ONNX Loop/Scan/If nodes yet (from layer%s %s): build at "
+                          "fp32, or an engine with --precision-recipe flags" % ("s" if len(layers) > 1 else "",
+                                                                               ", ".join(layers)))
+
+
 def to_fp16(model, keep):
     """The float16 model, keep's nodes FP32. Casts to float32 (of shapes, in tf2onnx's LayerNorm) are left to run
     as they are, a cast into float16 after them: the converter types their outputs float16 but leaves their 'to'
@@ -146,6 +158,7 @@ def rewrite(plan, work, inputs):
         to_int8(source, dest, load_calibration_data(plan["calib_data"], io["inputs"]))
         return "onnxruntime.quantization", []
     model = onnx.load(source)
+    refuse_subgraphs(model)
     keep = overflowing_nodes(model, value_ranges(model, inputs, work))
     onnx.save(to_fp16(model, keep), dest)
     return "onnxconverter-common", kept_layers(model, keep)
