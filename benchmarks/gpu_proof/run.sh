@@ -40,7 +40,8 @@
 #                   Writes $WORK/precision.
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
-#                   type), then runtime_check on every engine at batch 1, 64 and 1024: speed and error side by side.
+#                   type). run.sh precision-runtime: then runtime_check on every one of those engines at batch 1, 64
+#                   and 1024: speed and error side by side, in the same run.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
@@ -152,6 +153,11 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
     done
   done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of those engines, speed and error
   for export in "${PRECISION_EXPORTS[@]}"; do
     for recipe in flags rewrite; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
   done
