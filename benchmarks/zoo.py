@@ -100,20 +100,27 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(description: str, result_of, page, results_file: str, page_file: str) -> None:
+    """The command line both zoo benchmarks share: result_of(name, models folder) per model, each kept in the
+    results file as it finishes, and page(results) written to benchmarks/PAGE_FILE."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("names", nargs="*", help="models of the zoo (default: all)")
     parser.add_argument("--models", type=Path, default=Path("/tmp/trtkit-zoo/models"))
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "zoo-results.json")
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / results_file)
     args = parser.parse_args()
     names = args.names or list(ZOO)
     make_models(args.models, names)
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
     for name in names:
-        results[name] = build(args.models / name, args.models.with_name(args.models.name + "-out") / name)
+        results[name] = result_of(name, args.models)
         print(json.dumps(results[name]), flush=True)
         args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    (REPO / "benchmarks" / "ZOO.md").write_text(markdown(results))
+    (REPO / "benchmarks" / page_file).write_text(page(results))
+
+
+def main() -> None:
+    run(__doc__, lambda name, models: build(models / name, models.with_name(models.name + "-out") / name),
+        markdown, "zoo-results.json", "ZOO.md")
 
 
 if __name__ == "__main__":

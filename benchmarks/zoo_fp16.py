@@ -9,13 +9,12 @@ The goal (issue 22): every model within 1e-2 of Keras, relative to the largest K
 provider runs float16 nodes in float32 (README, "Reduced precision"), so this checks the rounding of weights and
 the float32 islands, not FP16 arithmetic: that is the GPU's to show.
 """
-import argparse
 import json
 import os
 import platform
 from pathlib import Path
 
-from zoo import REPO, build, make_models
+from zoo import build, run
 from zoo_models import ZOO
 
 RELATIVE_GOAL = 1e-2
@@ -55,19 +54,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="models of the zoo (default: all)")
-    parser.add_argument("--models", type=Path, default=Path("/tmp/trtkit-zoo/models"))
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "zoo-fp16-results.json")
-    args = parser.parse_args()
-    names = args.names or list(ZOO)
-    make_models(args.models, names)
-    results = json.loads(args.results.read_text()) if args.results.exists() else {}
-    for name in names:
-        results[name] = result(name, args.models)
-        print(json.dumps(results[name]), flush=True)
-        args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    (REPO / "benchmarks" / "ZOO-FP16.md").write_text(markdown(results))
+    run(__doc__, result, markdown, "zoo-fp16-results.json", "ZOO-FP16.md")
 
 
 if __name__ == "__main__":

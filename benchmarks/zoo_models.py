@@ -65,34 +65,27 @@ def masking_lstm(k):
     return k.Model(x, L.Dense(3, activation="softmax", name="probs")(h))
 
 
-def bidirectional_lstm(k):
-    L = k.layers
-    x = L.Input((10, 6), name="sequence")
-    h = L.Bidirectional(L.LSTM(16), name="bi_lstm")(x)
-    return k.Model(x, L.Dense(3, activation="softmax", name="probs")(h))
+def _bidirectional(cell, name):
+    def model(k):
+        L = k.layers
+        x = L.Input((10, 6), name="sequence")
+        h = L.Bidirectional(getattr(L, cell)(16), name=name)(x)
+        return k.Model(x, L.Dense(3, activation="softmax", name="probs")(h))
+    return model
 
 
-def bidirectional_gru(k):
-    L = k.layers
-    x = L.Input((10, 6), name="sequence")
-    h = L.Bidirectional(L.GRU(16), name="bi_gru")(x)
-    return k.Model(x, L.Dense(3, activation="softmax", name="probs")(h))
+def _stacked(cell, prefix):
+    def model(k):
+        L = k.layers
+        x = L.Input((10, 6), name="sequence")
+        h = getattr(L, cell)(16, return_sequences=True, name=prefix + "_1")(x)
+        h = getattr(L, cell)(16, name=prefix + "_2")(h)
+        return k.Model(x, L.Dense(1, activation="sigmoid", name="score")(h))
+    return model
 
 
-def stacked_lstm(k):
-    L = k.layers
-    x = L.Input((10, 6), name="sequence")
-    h = L.LSTM(16, return_sequences=True, name="lstm_1")(x)
-    h = L.LSTM(16, name="lstm_2")(h)
-    return k.Model(x, L.Dense(1, activation="sigmoid", name="score")(h))
-
-
-def stacked_gru(k):
-    L = k.layers
-    x = L.Input((10, 6), name="sequence")
-    h = L.GRU(16, return_sequences=True, name="gru_1")(x)
-    h = L.GRU(16, name="gru_2")(h)
-    return k.Model(x, L.Dense(1, activation="sigmoid", name="score")(h))
+bidirectional_lstm, bidirectional_gru = _bidirectional("LSTM", "bi_lstm"), _bidirectional("GRU", "bi_gru")
+stacked_lstm, stacked_gru = _stacked("LSTM", "lstm"), _stacked("GRU", "gru")
 
 
 def simple_rnn(k):
