@@ -9,6 +9,7 @@ plan.json, cache entries) and reads back, with get_archive, only what this
 contract names: the target's artifacts, failure evidence, cache files. The
 container is not trusted: a Keras model can run its own code when it loads.
 """
+import copy
 import json
 import re
 
@@ -249,7 +250,7 @@ KIND_CHECKS = {
 
 def option_defaults():
     """A fresh dict of every build option's default (a list or dict default is the caller's to change)."""
-    return dict((option.key, json.loads(json.dumps(option.default))) for option in BUILD_OPTIONS)
+    return dict((option.key, copy.deepcopy(option.default)) for option in BUILD_OPTIONS)
 
 
 def bad_option_values(values):

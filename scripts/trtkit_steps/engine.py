@@ -24,7 +24,7 @@ from trtkit_steps.errors import StepError, Unsupported
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.storage import load_reference, nonempty, read_bytes, read_json, write_atomic
 from trtkit_steps.trt import gpu
-from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, load_calibration_data
+from trtkit_steps.trt.calibration import Calibration, calibration_cache_name, int8_calibration_data
 from trtkit_steps.trt.polygraphy_api import PolygraphyApi
 from trtkit_steps.trt.profiles import reference_runs, resolve_profiles
 from trtkit_steps.trt.settings import (
@@ -74,10 +74,7 @@ def _build_job(plan, work, io, settings, trt_version, gpu_name, capability):
             raise Unsupported(f"--precision-recipe rewrite needs {os.path.basename(onnx)}: an earlier output must "
                               f"be exported with --precision {settings.precision}")
     elif settings.precision == "int8":
-        if not plan["calib_data"]:
-            raise StepError("--precision int8 needs --calib-data: samples like the real inputs, "
-                            "from which TensorRT sets the INT8 scales")
-        arrays = load_calibration_data(plan["calib_data"], io["inputs"])
+        arrays = int8_calibration_data(plan, io["inputs"])
         shared = os.path.join(cache_dir, calibration_cache_name(onnx, trt_version, arrays))
         calibration = Calibration(arrays, os.path.join(artifacts, "calibration.cache"), shared)
     return BuildJob(settings, onnx, os.path.join(artifacts, "model.plan"),

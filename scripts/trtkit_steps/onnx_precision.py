@@ -15,15 +15,14 @@ import numpy as np
 
 from trtkit_steps import contract
 from trtkit_steps.comparison import compare, gate, tolerance
-from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.errors import Unsupported
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.onnx_stage import ort_session, run_session
 from trtkit_steps.storage import load_reference, read_json
-from trtkit_steps.trt.calibration import load_calibration_data
+from trtkit_steps.trt.calibration import int8_calibration_data
 from trtkit_steps.trt.settings import default_atol
 
 FP16_MAX = 65504.0
-ARTIFACTS = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
@@ -40,11 +39,9 @@ def value_ranges(model, inputs, work):
             if name in floats and name not in listed:
                 probe.graph.output.append(onnx.helper.make_tensor_value_info(name, _FLOAT, None))
                 listed.add(name)
-    session = ort_session_of(probe, work)
-    values = run_session(session, inputs)
-    found = dict((name, float(np.max(np.abs(v))) if v.size else 0.0) for name, v in values.items() if name in floats)
-    found.update((name, float(np.max(np.abs(v))) if v.size else 0.0) for name, v in inputs.items())
-    return found
+    arrays = dict((name, v) for name, v in run_session(ort_session_of(probe, work), inputs).items() if name in floats)
+    arrays.update(inputs)
+    return dict((name, float(np.max(np.abs(v))) if v.size else 0.0) for name, v in arrays.items())
 
 
 def ort_session_of(model, work):
@@ -149,13 +146,10 @@ def rewrite(plan, work, inputs):
     """Writes the plan's reduced-precision model beside model.onnx; what it kept FP32."""
     import onnx
     source = os.path.join(work, contract.ARTIFACTS, "model.onnx")
-    dest = os.path.join(work, contract.ARTIFACTS, ARTIFACTS[plan["precision"]])
+    dest = os.path.join(work, contract.ARTIFACTS, contract.REDUCED_ONNX[plan["precision"]])
     if plan["precision"] == "int8":
-        if not plan["calib_data"]:
-            raise StepError("--precision int8 needs --calib-data: samples like the real inputs, which set the "
-                            "INT8 scales")
         io = read_json(os.path.join(work, contract.IO))
-        to_int8(source, dest, load_calibration_data(plan["calib_data"], io["inputs"]))
+        to_int8(source, dest, int8_calibration_data(plan, io["inputs"]))
         return "onnxruntime.quantization", []
     model = onnx.load(source)
     refuse_subgraphs(model)
@@ -168,7 +162,7 @@ def main(argv):
     plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     inputs, expected = load_reference(work)
-    name = ARTIFACTS[plan["precision"]]
+    name = contract.REDUCED_ONNX[plan["precision"]]
     with step("precision"):
         library, kept = rewrite(plan, work, inputs)
     emit("artifact", name=name, kind=contract.ARTIFACT_KINDS[name])

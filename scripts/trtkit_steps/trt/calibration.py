@@ -34,6 +34,15 @@ class Calibration(object):
             write_atomic(self.shared_cache, read_bytes(self.cache_path))
 
 
+def int8_calibration_data(plan, io_inputs):
+    """--calib-data for --precision int8, which needs it: TensorRT's calibrator and the Q/DQ rewrite set their
+    INT8 scales from it."""
+    if not plan["calib_data"]:
+        raise StepError("--precision int8 needs --calib-data: samples like the real inputs, from which the INT8 "
+                        "scales are set")
+    return load_calibration_data(plan["calib_data"], io_inputs)
+
+
 def load_calibration_data(path, io_inputs):
     """{input: array} from a .npy (one input), an .npz, or a folder of them joined along the batch."""
     if not path or not os.path.exists(path):
