@@ -58,6 +58,6 @@ else
   done
 fi
 log "docker build -t $IMAGE"
-DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$BASE" -t "$IMAGE" "$CTX" >/dev/null
+DOCKER_BUILDKIT=0 docker build -q --force-rm --build-arg BASE="$BASE" -t "$IMAGE" "$CTX" >/dev/null
 rm -rf "$CTX"
 log "ready: $IMAGE $(docker image inspect -f '{{.Id}} {{.Size}}' "$IMAGE")"

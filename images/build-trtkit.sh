@@ -32,5 +32,5 @@ wheel=$(basename "$CTX"/wheels/trtkit-*.whl)
 version=${wheel#trtkit-}; version=${version%%-*}
 
 log "docker build -t trtkit/trtkit:$version"
-DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$BASE" -t "trtkit/trtkit:$version" "$CTX" >/dev/null
+DOCKER_BUILDKIT=0 docker build -q --force-rm --build-arg BASE="$BASE" -t "trtkit/trtkit:$version" "$CTX" >/dev/null
 log "ready: trtkit/trtkit:$version $(docker image inspect -f '{{.Id}} {{.Size}}' "trtkit/trtkit:$version")"

@@ -36,7 +36,7 @@ context_copy "$CACHE/wheels" "$CTX/wheels"
 for target in cpu standin; do
   tag=$CPU; [ "$target" = standin ] && tag=$STANDIN
   log "docker build --target $target -t $tag"
-  DOCKER_BUILDKIT=0 docker build -q --target "$target" -t "$tag" "$CTX" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q --force-rm --target "$target" -t "$tag" "$CTX" >/dev/null
 done
 # The context stays for `docker compose build` (compose.yaml).
 log "ready: $(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^trtkit/' | tr '\n' ' ')"
