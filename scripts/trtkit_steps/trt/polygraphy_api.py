@@ -62,7 +62,7 @@ class PolygraphyApi(object):
         calibrator = self.api.Calibrator(_calibration_batches(job.calibration),
                                          cache=job.calibration.cache_path) if job.calibration else None
         has_levels = hasattr(trt.IBuilderConfig, "builder_optimization_level")
-        flags = not strongly_typed(self.major, settings.recipe) and settings.recipe != "fp32"
+        flags = not strongly_typed(self.major, settings.recipe)    # a strongly typed network takes none
         weak_rewrite = flags and settings.recipe == "rewrite"
         check_optimization_level(has_levels, settings.optimization_level, self.version)
         return self.api.CreateConfig(
