@@ -1,5 +1,5 @@
 """The zoo at --precision fp16: each model of benchmarks/zoo_models.py exported, rewritten to model.fp16.onnx
-(onnxconverter-common, layers past float16's range kept FP32) and verified against Keras with ONNX Runtime;
+(onnxconverter-common, layers past float16's range and loops kept FP32) and verified against Keras with ONNX Runtime;
 error, size and kept layers per model to benchmarks/ZOO-FP16.md.
 
     .venv/bin/python benchmarks/zoo_fp16.py [--models DIR] [--results FILE] [NAME ...]
@@ -39,7 +39,8 @@ def markdown(results: dict) -> str:
         "# The zoo at `--precision fp16`: the ONNX rewrite against Keras", "",
         f"Written by `benchmarks/zoo_fp16.py` on {platform.machine()}, {os.cpu_count()} cores, no GPU, in the "
         "stand-in image (onnxconverter-common 1.16, onnxruntime 1.32). `model.fp16.onnx` keeps float32 inputs and "
-        "outputs; layers whose values on the reference inputs pass 65504 stay FP32.", "",
+        "outputs; layers whose values on the reference inputs pass 65504 stay FP32, and so do loops and branches "
+        "(ONNX Loop, Scan, If: a masked LSTM, Keras 3's recurrent layers), as a whole.", "",
         f"**{passed} of {len(rows)} within {RELATIVE_GOAL:g} of Keras**, relative to the largest Keras output. "
         "ONNX Runtime's CPU provider runs float16 nodes in float32, so this is the rounding of weights and "
         "activations at the nodes' boundaries, not FP16 arithmetic (the GPU's to show).", "",

@@ -9,7 +9,6 @@ from conftest import STANDIN_ARGS
 from onnx import TensorProto, helper, numpy_helper
 
 from trtkit_steps import contract, event_shapes, onnx_precision
-from trtkit_steps.errors import Unsupported
 from trtkit_steps.storage import save_arrays
 
 
@@ -42,8 +41,9 @@ def test_nodes_past_the_float16_range_stay_fp32_and_are_named_by_layer(tmp_path)
     assert ranges["big"] > onnx_precision.FP16_MAX > ranges["small"]
     keep = onnx_precision.overflowing_nodes(model, ranges)
     assert keep == ["model/big/MatMul", "model/shrink/mul"], "the overflowing node and the one it feeds"
-    assert onnx_precision.kept_layers(model, keep) == [{"layer": "big", "nodes": ["model/big/MatMul"]},
-                                                        {"layer": "shrink", "nodes": ["model/shrink/mul"]}]
+    assert onnx_precision.kept_layers(model, keep, "past") == [
+        {"layer": "big", "nodes": ["model/big/MatMul"], "why": "past"},
+        {"layer": "shrink", "nodes": ["model/shrink/mul"], "why": "past"}]
     assert onnx_precision.keras_layers(model)["Relu__7"] == "head", "an exporter's own node takes the next layer's"
     half = onnx_precision.to_fp16(_overflowing_model(), keep)
     onnx.checker.check_model(half)
@@ -154,12 +154,104 @@ def test_a_cast_to_float_of_a_shape_stays_loadable(tmp_path):
     np.testing.assert_allclose(_run(half, x), x / 8, rtol=1e-3)
 
 
-def test_a_model_with_a_loop_is_refused_naming_its_layer():
-    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
-                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                              helper.make_tensor_value_info("cond_in", TensorProto.BOOL, [])],
-                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])])
-    loop = helper.make_node("Loop", ["", "cond"], [], name="model/lstm_1/while_loop", body=body)
-    graph = helper.make_graph([loop], "loop", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])], [])
-    with pytest.raises(Unsupported, match="from layer lstm_1"):
-        onnx_precision.refuse_subgraphs(helper.make_model(graph))
+def _loop_model() -> onnx.ModelProto:
+    """h = x @ w (model/dense); then three steps of s = tanh(s @ w + h) in a Loop (model/lstm_1) whose body reads w
+    and h from outside, as Keras 3's LSTM reads its weights and sequence; y = s."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"], name="model/lstm_1/while/Identity"),
+         helper.make_node("MatMul", ["s_in", "w"], ["sw"], name="model/lstm_1/while/MatMul"),
+         helper.make_node("Add", ["sw", "h"], ["pre"], name="model/lstm_1/while/add"),
+         helper.make_node("Tanh", ["pre"], ["s_out"], name="model/lstm_1/while/Tanh")], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [None, 4])])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="model/dense/MatMul"),
+             helper.make_node("Loop", ["steps", "", "x"], ["y"], name="model/lstm_1/while_loop", body=body)]
+    weights = [numpy_helper.from_array(np.random.RandomState(2).rand(4, 4).astype(np.float32) / 4, "w"),
+               numpy_helper.from_array(np.array(3, np.int64), "steps")]
+    graph = helper.make_graph(nodes, "loop", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_loop_runs_fp32_whole_and_the_weights_and_values_it_reads_from_outside_reach_it_fp32():
+    """onnxconverter-common turned w and h float16 for model/dense but left the kept Loop's body reading them:
+    ONNX Runtime refused the masked LSTM's rewrite (MatMul bound to float16 and float)."""
+    model, x = _loop_model(), np.random.RandomState(3).rand(5, 4).astype(np.float32)
+    w = numpy_helper.to_array(model.graph.initializer[0])
+    expected, h = x, x @ w
+    for _ in range(3):
+        expected = np.tanh(expected @ w + h)
+    looping = onnx_precision.looping_nodes(model)
+    assert onnx_precision.kept_layers(model, looping, "loop") == [
+        {"layer": "lstm_1", "nodes": ["model/lstm_1/while_loop"], "why": "loop"}]
+    half = onnx_precision.to_fp16(model, looping)
+    types = {w.name: w.data_type for w in half.graph.initializer}
+    assert types["w"] == TensorProto.FLOAT16 and types["w__fp32"] == TensorProto.FLOAT
+    assert sorted(types) == ["steps", "w", "w__fp32"], "no weight is left that nothing reads"
+    np.testing.assert_allclose(_run(half, x), expected, atol=2e-3)
+
+
+def test_the_smallest_keep_is_the_shortest_head_of_the_order_that_fits_in_few_conversions():
+    order = [f"n{i}" for i in range(100)]
+    calls = []
+
+    def fits(keep):
+        calls.append(len(keep))
+        return {"n3", "n41"} <= set(keep)
+    assert onnx_precision.smallest_keep(fits, order) == order[:42]
+    assert len(calls) <= 2 * 7 + 1
+    assert onnx_precision.smallest_keep(lambda keep: True, order) == []
+    assert onnx_precision.smallest_keep(lambda keep: False, order) is None
+
+
+def _saturated_softmax_model() -> onnx.ModelProto:
+    """Logits near 5000, two of them 0.6 apart: float16 rounds both weights to 5000 (its spacing there is 4), and
+    the Softmax's winner is lost, as EfficientNetB0's (random weights) was. Seven nodes before them (a model
+    may keep a quarter of its nodes FP32)."""
+    weights = numpy_helper.from_array(np.array([[5000.3, 5000.9, 4990.0]], np.float32), "w")
+    prep = [helper.make_node("Relu", [f"x{i}"], [f"x{i + 1}"], name=f"model/prep/Relu_{i}") for i in range(6)]
+    nodes = [helper.make_node("Identity", ["x"], ["x0"], name="model/prep/Identity"), *prep,
+             helper.make_node("MatMul", ["x6", "w"], ["logits"], name="model/predictions/MatMul"),
+             helper.make_node("Softmax", ["logits"], ["y"], name="model/predictions/Softmax", axis=-1)]
+    graph = helper.make_graph(nodes, "softmax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])], [weights])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _whole_fp16_fits(model, within, folder) -> bool:
+    path = str(folder / "whole.fp16.onnx")
+    onnx.save(onnx_precision.to_fp16(model, []), path)
+    return within(path)
+
+
+def test_a_rewrite_that_misses_the_tolerance_keeps_the_largest_values_fp32_until_it_fits(tmp_path):
+    model, x = _saturated_softmax_model(), np.ones((2, 1), np.float32)
+    expected = _run(model, x)
+    artifacts = tmp_path / contract.ARTIFACTS
+    artifacts.mkdir()
+    onnx.save(model, str(artifacts / "model.onnx"))
+
+    def within(path):
+        return float(np.max(np.abs(_run(onnx.load(path), x) - expected))) <= 1e-2
+    assert not _whole_fp16_fits(model, within, tmp_path), "the whole-FP16 model misses the tolerance"
+    library, kept = onnx_precision.rewrite({"precision": "fp16"}, str(tmp_path), {"x": x}, within)
+    assert [k["layer"] for k in kept] == ["predictions"] and "bisection" in kept[0]["why"]
+    assert within(str(artifacts / "model.fp16.onnx")), "the model written is the one that fits"
+
+
+def test_a_model_that_needs_more_than_a_quarter_of_its_nodes_fp32_is_left_to_the_gate(tmp_path, capsys):
+    model, x = _saturated_softmax_model(), np.ones((2, 1), np.float32)
+    del model.graph.node[1:7]   # three nodes: a quarter of them is none
+    model.graph.node[1].input[0] = "x0"
+    expected = _run(model, x)
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    onnx.save(model, str(tmp_path / contract.ARTIFACTS / "model.onnx"))
+
+    def within(path):
+        return float(np.max(np.abs(_run(onnx.load(path), x) - expected))) <= 1e-2
+    assert onnx_precision.rewrite({"precision": "fp16"}, str(tmp_path), {"x": x}, within)[1] == []
+    assert "not one for FP16" in capsys.readouterr().out
+    assert not within(str(tmp_path / contract.ARTIFACTS / "model.fp16.onnx")), "the FP16 model, for the gate"

@@ -91,11 +91,10 @@ def sections(m: Manifest) -> list[Section]:
 def _precision_rows(precision: dict) -> list[list]:
     rows = []
     if "artifact" in precision:
-        kept = precision["kept_fp32"]
+        kept = "; ".join(f"{k['layer']} ({len(k['nodes'])} nodes: {k['why']})" for k in precision["kept_fp32"])
         rows += [["precision", precision["precision"]], ["rewritten model", f"{precision['artifact']} "
                                                                             f"({precision['library']})"],
-                 ["kept FP32", "; ".join(f"{k['layer']} ({len(k['nodes'])} nodes)" for k in kept) if kept else
-                  "nothing: every node runs in the reduced precision"]]
+                 ["kept FP32", kept or "nothing: every node runs in the reduced precision"]]
     if "recipe" in precision:
         recipe = precision["recipe"]
         rows.append(["engine recipe", f"{recipe['recipe']} from {recipe['onnx']}: {recipe['reason']}"])

@@ -99,7 +99,7 @@ EVENT_FIELDS = {
     "export": {"route": route, "failed": list_of(record({"route": route, "error": text}))},
     "warning": {"message": text, "layer": optional(text)},
     "precision": {"precision": text, "artifact": text, "library": text,
-                  "kept_fp32": list_of(record({"layer": text, "nodes": list_of(text)}))},
+                  "kept_fp32": list_of(record({"layer": text, "nodes": list_of(text), "why": text}))},
     "recipe": {"recipe": text, "onnx": text, "reason": text},
     "engine": {"tensorrt": text, "gpu": text, "compute_capability": text, "profiles": _profiles,
                "portability_note": text},

@@ -4,8 +4,11 @@
 
 --precision fp16: onnxconverter-common's float16 conversion with float32 inputs and outputs. Nodes whose values
 (measured on the FP32 model with the reference inputs) or weights reach past float16's largest finite number stay
-FP32, named by the Keras layer they come from. ONNX Runtime cannot show that overflow itself: its CPU provider runs
-float16 nodes in float32 and drops the casts between them, so the ranges are read from the FP32 model.
+FP32, and so do Loop, Scan and If nodes (a masked LSTM, Keras 3's GRU). When the model then misses the tolerance,
+the nodes that read or make the largest values stay FP32 too, as few as bisection against the Keras reference
+finds. Each kept node is named by the Keras layer it comes from. ONNX Runtime cannot show the overflow itself:
+its CPU provider runs float16 nodes in float32 and drops the casts between them, so the ranges are read from the
+FP32 model.
 --precision int8: onnxruntime.quantization's static Q/DQ quantization, calibrated on --calib-data.
 Either way the new model is verified against Keras with ONNX Runtime before TensorRT sees it.
 """
@@ -14,16 +17,18 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import compare, gate, tolerance
-from trtkit_steps.errors import Unsupported
-from trtkit_steps.events import emit, run_main, step
+from trtkit_steps.comparison import compare, gate, tolerance, worst_error
+from trtkit_steps.events import emit, log, run_main, step
 from trtkit_steps.onnx_stage import ort_session, run_session
 from trtkit_steps.storage import load_reference, read_json
 from trtkit_steps.trt.calibration import int8_calibration_data
 from trtkit_steps.trt.settings import default_atol
 
 FP16_MAX = 65504.0
-_FLOAT = 1  # onnx.TensorProto.FLOAT
+MOST_KEPT_SHARE = 4   # bisection keeps at most 1/4 of the nodes FP32: past that, the model is not an FP16 model
+_FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT, FLOAT16
+_SUBGRAPH_OPS = ("Loop", "Scan", "If")
+_FP32_SUFFIX = "__fp32"
 
 
 def value_ranges(model, inputs, work):
@@ -92,24 +97,22 @@ def _nearest_layer(node, own, consumers, producers):
     return node.name
 
 
-def kept_layers(model, nodes):
-    """[{"layer", "nodes"}] for the nodes kept FP32, one entry per Keras layer, in graph order."""
+def kept_layers(model, nodes, why):
+    """[{"layer", "nodes", "why"}] for the nodes kept FP32, one entry per Keras layer, in graph order."""
     layers, grouped = keras_layers(model), {}
     for name in nodes:
         grouped.setdefault(layers[name], []).append(name)
-    return [{"layer": layer, "nodes": names} for layer, names in grouped.items()]
+    return [{"layer": layer, "nodes": names, "why": why} for layer, names in grouped.items()]
 
 
-def refuse_subgraphs(model):
-    """onnxconverter-common converts a Loop's body but not the weights it reads from outside, and keeping the
-    Loop FP32 leaves the same mismatch: ONNX Runtime refuses the result either way (measured with a masked LSTM,
-    which Keras exports as a Loop). So such a model is refused in one line that names the layers."""
-    looping = [node.name for node in model.graph.node if node.op_type in ("Loop", "Scan", "If")]
-    if looping:
-        layers = sorted(set(keras_layers(model)[name] for name in looping))
-        raise Unsupported("--precision fp16 cannot rewrite ONNX Loop/Scan/If nodes yet (from layer%s %s): build at "
-                          "fp32, or an engine with --precision-recipe flags" % ("s" if len(layers) > 1 else "",
-                                                                               ", ".join(layers)))
+def looping_nodes(model):
+    """Loop, Scan and If nodes (a Keras LSTM with a mask, a GRU of Keras 3, a Cropping of unknown size) and the
+    other nodes of their Keras layers: they run FP32 as a whole. onnxconverter-common would convert the bodies but
+    not what they read from outside, and Keras 3's LSTM runs its first step outside its Loop, on the same weights
+    (kept FP32 with the layer, they are not stored twice)."""
+    layers = keras_layers(model)
+    looping = set(layers[node.name] for node in model.graph.node if node.op_type in _SUBGRAPH_OPS)
+    return [node.name for node in model.graph.node if layers[node.name] in looping]
 
 
 def to_fp16(model, keep):
@@ -120,9 +123,119 @@ def to_fp16(model, keep):
     del model.graph.value_info[:]   # the same mismatch, for the Casts tf2onnx typed
     casts = [node.name for node in model.graph.node if node.op_type == "Cast" and
              any(a.name == "to" and a.i == _FLOAT for a in node.attribute)]
+    blocked = set(keep) | set(casts)
+    weights = _split_shared_weights(model.graph, blocked)
+    made_by = dict((name, (node.name, k)) for node in model.graph.node for k, name in enumerate(node.output))
     # max_finite_val: weights clip at float16's own limit, not the library's default 1e4
-    return float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=list(keep) + casts,
+    half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked),
                                             max_finite_val=FP16_MAX)
+    _feed_bodies_fp32(half, weights, made_by)
+    _drop_unread_weights(half.graph)
+    return half
+
+
+def _drop_unread_weights(graph):
+    """The float16 weights whose readers all took FP32 copies: read by nobody, they would only add to the file."""
+    read = _read_names(graph) | set(o.name for o in graph.output)
+    unread = [w for w in graph.initializer if w.name not in read]
+    for weight in unread:
+        graph.initializer.remove(weight)
+
+
+def _split_shared_weights(graph, blocked):
+    """A weight read by a kept node and by a converted one gets an FP32 copy for the kept ones (Keras 3's LSTM
+    runs its first step outside its Loop with the Loop's weights); the converter keeps such a weight FP32 for
+    both, a type mismatch. Returns {name: FP32 weight} of every float weight, for _feed_bodies_fp32."""
+    import onnx
+    weights = dict((w.name, onnx.TensorProto()) for w in graph.initializer if w.data_type == _FLOAT)
+    for w in graph.initializer:
+        if w.name in weights:
+            weights[w.name].CopyFrom(w)
+    converted = set(name for node in graph.node if node.name not in blocked for name in node.input)
+    for node in graph.node:
+        if node.name in blocked:
+            for k, name in enumerate(node.input):
+                if name in weights and name in converted:
+                    node.input[k] = _fp32_copy(graph, weights[name])
+    return weights
+
+
+def _feed_bodies_fp32(model, weights, made_by):
+    """A kept Loop/Scan/If body reads outer values by name, which the converter does not see. It renames a kept
+    node's outputs (a Cast into float16 takes the old name) and removes such Casts where a kept node reads them,
+    so each outer value is found again by its producer (made_by: {name: (node, output index)}, before the
+    conversion); one the converter turned float16 reaches the body as FP32: a weight as its FP32 copy, an
+    activation through a Cast before the node."""
+    from onnx import helper
+    half = set(v.name for v in list(model.graph.value_info) + list(model.graph.input)
+               if v.type.tensor_type.elem_type == _FLOAT16)
+    half.update(w.name for w in model.graph.initializer if w.data_type == _FLOAT16)
+    nodes = dict((n.name, n) for n in model.graph.node)
+    for node in [n for n in model.graph.node if n.op_type in _SUBGRAPH_OPS]:
+        bodies = list(_subgraphs(node))
+        for name in sorted(set().union(*[_outer_names(body) for body in bodies])):
+            producer, index = made_by.get(name, (None, 0))
+            now = nodes[producer].output[index] if producer in nodes else name
+            if name in weights and name in half:
+                now = _fp32_copy(model.graph, weights[name])
+            elif now in half:
+                cast = now + _FP32_SUFFIX
+                if cast not in nodes:
+                    at = list(model.graph.node).index(node)
+                    nodes[cast] = helper.make_node("Cast", [now], [cast], to=_FLOAT, name=cast)
+                    model.graph.node.insert(at, nodes[cast])
+                now = cast
+            for body in bodies:
+                _rename_input(body, name, now)
+
+
+def _fp32_copy(graph, weight):
+    """The name of weight's FP32 copy in graph, made once."""
+    import onnx
+    name = weight.name + _FP32_SUFFIX
+    if name not in set(w.name for w in graph.initializer):
+        copy = onnx.TensorProto()
+        copy.CopyFrom(weight)
+        copy.name = name
+        graph.initializer.append(copy)
+    return name
+
+
+def _subgraphs(node):
+    for attribute in node.attribute:
+        if attribute.g.node:
+            yield attribute.g
+        for graph in attribute.graphs:
+            yield graph
+
+
+def _outer_names(graph, defined=frozenset()):
+    """The names graph's nodes, nested bodies included, read from outside graph."""
+    own = set(defined) | set(i.name for i in graph.input) | set(w.name for w in graph.initializer)
+    own.update(name for node in graph.node for name in node.output)
+    outer = set()
+    for node in graph.node:
+        outer.update(name for name in node.input if name and name not in own)
+        for body in _subgraphs(node):
+            outer.update(_outer_names(body, own))
+    return outer
+
+
+def _read_names(graph):
+    """Every name graph's nodes read, nested bodies included."""
+    read = set()
+    for node in graph.node:
+        read.update(node.input)
+        for body in _subgraphs(node):
+            read.update(_read_names(body))
+    return read
+
+
+def _rename_input(graph, old, new):
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        for body in _subgraphs(node):
+            _rename_input(body, old, new)
 
 
 def to_int8(source, dest, calibration):
@@ -142,8 +255,9 @@ def to_int8(source, dest, calibration):
                                  weight_type=quantization.QuantType.QInt8)
 
 
-def rewrite(plan, work, inputs):
-    """Writes the plan's reduced-precision model beside model.onnx; what it kept FP32."""
+def rewrite(plan, work, inputs, within):
+    """Writes the plan's reduced-precision model beside model.onnx; what it kept FP32. within(path): whether the
+    model at path meets the tolerance."""
     import onnx
     source = os.path.join(work, contract.ARTIFACTS, "model.onnx")
     dest = os.path.join(work, contract.ARTIFACTS, contract.REDUCED_ONNX[plan["precision"]])
@@ -152,10 +266,60 @@ def rewrite(plan, work, inputs):
         to_int8(source, dest, int8_calibration_data(plan, io["inputs"]))
         return "onnxruntime.quantization", []
     model = onnx.load(source)
-    refuse_subgraphs(model)
-    keep = overflowing_nodes(model, value_ranges(model, inputs, work))
-    onnx.save(to_fp16(model, keep), dest)
-    return "onnxconverter-common", kept_layers(model, keep)
+    ranges = value_ranges(model, inputs, work)
+    overflowing, looping = overflowing_nodes(model, ranges), looping_nodes(model)
+    fixed = set(overflowing) | set(looping)
+
+    def fits(extra):
+        onnx.save(to_fp16(_copy(model), fixed | set(extra)), dest)
+        return within(dest)
+
+    candidates = by_magnitude(model, ranges, fixed)[:len(model.graph.node) // MOST_KEPT_SHARE]
+    sensitive = smallest_keep(fits, candidates)
+    if sensitive is None:
+        log("FP16 misses the tolerance even with the %d nodes of the largest values FP32 (at most 1/%d of the "
+            "model's), so the model is not one for FP16 at this tolerance" % (len(candidates), MOST_KEPT_SHARE))
+        fits([])    # the FP16 model goes to the gate, which names its error
+        sensitive = []
+    elif sensitive:
+        fits(sensitive)     # fits() writes dest: the model kept is the last one it converted
+    return "onnxconverter-common", (kept_layers(model, overflowing, "values past 65504") +
+                                    kept_layers(model, looping, "a loop or branch, run FP32 as a whole") +
+                                    kept_layers(model, sensitive, "FP16 missed the tolerance: found by bisection "
+                                                                  "against Keras"))
+
+
+def by_magnitude(model, ranges, fixed):
+    """The nodes not yet kept, the largest values they read or make first: float16's absolute rounding grows with
+    the value (4 at 5000: a Softmax of logits that large flips its winner, as EfficientNetB0's did)."""
+    size = dict((n.name, max([ranges.get(t, 0.0) for t in list(n.input) + list(n.output)] + [0.0]))
+                for n in model.graph.node if n.name not in fixed)
+    return sorted(size, key=lambda name: -size[name])
+
+
+def smallest_keep(fits, order):
+    """The shortest head of order whose nodes, kept FP32, make fits() true: doubling, then bisection (about
+    2 log2(len(order)) conversions); [] when the whole-FP16 model fits, None when not even all of order does."""
+    if fits([]):
+        return []
+    if not order:
+        return None
+    low, high = 0, 1
+    while not fits(order[:high]):
+        if high >= len(order):
+            return None
+        low, high = high, min(2 * high, len(order))
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(order[:middle]) else (middle, high)
+    return order[:high]
+
+
+def _copy(model):
+    import onnx
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def main(argv):
@@ -163,15 +327,19 @@ def main(argv):
     work = os.path.dirname(os.path.abspath(argv[0]))
     inputs, expected = load_reference(work)
     name = contract.REDUCED_ONNX[plan["precision"]]
+    atol = tolerance(plan, _default_atol(plan["precision"], expected))
+
+    def within(path):
+        return atol is None or worst_error(compare(expected, run_session(ort_session(path), inputs))) <= atol
+
     with step("precision"):
-        library, kept = rewrite(plan, work, inputs)
+        library, kept = rewrite(plan, work, inputs, within)
     emit("artifact", name=name, kind=contract.ARTIFACT_KINDS[name])
     with step("verify-precision"):
         actual = run_session(ort_session(os.path.join(work, contract.ARTIFACTS, name)), inputs)
         errors = compare(expected, actual)
         emit("precision", precision=plan["precision"], artifact=name, library=library, kept_fp32=kept)
-        gate(name, errors, tolerance(plan, _default_atol(plan["precision"], expected)),
-             os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+        gate(name, errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
 
 
 def _default_atol(precision, expected):
