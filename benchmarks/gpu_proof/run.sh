@@ -34,8 +34,9 @@
 #   run.sh goals    then: runtime_check on each in the image; benchmarks/frameworks.py
 #                   on this host's PyTorch with Keras 3 from $KERAS_WHEELS; benchmarks/runtime_goals.py divides
 #                   them into $PROOF/goals.md.
-#   run.sh precision-export   any host with Docker and the stand-in image: the origin LSTM, the CNN and the zoo's
-#                   Transformer encoder at --precision fp16, and the CNN at int8 (--calib-data), --target onnx:
+#   run.sh precision-export   any host with Docker and the stand-in image: the origin LSTM, the CNN, the zoo's
+#                   Transformer encoder and masked LSTM (a Loop), and a model whose layer 'big' overflows FP16 at
+#                   --precision fp16, and the CNN at int8 (--calib-data), --target onnx:
 #                   each output holds model.onnx and its verified rewrite (model.fp16.onnx / model.int8.onnx).
 #                   Writes $WORK/precision.
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
@@ -81,13 +82,14 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
 fi
 
 PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 cnn-fp16:cnn_bn.h5:fp16 cnn-int8:cnn_bn.h5:int8
-                   transformer-fp16:k2_transformer_encoder.h5:fp16)
+                   transformer-fp16:k2_transformer_encoder.h5:fp16 overflow-fp16:fp16_overflow.h5:fp16
+                   masked-lstm-fp16:k3_masked_lstm.keras:fp16)
 if [ "$PHASE" = precision-export ]; then
   PROOF=$WORK/precision/log
   rm -rf "$WORK/precision"; mkdir -p "$PROOF"
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK/precision:/work" -w /repo \
-    trtkit/standin:19.07-py3 sh -c "python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 && \
-python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 && python3 -c \"import numpy as np; \
+    trtkit/standin:19.07-py3 sh -c "python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 fp16_overflow.h5 && \
+python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 k3_masked_lstm.keras && python3 -c \"import numpy as np; \
 np.save('/work/cnn_calib.npy', np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))\"" \
     >/dev/null 2>&1 || exit 1
   for export in "${PRECISION_EXPORTS[@]}"; do
