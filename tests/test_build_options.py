@@ -60,6 +60,14 @@ def test_command_line_values_are_checked_by_their_kind(tmp_path):
             _parsed(args)
 
 
+def test_an_option_set_without_the_one_it_needs_is_refused_on_both_sides():
+    with pytest.raises(typer.BadParameter, match="--strict-timing-cache needs --timing-cache FILE"):
+        _parsed(["--strict-timing-cache"])
+    values = {**contract.option_defaults(), "strict_timing_cache": True}
+    assert contract.bad_option_values(values) == ["strict_timing_cache"], "plan.json is checked the same way"
+    assert not contract.bad_option_values({**values, "timing_cache": "/trtkit/data/timing.cache"})
+
+
 def test_plan_json_and_the_manifest_come_from_the_settings(tmp_path):
     settings = _away_from_defaults(tmp_path)
     plan = BuildPlan(model=ModelRef(tmp_path / "m.h5", "h5"), image="i:t", settings=settings)

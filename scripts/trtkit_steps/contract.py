@@ -108,13 +108,14 @@ class BuildOption(object):
     """key: its name in plan.json and the manifest. flag: its command-line flag (the project file's key is the
     flag without dashes, '-' as '_'). kind: how its value is written and checked (KIND_CHECKS). targets: the
     targets whose artifacts it shapes (None: all). bounds: (low, high) of its numbers; most: of a list's items;
-    negative: a flag's --no form; role: a data file's name in DATA_DIR; folders: whether that may be a folder."""
+    negative: a flag's --no form; role: a data file's name in DATA_DIR; folders: whether that may be a folder;
+    needs: (key, why) of an option that must be set when this one is."""
 
     def __init__(self, key, flag, kind, default, help, targets=None, choices=None, bounds=None, most=None,
-                 negative=None, role=None, folders=False):
+                 negative=None, role=None, folders=False, needs=None):
         self.key, self.flag, self.kind, self.default, self.help = key, flag, kind, default, help
         self.targets, self.choices, self.bounds, self.most = targets, choices, bounds, most
-        self.negative, self.role, self.folders = negative, role, folders
+        self.negative, self.role, self.folders, self.needs = negative, role, folders, needs
 
     def shapes(self, target):
         return self.targets is None or target in self.targets
@@ -153,7 +154,8 @@ BUILD_OPTIONS = (
                 "A TensorRT timing cache to replay, e.g. an earlier build's timing.cache: the engine picks the same "
                 "tactics wherever TensorRT allows.", _ENGINE, role="timing"),
     BuildOption("strict_timing_cache", "--strict-timing-cache", "flag", False,
-                "Fail the build when a tactic is missing from --timing-cache instead of timing it anew.", _ENGINE),
+                "Fail the build when a tactic is missing from --timing-cache instead of timing it anew.", _ENGINE,
+                needs=("timing_cache", "the cache whose tactics to replay")),
     BuildOption("typical_batch", "--typical-batch", "whole", None,
                 "The batch size your application sends most: the engine's profile is tuned for it (its OPT) where "
                 "--shapes does not say.", _ENGINE, bounds=(1, MAX_BATCH)),
@@ -254,10 +256,18 @@ def option_defaults():
 
 
 def bad_option_values(values):
-    """The keys of declared options whose value their kind cannot hold (None only where it is the default)."""
+    """The keys of declared options whose value their kind cannot hold (None only where it is the default), or
+    that are set without the option they need."""
     return sorted(option.key for option in BUILD_OPTIONS
                   if not (values[option.key] is None and option.default is None
-                          or values[option.key] is not None and KIND_CHECKS[option.kind](option, values[option.key])))
+                          or values[option.key] is not None and KIND_CHECKS[option.kind](option, values[option.key]))
+                  or option in unmet_needs(values))
+
+
+def unmet_needs(values):
+    """The options set without the option their declaration says they need."""
+    return [option for option in BUILD_OPTIONS
+            if option.needs and values[option.key] and values[option.needs[0]] in (None, [], False)]
 
 
 # --- plan.json: written by the host (BuildPlan.container_plan), read by every stage --

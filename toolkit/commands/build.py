@@ -93,8 +93,6 @@ def build(
 def plan_of(v: dict[str, Any]) -> BuildPlan:
     """One build's plan from the values of the build command's parameters (given, defaults, or a project's)."""
     reference = image_ref.image_reference(v["image"], v["tag"])
-    if v["strict_timing_cache"] and not v["timing_cache"]:
-        raise typer.BadParameter("--strict-timing-cache needs --timing-cache FILE: the cache whose tactics to replay")
     bench = options.bench_settings(v["batch"], v["iterations"], v["warmup"])   # checked even without --bench
     return BuildPlan(
         model=resolve_model(v["model"]), image=reference, target=v["target"], gpus=options.parse_gpus(v["gpus"]),
