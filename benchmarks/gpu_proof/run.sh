@@ -51,7 +51,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals|precision-export|precision-builds}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
-TRTKIT=${TRTKIT:-trtkit}
+TRTKIT=${TRTKIT:-$(command -v trtkit || echo "$PWD/.venv/bin/trtkit")}   # make .venv/bin/trtkit, when not on PATH
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
 # Images whose cuBLAS/cuDNN are stubs (the GPU kit's) must build without those tactic sources.
 TACTICS=(${DISABLE_TACTIC_SOURCES:+--disable-tactic-sources "$DISABLE_TACTIC_SOURCES"})
