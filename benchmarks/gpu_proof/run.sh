@@ -147,6 +147,7 @@ if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in
 fi
 
 if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, side by side, in one run
+  mkdir -p "$PROOF" "$BUILDS"
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
     calib=(); [ "$precision" = int8 ] && calib=(--calib-data "$WORK/precision/cnn_calib.npy")
