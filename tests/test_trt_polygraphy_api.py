@@ -147,3 +147,74 @@ def test_a_weakly_typed_rewrite_asks_each_float_layer_to_keep_its_onnx_type():
     network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
     polygraphy_api._keep_onnx_types(SimpleNamespace(float32="float32", float16="float16"), network)
     assert [layer.precision for layer in layers] == ["float16", "float32", None, None]
+
+
+class _FakeTensorRT:
+    """TensorRT as parser_errors and build see it: an ONNX parser that fails with two errors, no builder flags."""
+    __version__ = "8.6.0"
+
+    class Logger:
+        ERROR = 1
+
+        def __init__(self, severity):
+            self.severity = severity
+
+    class NetworkDefinitionCreationFlag:
+        EXPLICIT_BATCH = 0
+
+    class BuilderFlag:
+        pass
+
+    class Builder:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def create_network(self, flags):
+            return ("network", flags)
+
+    class OnnxParser:
+        num_errors = 2
+
+        def __init__(self, network, logger):
+            self.network = network
+
+        def parse_from_file(self, path):
+            return False
+
+        def get_error(self, index):
+            return ["In node 3 (importQuantizeLinear): UNSUPPORTED_NODE:\n  axis", "second"][index]
+
+
+def _failing_backend(fail_at):
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("polygraphy.exception.exception.PolygraphyException: Could not parse ONNX correctly")
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.trt, backend.version, backend.major = _FakeTensorRT, "8.6.0", 8
+    backend.api = SimpleNamespace(network_from_onnx_path=fails if fail_at == "parse" else lambda *a, **k: (0, 0),
+                                  PostprocessConfig=lambda *a: None, engine_bytes_from_network=fails)
+    backend._create_config = lambda job: None
+    return backend
+
+
+def test_an_onnx_model_tensorrt_cannot_parse_is_refused_with_the_parsers_reasons():
+    """On an H100 the Q/DQ model of --precision-recipe rewrite failed as Polygraphy's traceback's last line."""
+    from trtkit_steps.errors import StepError
+    with pytest.raises(StepError, match=r"TensorRT 8\.6\.0 cannot parse model\.onnx: In node 3 "
+                                        r"\(importQuantizeLinear\): UNSUPPORTED_NODE: axis; second$"):
+        _failing_backend("parse").build(_job("int8", recipe="rewrite"))
+
+
+def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monkeypatch):
+    from trtkit_steps.errors import StepError
+    from trtkit_steps.trt import polygraphy_api
+    monkeypatch.setattr(polygraphy_api, "_check_network_inputs", lambda *a: None)
+    monkeypatch.setattr(polygraphy_api, "_set_io_precision", lambda *a: None)
+    monkeypatch.setattr(polygraphy_api, "_adjust_config", lambda *a: None)
+    monkeypatch.setattr(polygraphy_api, "_keep_onnx_types", lambda *a: None)
+    with pytest.raises(StepError, match=r"TensorRT 8\.6\.0 could not build an engine from model\.onnx "
+                                        r"\(--precision-recipe rewrite\)"):
+        _failing_backend("build").build(_job("fp16", recipe="rewrite"))

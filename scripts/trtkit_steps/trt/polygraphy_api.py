@@ -6,6 +6,8 @@ network's inputs must be the model's, tactic sources can be left out, INT8
 calibrates on fixed-size batches, float inputs and outputs can be float16
 (--io-precision), and the timing cache is read and written where the step says.
 """
+import os
+
 import numpy as np
 
 from trtkit_steps.errors import StepError, Unsupported, first_line
@@ -42,18 +44,27 @@ class PolygraphyApi(object):
                               f"(BuilderFlag.ERROR_ON_TIMING_CACHE_MISS); TensorRT {self.version} cannot")
         # rewrite: strongly typed, so TensorRT keeps the ONNX model's float16 / Q/DQ types and every FP32 node;
         # before TensorRT 10 its layers are asked to keep those types
-        if strongly_typed(self.major, job.settings.recipe):
-            network = api.network_from_onnx_path(job.onnx, strongly_typed=True)
-        else:
-            network = api.network_from_onnx_path(job.onnx)
-            if job.settings.recipe == "rewrite" and job.settings.precision == "fp16":
-                _keep_onnx_types(self.trt, network[1])
+        typed = strongly_typed(self.major, job.settings.recipe)
+        try:
+            network = api.network_from_onnx_path(job.onnx, strongly_typed=True) if typed else \
+                api.network_from_onnx_path(job.onnx)
+        except Exception:   # Polygraphy's own exception says only "Could not parse ONNX correctly"
+            raise StepError(f"TensorRT {self.version} cannot parse {os.path.basename(job.onnx)}: "
+                            f"{'; '.join(parser_errors(self.trt, job.onnx)) or 'its parser gave no reason'}") from None
+        if not typed and job.settings.recipe == "rewrite" and job.settings.precision == "fp16":
+            _keep_onnx_types(self.trt, network[1])
         _check_network_inputs(network[1], job.settings.profiles)
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
-        engine = api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache)
+        try:
+            engine = api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache)
+        except Exception:   # Polygraphy's "Invalid Engine" when the builder returned none
+            engine = None
         if not engine:
-            raise StepError("TensorRT could not build the engine; its log above says why")
+            recipe = job.settings.recipe
+            raise StepError(f"TensorRT {self.version} could not build an engine from {os.path.basename(job.onnx)}"
+                            f"{f' (--precision-recipe {recipe})' if recipe != 'fp32' else ''}: its errors are in "
+                            "the build's log (--verbose)")
         write_atomic(job.engine, bytes(engine))
 
     def _create_config(self, job):
@@ -106,6 +117,18 @@ class PolygraphyApi(object):
         errors = {name: {"max_abs_err": float(r.max_absdiff), "max_rel_err": float(r.max_reldiff)}
                   for name, r in results.items()}
         return errors, None if atol is None else all(bool(r) for r in results.values())
+
+
+def parser_errors(trt, onnx_path):
+    """TensorRT's ONNX parser's errors on onnx_path, one line each ("In node 3 (importQuantizeLinear): ...")."""
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)   # the only mode from TensorRT 10
+    network = builder.create_network(0 if explicit is None else 1 << int(explicit))
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(onnx_path):
+        return []
+    return [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
 
 
 def _check_network_inputs(network, profiles):
