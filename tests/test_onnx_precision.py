@@ -255,3 +255,20 @@ def test_a_model_that_needs_more_than_a_quarter_of_its_nodes_fp32_is_left_to_the
     assert onnx_precision.rewrite({"precision": "fp16"}, str(tmp_path), {"x": x}, within)[1] == []
     assert "not one for FP16" in capsys.readouterr().out
     assert not within(str(tmp_path / contract.ARTIFACTS / "model.fp16.onnx")), "the FP16 model, for the gate"
+
+
+def test_int8_is_symmetric_every_zero_point_0_as_tensorrt_requires(tmp_path):
+    """TensorRT 8.6 refused the CNN's Q/DQ model (asymmetric activations) with "Could not parse ONNX correctly"."""
+    rng = np.random.RandomState(4)
+    weights = [numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="model/dense/MatMul"),
+             helper.make_node("Relu", ["h"], ["y"], name="model/dense/Relu")]
+    graph = helper.make_graph(nodes, "int8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], weights)
+    source, dest = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    onnx_precision.to_int8(str(source), str(dest), {"x": rng.rand(16, 8).astype(np.float32) + 0.5})
+    model = onnx.load(str(dest))
+    points = [numpy_helper.to_array(w) for w in model.graph.initializer if "zero_point" in w.name]
+    assert points and all(not p.any() for p in points)
+    assert "Relu" in {n.op_type for n in model.graph.node}, "symmetric activations keep their Relu"

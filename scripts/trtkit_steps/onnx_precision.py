@@ -239,7 +239,8 @@ def _rename_input(graph, old, new):
 
 
 def to_int8(source, dest, calibration):
-    """Static Q/DQ quantization (signed INT8 weights per channel and activations), as TensorRT reads it."""
+    """Static Q/DQ quantization (signed INT8 weights per channel and activations), as TensorRT reads it: symmetric,
+    every zero point 0, the only Q/DQ TensorRT takes (its parser refused the CNN's asymmetric model on an H100)."""
     from onnxruntime import quantization
 
     class Reader(quantization.CalibrationDataReader):
@@ -252,7 +253,8 @@ def to_int8(source, dest, calibration):
 
     quantization.quantize_static(source, dest, Reader(), quant_format=quantization.QuantFormat.QDQ,
                                  per_channel=True, activation_type=quantization.QuantType.QInt8,
-                                 weight_type=quantization.QuantType.QInt8)
+                                 weight_type=quantization.QuantType.QInt8,
+                                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
 def rewrite(plan, work, inputs, within):
