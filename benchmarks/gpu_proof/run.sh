@@ -36,7 +36,7 @@
 #                   them into $PROOF/goals.md.
 #   run.sh precision-export   any host with Docker and the stand-in image: the origin LSTM, the CNN, the zoo's
 #                   Transformer encoder and masked LSTM (a Loop), and a model whose layer 'big' overflows FP16 at
-#                   --precision fp16, and the CNN at int8 (--calib-data), --target onnx:
+#                   --precision fp16, and the LSTM, the CNN and the Transformer at int8 (--calib-data), --target onnx:
 #                   each output holds model.onnx and its verified rewrite (model.fp16.onnx / model.int8.onnx).
 #                   Writes $WORK/precision.
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
@@ -81,20 +81,25 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
   exit 0
 fi
 
-PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 cnn-fp16:cnn_bn.h5:fp16 cnn-int8:cnn_bn.h5:int8
-                   transformer-fp16:k2_transformer_encoder.h5:fp16 overflow-fp16:fp16_overflow.h5:fp16
+PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 origin-int8:origin_lstm.h5:int8 cnn-fp16:cnn_bn.h5:fp16
+                   cnn-int8:cnn_bn.h5:int8 transformer-fp16:k2_transformer_encoder.h5:fp16
+                   transformer-int8:k2_transformer_encoder.h5:int8 overflow-fp16:fp16_overflow.h5:fp16
                    masked-lstm-fp16:k3_masked_lstm.keras:fp16)
+calibration() {  # calibration MODEL PRECISION: --calib-data for an int8 export of MODEL (precision-export makes the files)
+  [ "$2" = int8 ] && echo --calib-data "$WORK/precision/${1%.*}_calib.npy"
+}
 if [ "$PHASE" = precision-export ]; then
   PROOF=$WORK/precision/log
   rm -rf "$WORK/precision"; mkdir -p "$PROOF"
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK/precision:/work" -w /repo \
     trtkit/standin:19.07-py3 sh -c "python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 fp16_overflow.h5 && \
 python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 k3_masked_lstm.keras && python3 -c \"import numpy as np; \
-np.save('/work/cnn_calib.npy', np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))\"" \
+[np.save('/work/%s_calib.npy' % name, np.random.RandomState(1).standard_normal((256,) + shape).astype('float32')) \
+for name, shape in (('cnn_bn', (32, 32, 3)), ('origin_lstm', (11, 192)), ('k2_transformer_encoder', (16, 32)))]\"" \
     >/dev/null 2>&1 || exit 1
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
-    calib=(); [ "$precision" = int8 ] && calib=(--calib-data "$WORK/precision/cnn_calib.npy")
+    calib=($(calibration "$model" "$precision"))
     run "export-$name" build "$WORK/precision/$model" --image trtkit/standin --tag 19.07-py3 --gpus none \
       --target onnx --json --precision "$precision" "${calib[@]}" --out "$WORK/precision/$name"
   done
@@ -150,7 +155,7 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
   mkdir -p "$PROOF" "$BUILDS"
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
-    calib=(); [ "$precision" = int8 ] && calib=(--calib-data "$WORK/precision/cnn_calib.npy")
+    calib=($(calibration "$model" "$precision"))
     for recipe in flags rewrite; do
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
