@@ -1,15 +1,19 @@
 """Issue 21's graph-capture defect, on a GPU: Engine.predict on an engine TensorRT cannot capture into a CUDA graph.
 
     . /tmp/trt86/env.sh && python3.9 benchmarks/gpu_proof/capture_check.py      (the GPU kit: TensorRT 8.6, numpy)
+    docker run --rm --gpus all -v $PWD:/repo:ro -v BUILDS:/builds:ro trtkit/tensorrt:8.6-py3 \
+        python3 /repo/benchmarks/gpu_proof/capture_check.py /builds/*/          (trtkit's own engines)
 
-Builds with TensorRT's network API (the kit has no onnx) a Conv1D and two GRU layers, the GRUs as loops the way
-TensorRT's ONNX parser builds an ONNX GRU (the defect's model), then, should TensorRT capture that, the same with
-its RNNv2 GRU layer. For the first engine TensorRT cannot capture, it runs this tree's trtkit.runtime (the folder
-toolkit/runtime, imported as trtkit_runtime) on five batch sizes, each a first call of its shape, and checks:
-the outputs match numpy's Conv1D and GRUs, nothing of TensorRT's "Error Code 3" reaches stderr (the file
-descriptor, where TensorRT prints), and trtkit warns once that CUDA graphs are off. One JSON line per engine
-tried; exit 0 when the check passed, 1 when it failed, 3 when TensorRT captured every engine tried (nothing to
-check on this TensorRT).
+Given trtkit output folders, it checks each one's model.plan on first calls of five batch sizes of its reference
+inputs (run.sh precision-runtime runs it on every engine it built; on the H100 TensorRT 8.6 could not capture
+three of those). Without, it builds with TensorRT's network API (the kit has no onnx) a Conv1D and two GRU
+layers, the GRUs as loops the way TensorRT's ONNX parser builds an ONNX GRU, then, should TensorRT capture that,
+the same with its RNNv2 GRU layer (on the H100 TensorRT 8.6.0 captured both). Each engine runs through this
+tree's trtkit.runtime (the folder toolkit/runtime, imported as trtkit_runtime), and the check is: the outputs
+match (numpy's Conv1D and GRUs, or the Keras reference within the build's tolerance), nothing of TensorRT's
+"Error Code 3" reaches stderr (the file descriptor, where TensorRT prints), and trtkit warns once that CUDA
+graphs are off. One JSON line per engine; exit 0 when every engine TensorRT could not capture passed, 1 when one
+failed, 3 when TensorRT captured every engine tried (nothing to check on this TensorRT).
 """
 from __future__ import annotations
 
@@ -198,9 +202,39 @@ def run(runtime, path, w, batches, reset_after):
     return worst, [str(warning.message) for warning in caught], stderr[0]
 
 
-def main():
+def verdict(line, worst, atol, said, stderr):
+    """line with what the run showed; passed is None where TensorRT captured the engine (nothing to check)."""
+    graphs_off = [message for message in said if "CUDA graphs are off" in message]
+    line = dict(line, max_abs_err=worst, trtkit_warnings=said, error_code_3_on_stderr="Error Code 3" in stderr,
+                stderr=stderr[-2000:], captured=not graphs_off)
+    line["passed"] = None if not graphs_off else bool(
+        worst <= atol and len(graphs_off) == 1 and "Error Code 3" not in stderr and "[E]" not in stderr)
+    print(json.dumps(line), flush=True)
+    return line["passed"]
+
+
+def check_build(runtime, out):
+    """A trtkit output folder's engine on first calls of each of BATCHES rows of its reference inputs."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from runtime_check import largest_difference, load_arrays, repeated
+    inputs, expected = (load_arrays(os.path.join(out, f"reference-{kind}.npz")) for kind in ("inputs", "outputs"))
+    with open(os.path.join(out, "trtkit.json")) as f:
+        manifest = json.load(f)
+    atol = next(v["atol"] for v in manifest["verification"] if v["artifact"] == "model.plan")
+    worst = 0.0
+    with stderr_of_process() as stderr, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runtime.Engine(os.path.join(out, "model.plan"), check=False) as engine:
+            for batch in BATCHES:
+                got = engine.predict(repeated(inputs, batch), as_dict=True)
+                worst = max(worst, largest_difference(got, repeated(expected, batch)))
+    return verdict({"engine": out, "tensorrt": manifest["engine"].get("tensorrt")}, worst,
+                   float("inf") if atol is None else atol, [str(w.message) for w in caught], stderr[0])
+
+
+def check_networks(runtime):
+    """The verdict of the first network-API engine TensorRT cannot capture, or None when it captured them all."""
     import tensorrt as trt
-    runtime = import_runtime()
     w = weights()
     work = tempfile.mkdtemp()
     # loop: the ONNX parser's GRU (dynamic batch, reset after the matrix multiply); else RNNv2 (one batch)
@@ -208,18 +242,21 @@ def main():
         path = os.path.join(work, f"{name}.plan")
         build(trt, gru, loop, w, path)
         worst, said, stderr = run(runtime, path, w, BATCHES if loop else (8,), loop)
-        graphs_off = [message for message in said if "CUDA graphs are off" in message]
-        line = {"engine": name, "tensorrt": trt.__version__, "max_abs_err": worst, "trtkit_warnings": said,
-                "error_code_3_on_stderr": "Error Code 3" in stderr, "stderr": stderr[-2000:]}
-        if not graphs_off:
-            print(json.dumps(dict(line, captured=True)), flush=True)   # TensorRT captured it: try the next
-            continue
-        passed = worst <= ATOL and len(graphs_off) == 1 and "Error Code 3" not in stderr and "[E]" not in stderr
-        print(json.dumps(dict(line, captured=False, passed=passed)), flush=True)
-        return 0 if passed else 1
-    print(json.dumps({"error": "TensorRT captured every engine tried: nothing to check here"}), flush=True)
-    return 3
+        passed = verdict({"engine": name, "tensorrt": trt.__version__}, worst, ATOL, said, stderr)
+        if passed is not None:
+            return passed
+    return None
+
+
+def main(folders):
+    runtime = import_runtime()
+    verdicts = [check_build(runtime, out) for out in folders] if folders else [check_networks(runtime)]
+    checked = [v for v in verdicts if v is not None]
+    if not checked:
+        print(json.dumps({"error": "TensorRT captured every engine tried: nothing to check here"}), flush=True)
+        return 3
+    return 0 if all(checked) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

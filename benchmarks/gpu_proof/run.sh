@@ -42,7 +42,8 @@
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
 #                   type). run.sh precision-runtime: then runtime_check on every one of those engines at batch 1, 64
-#                   and 1024: speed and error side by side, in the same run.
+#                   and 1024: speed and error side by side, in the same run; and capture_check.py on each (issue
+#                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph).
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
@@ -169,6 +170,11 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
   for export in "${PRECISION_EXPORTS[@]}"; do
     for recipe in flags rewrite; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
   done
+  echo "=== capture-check" | tee -a "$PROOF/proof.log"   # issue 21: TensorRT's Error Code 3 kept off stderr
+  docker run --rm --gpus all --network none -v "$PWD:/repo:ro" -v "$BUILDS:/builds:ro" trtkit/tensorrt:8.6-py3 \
+    sh -c 'python3 /repo/benchmarks/gpu_proof/capture_check.py /builds/*/' > "$PROOF/capture-check.jsonl" \
+    2> "$PROOF/capture-check.log"
+  echo "=== capture-check: exit $? (0 passed, 1 failed, 3 every engine captured)" | tee -a "$PROOF/proof.log"
   pack
   exit 0
 fi
