@@ -108,7 +108,7 @@ def test_fp16_onnx_of_a_model_that_overflows_keeps_the_layer_and_names_it(trtkit
     assert [v["artifact"] for v in manifest["verification"] if v["passed"]] == ["model.onnx", "model.fp16.onnx"]
     half = onnx.load(str(out / "model.fp16.onnx"))
     assert TensorProto.FLOAT16 in {w.data_type for w in half.graph.initializer}
-    assert "big (1 nodes)" in (out / "report.md").read_text()
+    assert "big (1 nodes: values past 65504)" in (out / "report.md").read_text()
     assert "--precision" not in result.stderr, "precision shapes an onnx build now: no unused-option warning"
 
 
