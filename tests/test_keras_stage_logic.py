@@ -82,3 +82,20 @@ def test_onnx_runtime_failing_on_the_sample_inputs_is_one_line():
     assert run_session(session, {"x": np.ones((1, 3), np.float32)})["y"].shape == (1, 3)
     with pytest.raises(StepError, match="^ONNX Runtime cannot run the model on the sample inputs: .*dimensions"):
         run_session(session, {"x": np.ones((8, 3), np.float32)})
+
+
+def test_a_model_saved_by_a_newer_keras_is_refused_with_both_versions(tmp_path):
+    """On the H100 the Python 3.9 toolchain (Keras 3.10) refused a .keras of Keras 3.15 with a bare TypeError."""
+    import json
+    import zipfile
+    from types import SimpleNamespace
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+    saved = keras_stage.saved_keras_version(str(path), "keras")
+    assert saved == "3.15.1"
+    hint = keras_stage.newer_keras_hint(saved, SimpleNamespace(__version__="3.10.0"))
+    assert "saved by Keras 3.15.1, newer than this toolchain's 3.10.0" in hint
+    assert keras_stage.newer_keras_hint(saved, SimpleNamespace(__version__="3.15.1")) == ""
+    assert keras_stage.newer_keras_hint(None, SimpleNamespace(__version__="3.10.0")) == ""
+    assert keras_stage.saved_keras_version(str(tmp_path / "missing.keras"), "keras") is None

@@ -9,7 +9,10 @@ exported by Keras' own model.export(format="onnx") first (contract.ROUTE_ORDER,
 onnx_export.py); whichever route is kept, its ONNX model ran in ONNX Runtime on
 the reference inputs within the export tolerance.
 """
+import json
 import os
+import re
+import zipfile
 
 import numpy as np
 
@@ -164,6 +167,7 @@ def load_model(plan):
             raise UntrustedModel("%s carries code that would run when it loads: %s. Load it only if you trust it: "
                                  "--trust-model" % (os.path.basename(path), "; ".join(reasons)))
     tf = _tf()
+    loader = None   # the Keras that reads the file, for the version hint
     try:
         if kind == "savedmodel":
             return _from_saved_model(path)
@@ -175,15 +179,42 @@ def load_model(plan):
                 if "model_config" not in f.attrs:
                     raise InvalidModel("%s holds weights only (no model_config): save the whole model "
                                        "with model.save(), not model.save_weights()" % os.path.basename(path))
-            keras2 = _keras2()
-            return _from_keras(keras2.models.load_model(path, compile=False), keras2.__version__)
-        import keras
-        return _from_keras(keras.models.load_model(path, compile=False, safe_mode=not trusted), keras.__version__)
+            loader = _keras2()
+            return _from_keras(loader.models.load_model(path, compile=False), loader.__version__)
+        import keras as loader
+        return _from_keras(loader.models.load_model(path, compile=False, safe_mode=not trusted), loader.__version__)
     except StepError:
         raise
     except (OSError, IOError, ValueError, KeyError, TypeError, tf.errors.OpError) as e:
-        raise InvalidModel("%s is not a loadable %s model: %s"
-                           % (os.path.basename(path), kind, first_line(e))) from None
+        raise InvalidModel("%s is not a loadable %s model: %s%s" % (
+            os.path.basename(path), kind, first_line(e), newer_keras_hint(saved_keras_version(path, kind), loader))
+        ) from None
+
+
+def saved_keras_version(path, kind):
+    """The Keras version a .h5 or .keras file says saved it, or None."""
+    try:
+        if kind == "h5":
+            import h5py
+            with h5py.File(path, "r") as f:
+                version = f.attrs.get("keras_version")
+                return version.decode() if isinstance(version, bytes) else version
+        if kind == "keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("metadata.json").decode()).get("keras_version")
+    except (OSError, IOError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return None
+
+
+def newer_keras_hint(saved, loader):
+    """' (saved by Keras X, newer than this toolchain's Y: ...)' where the file's Keras is newer, else ''."""
+    def release(version):
+        return tuple(int(part) for part in re.findall(r"\d+", str(version))[:3])
+    if not saved or loader is None or not release(saved) > release(loader.__version__):
+        return ""
+    return (" (saved by Keras %s, newer than this toolchain's %s: use an image whose Python takes Keras %s, or save "
+            "the model with Keras %s)" % (saved, loader.__version__, saved, loader.__version__))
 
 
 def reference_outputs(model, inputs):
