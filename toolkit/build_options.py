@@ -90,7 +90,7 @@ def parse(values: dict[str, Any]) -> dict[str, Any]:
     """The plan's settings from the build command's values (given, defaults, or a project's), by parameter name."""
     settings = {option.key: _parsed(option, values[param_name(option)]) for option in contract.BUILD_OPTIONS}
     for option in contract.unmet_needs(settings):
-        needed = next(o for o in contract.BUILD_OPTIONS if o.key == option.needs[0])
+        needed = contract.OPTIONS_BY_KEY[option.needs[0]]
         raise typer.BadParameter(f"{option.flag} needs {needed.flag}{' FILE' if needed.kind == 'data' else ''}: "
                                  f"{option.needs[1]}")
     return settings
