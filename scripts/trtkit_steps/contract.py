@@ -258,10 +258,11 @@ def option_defaults():
 def bad_option_values(values):
     """The keys of declared options whose value their kind cannot hold (None only where it is the default), or
     that are set without the option they need."""
+    unmet = unmet_needs(values)
     return sorted(option.key for option in BUILD_OPTIONS
                   if not (values[option.key] is None and option.default is None
                           or values[option.key] is not None and KIND_CHECKS[option.kind](option, values[option.key]))
-                  or option in unmet_needs(values))
+                  or option in unmet)
 
 
 def unmet_needs(values):
