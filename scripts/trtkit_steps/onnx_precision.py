@@ -145,12 +145,13 @@ def _drop_unread_weights(graph):
 def _split_shared_weights(graph, blocked):
     """A weight read by a kept node and by a converted one gets an FP32 copy for the kept ones (Keras 3's LSTM
     runs its first step outside its Loop with the Loop's weights); the converter keeps such a weight FP32 for
-    both, a type mismatch. Returns {name: FP32 weight} of every float weight, for _feed_bodies_fp32."""
-    import onnx
-    weights = dict((w.name, onnx.TensorProto()) for w in graph.initializer if w.data_type == _FLOAT)
-    for w in graph.initializer:
-        if w.name in weights:
-            weights[w.name].CopyFrom(w)
+    both, a type mismatch. Returns {name: FP32 weight} of the float weights kept nodes and bodies read, for
+    _feed_bodies_fp32."""
+    read_kept = set(name for node in graph.node if node.name in blocked for name in node.input)
+    read_kept.update(*[_outer_names(body) for node in graph.node if node.op_type in _SUBGRAPH_OPS
+                       for body in _subgraphs(node)])
+    # copies of those only: the converter rewrites the weights in place, and this runs once per bisection step
+    weights = dict((w.name, _clone(w)) for w in graph.initializer if w.data_type == _FLOAT and w.name in read_kept)
     converted = set(name for node in graph.node if node.name not in blocked for name in node.input)
     for node in graph.node:
         if node.name in blocked:
@@ -191,11 +192,9 @@ def _feed_bodies_fp32(model, weights, made_by):
 
 def _fp32_copy(graph, weight):
     """The name of weight's FP32 copy in graph, made once."""
-    import onnx
     name = weight.name + _FP32_SUFFIX
     if name not in set(w.name for w in graph.initializer):
-        copy = onnx.TensorProto()
-        copy.CopyFrom(weight)
+        copy = _clone(weight)
         copy.name = name
         graph.initializer.append(copy)
     return name
@@ -273,7 +272,7 @@ def rewrite(plan, work, inputs, within):
     fixed = set(overflowing) | set(looping)
 
     def fits(extra):
-        onnx.save(to_fp16(_copy(model), fixed | set(extra)), dest)
+        onnx.save(to_fp16(_clone(model), fixed | set(extra)), dest)
         return within(dest)
 
     candidates = by_magnitude(model, ranges, fixed)[:len(model.graph.node) // MOST_KEPT_SHARE]
@@ -317,10 +316,10 @@ def smallest_keep(fits, order):
     return order[:high]
 
 
-def _copy(model):
-    import onnx
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
+def _clone(message):
+    """A copy of an ONNX protobuf message (a model, a weight)."""
+    copy = type(message)()
+    copy.CopyFrom(message)
     return copy
 
 
@@ -330,15 +329,18 @@ def main(argv):
     inputs, expected = load_reference(work)
     name = contract.REDUCED_ONNX[plan["precision"]]
     atol = tolerance(plan, _default_atol(plan["precision"], expected))
+    measured = {}   # {path: outputs of the model there now}: the FP16 rewrite ran its final model already
 
     def within(path):
-        return atol is None or worst_error(compare(expected, run_session(ort_session(path), inputs))) <= atol
+        measured[path] = run_session(ort_session(path), inputs)
+        return atol is None or worst_error(compare(expected, measured[path])) <= atol
 
     with step("precision"):
         library, kept = rewrite(plan, work, inputs, within)
     emit("artifact", name=name, kind=contract.ARTIFACT_KINDS[name])
     with step("verify-precision"):
-        actual = run_session(ort_session(os.path.join(work, contract.ARTIFACTS, name)), inputs)
+        path = os.path.join(work, contract.ARTIFACTS, name)
+        actual = measured[path] if path in measured else run_session(ort_session(path), inputs)
         errors = compare(expected, actual)
         emit("precision", precision=plan["precision"], artifact=name, library=library, kept_fp32=kept)
         gate(name, errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
