@@ -27,6 +27,7 @@ from contextlib import contextmanager
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))     # runtime_check's helpers, for trtkit's output folders
 STEPS, FEATURES, FILTERS, HIDDEN = 12, 6, 8, 16
 BATCHES = (1, 2, 3, 8, 64)          # five first calls of a shape, all small batches (graph candidates)
 ATOL = 1e-4                         # TF32 off: FP32 as numpy computes it, but for the order of sums
@@ -215,7 +216,7 @@ def verdict(line, worst, atol, said, stderr):
 
 def check_build(runtime, out):
     """A trtkit output folder's engine on first calls of each of BATCHES rows of its reference inputs."""
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    # imported here, after import_runtime: runtime_check imports trtkit_runtime
     from runtime_check import largest_difference, load_arrays, repeated
     inputs, expected = (load_arrays(os.path.join(out, f"reference-{kind}.npz")) for kind in ("inputs", "outputs"))
     with open(os.path.join(out, "trtkit.json")) as f:
