@@ -15,6 +15,8 @@ would write it: one CUDA graph of copy-in from a pinned buffer, the model, copy-
 float32 and in float16. For each batch, one JSON line: Keras `predict` (one batch) end to end, and per
 PyTorch precision the graph's GPU time (CUDA events around the replay, the same measure as
 trtkit.runtime's time_device) and numpy-in-numpy-out time, with the largest error against Keras.
+Models it cannot rebuild (any other layer: the zoo's Transformer, ViT, CNNs) get the Keras rows only, the
+header saying why: Keras `predict` and Keras' direct call (no_grad, numpy out), as `trtkit bench` times them.
 """
 import copy
 import functools
@@ -60,6 +62,10 @@ ACTIVATIONS = {"linear": lambda y: y, "relu": torch.relu, "sigmoid": torch.sigmo
                "softmax": lambda y: torch.softmax(y, -1)}
 
 
+class NotRebuilt(Exception):
+    """The model has a layer TorchVersion does not rebuild."""
+
+
 class LegacyLSTM(keras.layers.LSTM):
     """Keras 2 (TF 1.x) saved LSTMs with time_major, which Keras 3 refuses; False is Keras 3's only layout."""
 
@@ -91,14 +97,14 @@ class TorchVersion(torch.nn.Module):
                 self.steps.append(dense)
                 self.activations.append(ACTIVATIONS[config["activation"]])
             else:
-                raise SystemExit("frameworks.py rebuilds LSTM and Dense layers only, not %s" % type(layer).__name__)
+                raise NotRebuilt("frameworks.py rebuilds LSTM and Dense layers only, not %s" % type(layer).__name__)
 
     @staticmethod
     def _lstm(config, weights):
         """Keras' gates are i, f, c, o, as PyTorch's i, f, g, o; Keras has one bias, PyTorch two (one left 0)."""
         if (config["activation"], config["recurrent_activation"]) != ("tanh", "sigmoid") or \
                 config.get("return_sequences") or config.get("go_backwards"):
-            raise SystemExit("frameworks.py rebuilds an LSTM with tanh and sigmoid, last output only")
+            raise NotRebuilt("frameworks.py rebuilds an LSTM with tanh and sigmoid, last output only")
         kernel, recurrent, bias = weights
         lstm = torch.nn.LSTM(kernel.shape[0], recurrent.shape[0], batch_first=True)
         with torch.no_grad():
@@ -166,6 +172,20 @@ def keras_predict(model, x):
     model.predict(x, batch_size=len(x), verbose=0)  # one batch, as the origin's call
 
 
+def keras_call(model, x):
+    with torch.no_grad():
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def torch_modules(model):
+    """{row name: (module, dtype)} of the PyTorch version, or ({}, why there is none)."""
+    try:
+        module = TorchVersion(model).cuda().eval()
+    except NotRebuilt as e:
+        return {}, str(e)
+    return {"torch-fp32": (module, torch.float32), "torch-fp16": (copy.deepcopy(module).half(), torch.float16)}, None
+
+
 def main(argv):
     model_path, export = argv[0], argv[1]
     batches = [int(b) for b in argv[2].split(",")] if len(argv) > 2 else [1, 64, 1024, 100000]
@@ -174,18 +194,20 @@ def main(argv):
     if len(inputs) != 1 or len(expected) != 1:
         raise SystemExit("frameworks.py times one-input, one-output models")
     model = keras.models.load_model(model_path, compile=False, custom_objects={"LSTM": LegacyLSTM})
-    module = TorchVersion(model).cuda().eval()
-    modules = {"torch-fp32": (module, torch.float32), "torch-fp16": (copy.deepcopy(module).half(), torch.float16)}
+    modules, no_torch = torch_modules(model)
     torch.backends.cudnn.benchmark = True
     print(json.dumps({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "keras": keras.__version__,
                       "keras_backend": keras.backend.backend(), "cudnn": torch.backends.cudnn.version(),
+                      "no_torch_version": no_torch,
                       "note": "Keras 3 brought by the benchmark (the TensorRT image has no GPU Keras)"}), flush=True)
     for batch in batches:
         x, want = repeated(inputs[0], batch), repeated(expected[0], batch).astype(np.float64)
         keras_out = model.predict(x, batch_size=batch, verbose=0)
         line = {"batch": batch,
                 "keras-predict": {"end_to_end_ms": median_ms(functools.partial(keras_predict, model, x)),
-                                  "max_abs_err_vs_reference": float(np.max(np.abs(keras_out - want)))}}
+                                  "max_abs_err_vs_reference": float(np.max(np.abs(keras_out - want)))},
+                "keras-call": {"end_to_end_ms": median_ms(functools.partial(keras_call, model, x)),
+                               "max_abs_err_vs_reference": float(np.max(np.abs(keras_call(model, x) - want)))}}
         line.update(torch_rows(modules, x, want))
         print(json.dumps(line), flush=True)
     return 0

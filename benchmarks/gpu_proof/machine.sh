@@ -15,6 +15,8 @@
 #   wheelhouse-py39.tar.part*   the toolchain's pins for the image's Python 3.9 (`trtkit wheelhouse`), unpacked
 #                  into KIT/wheelhouse-py39 and named by TRTKIT_WHEELHOUSE: the toolchain is derived offline
 #   work.tar.xz[.part*]   run.sh export's folder, unpacked into KIT/work and named by WORK
+#   zoo.tar.part*  run.sh zoo-export's folder, unpacked into KIT/zoo and named by ZOO
+#   keras-wheels/  Keras 3 for this host's PyTorch (run.sh zoo-bench), named by KERAS_WHEELS
 #   /tmp/trt86     the TensorRT 8.6.0 wheel's files, brought by the GPU kit (../shared/gpu): the image
 #                  trtkit/tensorrt:8.6-py3 is built there by images/build-tensorrt.sh --site-packages, since
 #                  moving the image would carry the same 819 MB wheel a second time. The kit's cuBLAS and
@@ -31,9 +33,11 @@ unpack() {  # unpack NAME DIR TAR_FLAG: KIT/NAME, or its parts once all are ther
   [ -d "$KIT/$2" ] || [ "${want:-0}" = 0 ] || [ "$have" != "$want" ] && return 0
   cat $(ls "$KIT/$1" "$KIT/$1".part[0-9]* 2>/dev/null) | tar -C "$KIT" "$3" -f -
 }
-unpack wheelhouse-py39.tar wheelhouse-py39 -x && unpack work.tar.xz work -xJ || return 1
+unpack wheelhouse-py39.tar wheelhouse-py39 -x && unpack work.tar.xz work -xJ && unpack zoo.tar zoo -x || return 1
 [ -d "$KIT/wheelhouse-py39" ] && export TRTKIT_WHEELHOUSE=$KIT/wheelhouse-py39
 [ -d "$KIT/work" ] && export WORK=$KIT/work
+[ -d "$KIT/zoo" ] && export ZOO=$KIT/zoo
+[ -d "$KIT/keras-wheels" ] && export KERAS_WHEELS=$KIT/keras-wheels
 if ! docker info >/dev/null 2>&1 && [ -f "$KIT/docker.tar.xz" ]; then
   bash "$KIT/infra/start-docker.sh" "$KIT/docker.tar.xz" || return 1
 fi

@@ -21,7 +21,7 @@ TRANSFER = int(os.environ.get("TRANSFER_LIMIT_BYTES", 64 * MIB))
 MARGIN = MIB                # what the transfer adds around the files
 CARRY_PATHS = 8
 NOT_LISTED = ("infra", "trt")
-UNITS = ("wheels", "image-wheels")     # folders of small pieces, carried as one path each
+UNITS = ("wheels", "image-wheels", "keras-wheels")     # folders of small pieces, carried as one path each
 
 
 def split(source: Path, target: Path) -> list[Path]:
@@ -50,9 +50,9 @@ def sha256(path: Path) -> str:
 
 
 def pieces(kit: Path) -> list[Path]:
-    """Every file of the kit that stash.sh lists, relative to kit (work/ is run.sh export's folder, packed
-    into work.tar.xz)."""
-    skipped = (*NOT_LISTED, "work")
+    """Every file of the kit that stash.sh lists, relative to kit (work/ and zoo/ are run.sh export's and
+    zoo-export's folders, packed into work.tar.xz and zoo.tar)."""
+    skipped = (*NOT_LISTED, "work", "zoo")
     return sorted(p.relative_to(kit) for p in kit.rglob("*")
                   if p.is_file() and p.relative_to(kit).parts[0] not in skipped and p.name != "CALLS.md")
 
@@ -60,7 +60,7 @@ def pieces(kit: Path) -> list[Path]:
 def too_big(kit: Path) -> list[str]:
     """The pieces and kit chunks over LIMIT (infra/'s scripts are a few KiB: plan() checks they fit a call)."""
     return [f"{p.relative_to(kit)} ({p.stat().st_size / MIB:.1f} MiB)" for p in sorted(kit.rglob("*"))
-            if p.is_file() and p.relative_to(kit).parts[0] not in ("work", "infra") and p.stat().st_size > LIMIT]
+            if p.is_file() and p.relative_to(kit).parts[0] not in ("work", "zoo", "infra") and p.stat().st_size > LIMIT]
 
 
 def write_list(kit: Path) -> list[Path]:

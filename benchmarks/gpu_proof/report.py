@@ -247,6 +247,25 @@ def main(proof, baseline=None, export_note=""):
     print("\n".join(lines))
 
 
+def zoo_lines(proof):
+    """run.sh zoo-builds: each zoo export as an FP32 and an FP16 engine, verified against Keras."""
+    codes = exits(proof)
+    names = sorted({m.group(1) for m in map(re.compile(r"^zoo-(.+)-fp(?:16|32)$").match, codes) if m})
+    rows, verified = [], {"fp32": 0, "fp16": 0}
+    for name in names:
+        row = [name]
+        for precision in ("fp32", "fp16"):
+            build = f"zoo-{name}-{precision}"
+            check = engine_verification(load(proof / f"{build}.json") or {})
+            verified[precision] += bool(check.get("passed"))
+            row += [number(check["max_abs_err"]), number(check["atol"])] if check else \
+                [f"exit {codes[build]}: {last_error(proof, build)}", ""]
+        rows.append(row)
+    return [f"**{verified['fp16']} of {len(names)} FP16 engines and {verified['fp32']} of {len(names)} FP32 "
+            f"engines verified** against Keras, on {gpu_name(proof)}.",
+            ""] + table(["model", "FP32 max abs err", "atol", "FP16 max abs err", "atol"], rows)
+
+
 def check_answer(proof, name):
     """The verdict of a check that passed, else its one-line error."""
     result = load(proof / f"{name}.json")
@@ -257,6 +276,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("proof", type=Path)
     parser.add_argument("--baseline", type=Path)
+    parser.add_argument("--zoo", action="store_true", help="only the table of run.sh zoo-builds")
     parser.add_argument("note", nargs="*")
     args = parser.parse_intermixed_args()
-    main(args.proof, args.baseline, " ".join(args.note))
+    if args.zoo:
+        print("\n".join(zoo_lines(args.proof)))
+    else:
+        main(args.proof, args.baseline, " ".join(args.note))

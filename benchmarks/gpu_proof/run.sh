@@ -43,7 +43,15 @@
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
 #                   type). run.sh precision-runtime: then runtime_check on every one of those engines at batch 1, 64
 #                   and 1024: speed and error side by side, in the same run; and capture_check.py on each (issue
-#                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph).
+#                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
+#                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes).
+#   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
+#                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
+#   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
+#                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed);
+#                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
+#   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
+#                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs.
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
@@ -52,6 +60,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals|precision-export|precision-builds}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
+ZOO=$(realpath -m "${ZOO:-.gpu-kit/zoo}")
+ZOO_BENCH=(k3_transformer_encoder.keras k3_vit.keras k3_conv1d_text.keras k3_mobilenet_v2.keras)
 TRTKIT=${TRTKIT:-$(command -v trtkit || echo "$PWD/.venv/bin/trtkit")}   # make .venv/bin/trtkit, when not on PATH
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
 # Images whose cuBLAS/cuDNN are stubs (the GPU kit's) must build without those tactic sources.
@@ -80,6 +90,11 @@ np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &
     --target onnx --json --unroll-lstm --out "$WORK/origin_lstm_unrolled"
   run export-cnn build "$WORK/cnn_bn.h5" "${STANDIN[@]}" --out "$WORK/cnn_bn" --bench --batch 1,64,1024
   exit 0
+fi
+
+if [ "$PHASE" = zoo-export ]; then
+  "${PYTHON:-.venv/bin/python}" benchmarks/zoo.py --models "$ZOO/models" --results "$ZOO/results.json"
+  exit
 fi
 
 PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 origin-int8:origin_lstm.h5:int8 cnn-fp16:cnn_bn.h5:fp16
@@ -118,6 +133,11 @@ pack() {
   for export in "$WORK"/*/trtkit.json; do cp "$export" "$PROOF/export-manifest-$(basename "$(dirname "$export")").json"; done
   mkdir -p "$OUT"; tar -C "$PROOF" -czf "$OUT/proof.tar.gz" .; cp "$PROOF/proof.log" "$OUT/"
 }
+start_proof() {  # the folders, and the GPU and trtkit every later table names
+  mkdir -p "$PROOF" "$BUILDS"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$PROOF/gpu.txt" 2>&1
+  $TRTKIT --version > "$PROOF/version.txt"
+}
 
 if [ "$PHASE" = baseline ]; then   # the same builds and benches with another trtkit, into $PROOF/baseline
   WHEEL=${2:?usage: run.sh baseline TRTKIT_WHEEL}
@@ -144,6 +164,15 @@ runtime_check() {  # runtime_check BUILD BATCHES [--sweep]: trtkit.runtime on a 
   tail -n 5 "$PROOF/runtime-$name.jsonl" "$PROOF/runtime-$name.log" | tee -a "$PROOF/proof.log"
 }
 
+layer_profile() {  # layer_profile BUILD BATCHES: TensorRT's per-layer times of a build, in the image that built it
+  local name=$1; shift
+  local rt; rt=$(with_runtime benchmarks/layer_profile.py)
+  docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
+    python3 /rt/layer_profile.py /out "$@" > "$PROOF/layers-$name.jsonl" 2> "$PROOF/layers-$name.log"
+  echo "=== layers-$name: exit $?" | tee -a "$PROOF/proof.log"
+  cut -c1-300 "$PROOF/layers-$name.jsonl" | tail -n +2 | tee -a "$PROOF/proof.log"
+}
+
 if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in the image that built them
   for build in origin-fp32:1,64,1024,100000 origin-fp16:1,64,1024,100000 cnn-int8:1,64,1024; do
     runtime_check "${build%%:*}" "${build#*:}"
@@ -153,7 +182,7 @@ if [ "$PHASE" = runtime ]; then   # trtkit.runtime on the engines just built, in
 fi
 
 if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, side by side, in one run
-  mkdir -p "$PROOF" "$BUILDS"
+  start_proof
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
     calib=($(calibration "$model" "$precision"))
@@ -175,6 +204,35 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
     sh -c 'python3 /repo/benchmarks/gpu_proof/capture_check.py /builds/*/' > "$PROOF/capture-check.jsonl" \
     2> "$PROOF/capture-check.log"
   echo "=== capture-check: exit $? (0 passed, 1 failed, 3 every engine captured)" | tee -a "$PROOF/proof.log"
+  for recipe in flags rewrite; do layer_profile "origin-fp16-$recipe" 1,64,1024; done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each verified against Keras
+  start_proof
+  for export in "$ZOO"/models-out/*/; do
+    for precision in fp32 fp16; do
+      while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
+      name=$(basename "$export")-$precision
+      run "zoo-$name" build "$export" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine \
+        --precision "$precision" --out "$BUILDS/zoo-$name" &
+    done
+  done
+  wait
+  python3 benchmarks/gpu_proof/report.py "$PROOF" --zoo > "$PROOF/zoo-gpu.md" && tee -a "$PROOF/proof.log" < "$PROOF/zoo-gpu.md"
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = zoo-bench ]; then   # then: trtkit bench of FP16 zoo engines, and Keras 3 on this GPU's PyTorch
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site-keras "${KERAS_WHEELS:?}"/*.whl || exit 1
+  for model in "${ZOO_BENCH[@]}"; do
+    run "zoo-bench-$model" bench "$BUILDS/zoo-$model-fp16" "${IMAGE[@]}" --gpus all --json --batch 1,64,1024
+    PYTHONPATH=/tmp/site-keras:$PYTHONPATH KERAS_BACKEND=torch python3 benchmarks/frameworks.py \
+      "$ZOO/models/$model" "$ZOO/models-out/$model" 1,64,1024 > "$PROOF/keras3-$model.jsonl" 2> "$PROOF/keras3-$model.log"
+    echo "=== keras3-$model: exit $?" | tee -a "$PROOF/proof.log"
+  done
   pack
   exit 0
 fi
@@ -191,14 +249,6 @@ if [ "$PHASE" = goals-builds ]; then
   exit 0
 fi
 
-layer_profile() {  # layer_profile BUILD BATCHES: TensorRT's per-layer times of a build, in the image that built it
-  local name=$1; shift
-  local rt; rt=$(with_runtime benchmarks/layer_profile.py)
-  docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$BUILDS/$name:/out:ro" trtkit/tensorrt:8.6-py3 \
-    python3 /rt/layer_profile.py /out "$@" > "$PROOF/layers-$name.jsonl" 2> "$PROOF/layers-$name.log"
-  echo "=== layers-$name: exit $?" | tee -a "$PROOF/proof.log"
-  cut -c1-300 "$PROOF/layers-$name.jsonl" | tail -n +2 | tee -a "$PROOF/proof.log"
-}
 
 if [ "$PHASE" = study ]; then
   mkdir -p "$PROOF" "$BUILDS"

@@ -12,6 +12,9 @@
 #   base.tar.xz            trtkit/base:bullseye (images/build-tensorrt.sh --base-only), by `trtkit images save`
 #   wheelhouse-py39.tar.partNN   `trtkit wheelhouse` for the image's Python 3.9: the toolchain's pins, offline
 #   work.tar.xz            KIT/work, when there (run.sh export's ONNX exports and models)
+#   zoo.tar.partNN         KIT/zoo, when there (run.sh zoo-export): every export, and the Keras models under 5 MiB
+#                          (those run.sh zoo-bench times in Keras 3); uncompressed, random weights do not shrink
+#   keras-wheels/          Keras 3 and its dependencies for the GPU host's Python, for frameworks.py (zoo-bench)
 # Re-running reuses what is already made (downloads in $STAGE_CACHE, default ~/.cache/trtkit-gpu-proof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -90,6 +93,23 @@ if [ -d "$KIT/work" ]; then
   tar -C "$KIT" --sort=name -cf - work | xz -6 -T2 -c > "$CACHE/work.tar.xz"
   "${PIECES[@]}" split "$CACHE/work.tar.xz" "$KIT/work.tar.xz"
 fi
+
+# zoo.tar.partNN: run.sh zoo-export's folder, when there
+rm -f "$KIT"/zoo.tar*
+if [ -d "$KIT/zoo/models-out" ]; then
+  (cd "$KIT" && find zoo/models -maxdepth 1 -type f -size -5M | sort > "$CACHE/zoo-models.txt")
+  tar -C "$KIT" --sort=name --owner=0 --group=0 --numeric-owner -cf "$CACHE/zoo.tar" zoo/models-out \
+    -T "$CACHE/zoo-models.txt"
+  "${PIECES[@]}" split "$CACHE/zoo.tar" "$KIT/zoo.tar" | tail -1
+fi
+
+# keras-wheels/: Keras 3 for the GPU host's PyTorch (the version of the stand-in image, which saved the models)
+rm -rf "$KIT/keras-wheels"
+keras=$(docker run --rm trtkit/standin:19.07-py3 python3 -c "import keras; print(keras.__version__)" 2>/dev/null)
+python3 -m pip download -q --only-binary=:all: --python-version "$HOST_PYTHON" --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 -d "$KIT/keras-wheels" "keras==${keras:?no Keras in the stand-in image}" 2>&1 \
+  | grep -v '^WARNING' || true
 
 # trt/: the TensorRT kit, last: its compression takes minutes and gigabytes, never two at once
 t=$SECONDS
