@@ -11,6 +11,14 @@ def fake_wheel(folder: Path, name: str, requires: list[str]) -> None:
                        + "".join(f"Requires-Dist: {r}\n" for r in requires) + "\nRequires-Dist: not-a-header\n")
 
 
+def test_a_folded_requires_dist_header_is_read_whole(tmp_path):
+    with zipfile.ZipFile(tmp_path / "x-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("x-1.0.dist-info/METADATA", 'Metadata-Version: 2.1\nName: x\nRequires-Dist: zipp>=3.1;\n'
+                       ' python_version < "3.10"\nRequires-Dist: cycler\n\nRequires-Dist: body-text\n')
+    assert [str(r) for r in images.requires_dist(tmp_path / "x-1.0-py3-none-any.whl")] == [
+        'zipp>=3.1; python_version < "3.10"', "cycler"]
+
+
 def test_wheelhouse_fetches_what_the_target_pythons_markers_ask_for(tmp_path, monkeypatch):
     """pip download --python-version 3.9, run by a newer Python, leaves out `x; python_version < "3.10"`."""
     asked: list[list[str]] = []

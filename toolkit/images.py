@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import IO
 
@@ -276,7 +277,7 @@ def missed_requirements(out: Path, python: str, no_deps: tuple[str, ...]) -> lis
 
 
 def requires_dist(wheel: Path) -> list[Requirement]:
-    """The Requires-Dist lines of a wheel's METADATA (none when it cannot be read)."""
+    """The Requires-Dist headers of a wheel's METADATA (none when it cannot be read), folded ones whole."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
@@ -284,12 +285,11 @@ def requires_dist(wheel: Path) -> list[Requirement]:
     except (OSError, zipfile.BadZipFile, StopIteration):
         return []
     found = []
-    for line in text.split("\n\n", 1)[0].splitlines():
-        if line.startswith("Requires-Dist:"):
-            try:
-                found.append(Requirement(line.split(":", 1)[1].strip()))
-            except InvalidRequirement:
-                continue
+    for value in HeaderParser().parsestr(text).get_all("Requires-Dist", []):
+        try:
+            found.append(Requirement(" ".join(value.split())))
+        except InvalidRequirement:
+            continue
     return found
 
 
