@@ -124,4 +124,4 @@ took "TensorRT kit" $t
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 "${PIECES[@]}" list "$KIT" "$tree"
 log "done in $(( SECONDS - T0 )) s; pieces (MiB):"
-(cd "$KIT" && find . -path ./work -prune -o -type f -printf '%P %s\n' | sort | awk '{printf "  %-60s %6.1f\n", $1, $2 / 1048576}')
+(cd "$KIT" && find . \( -path ./work -o -path ./zoo \) -prune -o -type f -printf '%P %s\n' | sort | awk '{printf "  %-60s %6.1f\n", $1, $2 / 1048576}')
