@@ -48,7 +48,8 @@
 #   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
 #                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
-#                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed);
+#                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed;
+#                   ZOO_PRECISIONS="fp16" builds one of the two);
 #                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
 #   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
 #                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs.
@@ -212,7 +213,7 @@ fi
 if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each verified against Keras
   start_proof
   for export in "$ZOO"/models-out/*/; do
-    for precision in fp32 fp16; do
+    for precision in ${ZOO_PRECISIONS:-fp16 fp32}; do
       while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
       name=$(basename "$export")-$precision
       run "zoo-$name" build "$export" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine \
