@@ -38,6 +38,11 @@ def table(headers, rows):
     return lines + ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows] + [""]
 
 
+def cell(text):
+    """text in one markdown table cell (trtkit's one-line errors may quote `|`)."""
+    return text.replace("|", "\\|")
+
+
 def number(value, digits=3):
     return "" if value is None else (f"{value:.2e}" if abs(value) < 1e-2 and value else f"{value:.{digits}g}")
 
@@ -259,11 +264,29 @@ def zoo_lines(proof):
             check = engine_verification(load(proof / f"{build}.json") or {})
             verified[precision] += bool(check.get("passed"))
             row += [number(check["max_abs_err"]), number(check["atol"])] if check else \
-                [f"exit {codes[build]}: {last_error(proof, build)}", ""]
+                [f"exit {codes[build]}: {cell(last_error(proof, build))}", ""]
         rows.append(row)
     return [f"**{verified['fp16']} of {len(names)} FP16 engines and {verified['fp32']} of {len(names)} FP32 "
             f"engines verified** against Keras, on {gpu_name(proof)}.",
             ""] + table(["model", "FP32 max abs err", "atol", "FP16 max abs err", "atol"], rows)
+
+
+def precision_lines(proof, batches=(1, 64, 1024)):
+    """run.sh precision-builds and precision-runtime: each recipe's engine, its device time (median of
+    runtime_check's runs) and error against Keras per batch, or why it was not built."""
+    codes = exits(proof)
+    rows = []
+    for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite)$", name)):
+        name = build[len("build-"):]
+        path = proof / f"runtime-{name}.jsonl"
+        measured = {r["batch"]: r for r in (json.loads(line) for line in path.read_text().splitlines()
+                                            if line.startswith("{")) if "batch" in r} if path.exists() else {}
+        cells = [f"{number(measured[b].get('device_ms'))}, {number(measured[b].get('max_abs_err_vs_keras'))}"
+                 if b in measured else "" for b in batches]
+        model, recipe = name.rsplit("-", 1)
+        result = "exit 0" if codes[build] == "0" else f"**exit {codes[build]}**: {cell(last_error(proof, build))}"
+        rows.append([model, recipe, result, *cells])
+    return table(["model", "recipe", "build", *(f"batch {b}: device ms, error" for b in batches)], rows)
 
 
 def check_answer(proof, name):
@@ -277,9 +300,12 @@ if __name__ == "__main__":
     parser.add_argument("proof", type=Path)
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--zoo", action="store_true", help="only the table of run.sh zoo-builds")
+    parser.add_argument("--precision", action="store_true", help="only the table of run.sh precision-builds")
     parser.add_argument("note", nargs="*")
     args = parser.parse_intermixed_args()
     if args.zoo:
         print("\n".join(zoo_lines(args.proof)))
+    elif args.precision:
+        print("\n".join(precision_lines(args.proof)))
     else:
         main(args.proof, args.baseline, " ".join(args.note))
