@@ -42,7 +42,8 @@
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
 #                   type). run.sh precision-runtime: then runtime_check on every one of those engines at batch 1, 64
-#                   and 1024: speed and error side by side, in the same run; and capture_check.py on each (issue
+#                   and 1024: speed and error side by side, in the same run (PRECISION_ONLY="cnn-fp16 cnn-int8"
+#                   runs some of them); and capture_check.py on each (issue
 #                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
 #                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes).
 #   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
@@ -102,6 +103,12 @@ PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 origin-int8:origin_lstm.h5:in
                    cnn-int8:cnn_bn.h5:int8 transformer-fp16:k2_transformer_encoder.h5:fp16
                    transformer-int8:k2_transformer_encoder.h5:int8 overflow-fp16:fp16_overflow.h5:fp16
                    masked-lstm-fp16:k3_masked_lstm.keras:fp16)
+if [ -n "${PRECISION_ONLY:-}" ]; then   # names of some of them ("cnn-fp16 cnn-int8"): a shorter run of those alone
+  for export in "${PRECISION_EXPORTS[@]}"; do
+    [[ " $PRECISION_ONLY " == *" ${export%%:*} "* ]] && only+=("$export")
+  done
+  PRECISION_EXPORTS=("${only[@]}")
+fi
 calibration() {  # calibration MODEL PRECISION: --calib-data for an int8 export of MODEL (precision-export makes the files)
   [ "$2" = int8 ] && echo --calib-data "$WORK/precision/${1%.*}_calib.npy"
 }
@@ -201,8 +208,14 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
     for recipe in flags rewrite; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
   done
   echo "=== capture-check" | tee -a "$PROOF/proof.log"   # issue 21: TensorRT's Error Code 3 kept off stderr
+  built=()    # these builds' engines only (zoo-builds writes to $BUILDS too)
+  for export in "${PRECISION_EXPORTS[@]}"; do
+    for recipe in flags rewrite; do
+      [ -f "$BUILDS/${export%%:*}-$recipe/model.plan" ] && built+=("/builds/${export%%:*}-$recipe/")
+    done
+  done
   docker run --rm --gpus all --network none -v "$PWD:/repo:ro" -v "$BUILDS:/builds:ro" trtkit/tensorrt:8.6-py3 \
-    sh -c 'python3 /repo/benchmarks/gpu_proof/capture_check.py /builds/*/' > "$PROOF/capture-check.jsonl" \
+    python3 /repo/benchmarks/gpu_proof/capture_check.py "${built[@]}" > "$PROOF/capture-check.jsonl" \
     2> "$PROOF/capture-check.log"
   echo "=== capture-check: exit $? (0 passed, 1 failed, 3 every engine captured)" | tee -a "$PROOF/proof.log"
   for recipe in flags rewrite; do layer_profile "origin-fp16-$recipe" 1,64,1024; done
