@@ -216,5 +216,18 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
     monkeypatch.setattr(polygraphy_api, "_adjust_config", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "_keep_onnx_types", lambda *a: None)
     with pytest.raises(StepError, match=r"TensorRT 8\.6\.0 could not build an engine from model\.onnx "
-                                        r"\(--precision-recipe rewrite\)"):
+                                        r"\(--precision-recipe rewrite\): TensorRT logged no error"):
         _failing_backend("build").build(_job("fp16", recipe="rewrite"))
+
+    def logs_then_fails(*args, **kwargs):   # as TensorRT's errors reach Polygraphy's logger, then its exception
+        from polygraphy.logger import G_LOGGER
+        G_LOGGER.error("10: [optimizer.cpp::computeCosts::3873] Error Code 10: Internal Error (Could not find any\n"
+                       "implementation for node loop_1.)")
+        G_LOGGER.error("Invalid Engine. Please ensure the engine was built correctly")
+        raise RuntimeError("Invalid Engine. Please ensure the engine was built correctly")
+    backend = _failing_backend("build")
+    backend.api.engine_bytes_from_network = logs_then_fails
+    with pytest.raises(StepError, match=r"\(--precision-recipe rewrite\): 10: \[optimizer\.cpp::computeCosts::3873\] "
+                                        r"Error Code 10: Internal Error \(Could not find any implementation for "
+                                        r"node loop_1\.\)$"):
+        backend.build(_job("fp16", recipe="rewrite"))

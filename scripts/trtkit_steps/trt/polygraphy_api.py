@@ -7,6 +7,7 @@ calibrates on fixed-size batches, float inputs and outputs can be float16
 (--io-precision), and the timing cache is read and written where the step says.
 """
 import os
+import tempfile
 
 import numpy as np
 
@@ -56,15 +57,13 @@ class PolygraphyApi(object):
         _check_network_inputs(network[1], job.settings.profiles)
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
-        try:
-            engine = api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache)
-        except Exception:   # Polygraphy's "Invalid Engine" when the builder returned none
-            engine = None
+        engine, errors = _engine_and_errors(
+            lambda: api.engine_bytes_from_network(network, config, save_timing_cache=job.save_timing_cache))
         if not engine:
             recipe = job.settings.recipe
             raise StepError(f"TensorRT {self.version} could not build an engine from {os.path.basename(job.onnx)}"
-                            f"{f' (--precision-recipe {recipe})' if recipe != 'fp32' else ''}: its errors are in "
-                            "the build's log (--verbose)")
+                            f"{f' (--precision-recipe {recipe})' if recipe != 'fp32' else ''}: "
+                            f"{'; '.join(errors[-2:]) or 'TensorRT logged no error (--verbose shows its log)'}")
         write_atomic(job.engine, bytes(engine))
 
     def _create_config(self, job):
@@ -117,6 +116,37 @@ class PolygraphyApi(object):
         errors = {name: {"max_abs_err": float(r.max_absdiff), "max_rel_err": float(r.max_reldiff)}
                   for name, r in results.items()}
         return errors, None if atol is None else all(bool(r) for r in results.values())
+
+
+def _engine_and_errors(build):
+    """(build()'s engine or None when TensorRT made none, TensorRT's error lines meanwhile): Polygraphy forwards
+    TensorRT's log to its logger, and the logger copies what it prints to its log file."""
+    from polygraphy.logger import G_LOGGER
+    with tempfile.TemporaryDirectory() as folder:
+        G_LOGGER.log_file = os.path.join(folder, "build.log")
+        try:
+            engine = build()
+        except Exception:   # Polygraphy's "Invalid Engine" when the builder returned none
+            engine = None
+        finally:
+            G_LOGGER.log_file = None
+        with open(os.path.join(folder, "build.log")) as log:
+            errors = _error_lines(log)
+    return engine, [e for e in errors if "Invalid Engine" not in e]
+
+
+def _error_lines(log):
+    """Each error of a Polygraphy log as one line ("[E] first line", then its indented continuation lines)."""
+    errors, inside = [], False
+    for line in log:
+        if line.startswith("[E] "):
+            errors.append(line[len("[E] "):])
+            inside = True
+        elif inside and line[:1].isspace():
+            errors[-1] += " " + line
+        else:
+            inside = False
+    return [" ".join(e.split()) for e in errors]
 
 
 def parser_errors(trt, onnx_path):
