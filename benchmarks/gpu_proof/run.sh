@@ -50,7 +50,7 @@
 #                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
 #                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed;
-#                   ZOO_PRECISIONS="fp16" builds one of the two);
+#                   ZOO_PRECISIONS="fp16" builds one of the two; ZOO_DEADLINE_S splits it over calls);
 #                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
 #   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
 #                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs.
@@ -225,10 +225,14 @@ fi
 
 if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each verified against Keras
   start_proof
-  for export in "$ZOO"/models-out/*/; do
-    for precision in ${ZOO_PRECISIONS:-fp16 fp32}; do
-      while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
+  # Resumable: a build whose exit proof.log records is not run again, and no build starts after
+  # $ZOO_DEADLINE_S seconds, so a device call's time limit splits the zoo over calls (all FP16 ones first).
+  for precision in ${ZOO_PRECISIONS:-fp16 fp32}; do
+    for export in "$ZOO"/models-out/*/; do
       name=$(basename "$export")-$precision
+      grep -q "^=== zoo-$name: exit" "$PROOF/proof.log" 2>/dev/null && continue
+      while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
+      [ "$SECONDS" -lt "${ZOO_DEADLINE_S:-100000}" ] || break 2
       run "zoo-$name" build "$export" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine \
         --precision "$precision" --out "$BUILDS/zoo-$name" &
     done
