@@ -53,7 +53,8 @@
 #                   ZOO_PRECISIONS="fp16" builds one of the two; ZOO_DEADLINE_S splits it over calls);
 #                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
 #   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
-#                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs.
+#                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs;
+#                   and of ZOO_LOOP_PAIR's (one model as GRU nodes and as Loops).
 # The GPU phases write logs, --json results and manifests to $PROOF, packed into $OUT/proof.tar.gz.
 #
 # benchmarks/gpu_proof/report.py turns $PROOF into docs/gpu-proof.md. How this project's GPU machine
@@ -64,6 +65,9 @@ PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 ZOO=$(realpath -m "${ZOO:-.gpu-kit/zoo}")
 ZOO_BENCH=(k3_transformer_encoder.keras k3_vit.keras k3_mobilenet_v2.keras)
+# One model (benchmarks/zoo_models.py's stacked_gru) two ways: tf2onnx makes GRU nodes of it, Keras 3's export
+# Loops; their engines side by side are what a Loop costs (issue 22's loop warning).
+ZOO_LOOP_PAIR=(k2_stacked_gru.h5 k3_stacked_gru.keras)
 TRTKIT=${TRTKIT:-$(command -v trtkit || echo "$PWD/.venv/bin/trtkit")}   # make .venv/bin/trtkit, when not on PATH
 IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
 # Images whose cuBLAS/cuDNN are stubs (the GPU kit's) must build without those tactic sources.
@@ -250,6 +254,9 @@ if [ "$PHASE" = zoo-bench ]; then   # then: trtkit bench of FP16 zoo engines, an
     PYTHONPATH=/tmp/site-keras:$PYTHONPATH KERAS_BACKEND=torch FRAMEWORKS_BUDGET_S=2 python3 benchmarks/frameworks.py \
       "$ZOO/models/$model" "$ZOO/models-out/$model" 1,64,1024 > "$PROOF/keras3-$model.jsonl" 2> "$PROOF/keras3-$model.log"
     echo "=== keras3-$model: exit $?" | tee -a "$PROOF/proof.log"
+  done
+  for model in "${ZOO_LOOP_PAIR[@]}"; do
+    run "zoo-bench-$model" bench "$BUILDS/zoo-$model-fp16" "${IMAGE[@]}" --gpus all --json --batch 1,64,1024
   done
   pack
   exit 0
