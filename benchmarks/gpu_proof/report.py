@@ -289,6 +289,37 @@ def precision_lines(proof, batches=(1, 64, 1024)):
     return table(["model", "recipe", "build", *(f"batch {b}: device ms, error" for b in batches)], rows)
 
 
+def zoo_bench_lines(proof):
+    """run.sh zoo-bench: trtkit bench of zoo FP16 engines beside Keras 3 (torch backend) on the same GPU, each
+    figure with the device it ran on; models without Keras rows (ZOO_LOOP_PAIR) show the engine alone."""
+    rows = []
+    for path in sorted(proof.glob("zoo-bench-*.json")):
+        model = path.stem[len("zoo-bench-"):]
+        result = load(path)
+        if not result:
+            rows.append([model, "", f"no result: {cell(last_error(proof, path.stem))}"] + [""] * 5)
+            continue
+        keras = keras_rows(proof / f"keras3-{model}.jsonl")
+        for r in (r for r in result["rows"] if r["mode"] == "end-to-end" and not r.get("error")):
+            theirs = keras["rows"].get(r["batch"], {})
+            call = theirs.get("keras-call", {}).get("end_to_end_ms")
+            rows.append([model, r["batch"], cell(result["device"]), number(r["median_ms"]),
+                         cell(keras["device"]) if theirs else "",
+                         number(theirs.get("keras-predict", {}).get("end_to_end_ms")), number(call),
+                         number(call / r["median_ms"]) if call else ""])
+    return table(["model", "batch", "trtkit bench device", "FP16 engine ms (end-to-end)", "Keras 3 device",
+                  "keras-predict ms", "keras-call ms", "keras-call / engine"], rows)
+
+
+def keras_rows(path):
+    """benchmarks/frameworks.py's JSON lines: the device of its header and its rows by batch."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] \
+        if path.exists() else []
+    header = next((line for line in lines if "gpu" in line), {})
+    device = f"gpu: {header['gpu']} (Keras {header['keras']}, {header['keras_backend']})" if header else ""
+    return {"device": device, "rows": {line["batch"]: line for line in lines if "batch" in line}}
+
+
 def check_answer(proof, name):
     """The verdict of a check that passed, else its one-line error."""
     result = load(proof / f"{name}.json")
@@ -301,10 +332,13 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--zoo", action="store_true", help="only the table of run.sh zoo-builds")
     parser.add_argument("--precision", action="store_true", help="only the table of run.sh precision-builds")
+    parser.add_argument("--zoo-bench", action="store_true", help="only the table of run.sh zoo-bench")
     parser.add_argument("note", nargs="*")
     args = parser.parse_intermixed_args()
     if args.zoo:
         print("\n".join(zoo_lines(args.proof)))
+    elif args.zoo_bench:
+        print("\n".join(zoo_bench_lines(args.proof)))
     elif args.precision:
         print("\n".join(precision_lines(args.proof)))
     else:
