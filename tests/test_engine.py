@@ -79,8 +79,9 @@ def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
     job_settings = settings.BuildSettings(dict(contract.option_defaults(), exact_batches=[1, 64]),
                                           {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
     fake = Engine(1, 100)
-    with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off):
+    with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off) as failed:
         engine._verify(fake, str(tmp_path), "model.plan", {"atol": 0.1}, job_settings)
+    assert "--precision-recipe" not in str(failed.value), "an FP32 engine has no recipe to change"
     assert fake.batches == [8] + [1] * 8 + [64]
     np.testing.assert_array_equal(load_arrays(str(tmp_path / contract.EVIDENCE / "actual.npz"))["y"], x * 2 + off)
 
@@ -105,3 +106,36 @@ def test_tensorrt_11_builds_the_verified_rewrite_with_no_precision_flags(precisi
     args = trtexec.trtexec_build_args("trtexec", (11, 5, 0), job, "e")
     assert "--onnx=" + job.onnx in args
     assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8", "--stronglyTyped") or a.startswith("--calib")]
+
+
+
+@pytest.mark.parametrize("exported", [True, False])
+def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported):
+    """On TensorRT 8.6 the flags let TensorRT run a Keras 2 masked LSTM's Loop in FP16 (0.118 off); the one-line
+    error says which recipe would choose the types, and how to make its model when the export has none."""
+    from trtkit_steps.comparison import compare
+    from trtkit_steps.errors import VerificationFailed
+
+    class Off(_RowEngine):
+        def run(self, engine_path, batches, scratch, profile=0):
+            return [{"y": out["y"] + np.float32(0.118)} for out in super().run(engine_path, batches, scratch)]
+
+        def compare(self, expected, actual, atol):
+            return compare(expected, actual), None
+
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
+    if exported:
+        (tmp_path / contract.ARTIFACTS / contract.REDUCED_ONNX["fp16"]).write_bytes(b"onnx")
+    job_settings = settings.BuildSettings(dict(contract.option_defaults(), precision="fp16"),
+                                          {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
+    job_settings.recipe = "flags"
+    with pytest.raises(VerificationFailed) as failed:
+        engine._verify(Off(1, 100), str(tmp_path), "model.plan", {"atol": 0.01}, job_settings)
+    message = str(failed.value)
+    assert message.startswith("model.plan differs from Keras by 0.118") and "\n" not in message
+    assert "--precision-recipe rewrite builds model.fp16.onnx" in message
+    assert ("export with --precision fp16" in message) is not exported
+    assert failed.value.exit_code == contract.EXIT_VERIFY_FAILED

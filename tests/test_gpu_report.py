@@ -11,20 +11,22 @@ def _bench(device, rows):
 
 def test_zoo_bench_puts_keras_beside_the_engine_each_with_its_device(tmp_path):
     engine = [{"batch": 1, "framework": "tensorrt", "mode": "on-device", "median_ms": 0.1},
-              {"batch": 1, "framework": "tensorrt", "mode": "end-to-end", "median_ms": 0.5},
-              {"batch": 64, "framework": "tensorrt", "mode": "end-to-end", "median_ms": 2.0}]
+              {"batch": 1, "framework": "trtkit-runtime", "mode": "end-to-end", "median_ms": 0.5},
+              {"batch": 1, "framework": "tensorrt", "mode": "end-to-end", "median_ms": 9.0},
+              {"batch": 64, "framework": "trtkit-runtime", "mode": "end-to-end", "median_ms": 2.0}]
     (tmp_path / "zoo-bench-vit.keras.json").write_text(_bench("gpu: NVIDIA H100", engine))
     (tmp_path / "keras3-vit.keras.jsonl").write_text("\n".join(json.dumps(line) for line in [
         {"gpu": "NVIDIA H100", "keras": "3.15.1", "keras_backend": "torch"},
         {"batch": 1, "keras-predict": {"end_to_end_ms": 40.0}, "keras-call": {"end_to_end_ms": 5.0}}]))
-    (tmp_path / "zoo-bench-gru.h5.json").write_text(_bench("gpu: NVIDIA H100", engine[1:2]))
+    (tmp_path / "zoo-bench-gru.h5.json").write_text(_bench("gpu: NVIDIA H100", engine[:2]))
     (tmp_path / "zoo-bench-broken.keras.json").write_text("")
     (tmp_path / "zoo-bench-broken.keras.log").write_text("error: no engine | here\n")
     rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in report.zoo_bench_lines(tmp_path)[2:]
             if line]
     assert rows[0][0] == "broken.keras" and "error: no engine \\| here" in rows[0][2]
-    assert rows[1][1:4] == ["1", "gpu: NVIDIA H100", "0.5"] and rows[1][4:] == [""] * 4, "no Keras rows: engine alone"
+    assert rows[1][1:5] == ["1", "gpu: NVIDIA H100", "0.1", "0.5"] and rows[1][5:] == [""] * 4, \
+        "no Keras rows: the engine alone"
     vit = rows[2:]
-    assert [r[1] for r in vit] == ["1", "64"], "end-to-end rows only, one per batch"
-    assert vit[0][4:] == ["gpu: NVIDIA H100 (Keras 3.15.1, torch)", "40", "5", "10"]
-    assert vit[1][4:] == [""] * 4, "a batch Keras did not run has no Keras cells"
+    assert [r[1] for r in vit] == ["1", "64"], "one row per batch"
+    assert vit[0][4:] == ["0.5", "gpu: NVIDIA H100 (Keras 3.15.1, torch)", "40", "5", "10"], "trtkit.runtime's row"
+    assert vit[1][3:] == ["", "2"] + [""] * 4, "a batch Keras did not run has no Keras cells"

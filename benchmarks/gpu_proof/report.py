@@ -256,18 +256,19 @@ def zoo_lines(proof):
     """run.sh zoo-builds: each zoo export as an FP32 and an FP16 engine, verified against Keras."""
     codes = exits(proof)
     names = sorted({m.group(1) for m in map(re.compile(r"^zoo-(.+)-fp(?:16|32)$").match, codes) if m})
-    rows, verified = [], {"fp32": 0, "fp16": 0}
+    rows, verified, built = [], {"fp32": 0, "fp16": 0}, {"fp32": 0, "fp16": 0}
     for name in names:
         row = [name]
         for precision in ("fp32", "fp16"):
             build = f"zoo-{name}-{precision}"
             check = engine_verification(load(proof / f"{build}.json") or {})
             verified[precision] += bool(check.get("passed"))
+            built[precision] += build in codes
             row += [number(check["max_abs_err"]), number(check["atol"])] if check else \
-                [f"exit {codes[build]}: {cell(last_error(proof, build))}", ""]
+                [f"exit {codes[build]}: {cell(last_error(proof, build))}" if build in codes else "not built", ""]
         rows.append(row)
-    return [f"**{verified['fp16']} of {len(names)} FP16 engines and {verified['fp32']} of {len(names)} FP32 "
-            f"engines verified** against Keras, on {gpu_name(proof)}.",
+    counts = [f"{verified[p]} of {built[p]} {p.upper()} engines" for p in ("fp16", "fp32") if built[p]]
+    return [f"**{' and '.join(counts)} verified** against Keras, on {gpu_name(proof)}.",
             ""] + table(["model", "FP32 max abs err", "atol", "FP16 max abs err", "atol"], rows)
 
 
@@ -300,15 +301,18 @@ def zoo_bench_lines(proof):
             rows.append([model, "", f"no result: {cell(last_error(proof, path.stem))}"] + [""] * 5)
             continue
         keras = keras_rows(proof / f"keras3-{model}.jsonl")
-        for r in (r for r in result["rows"] if r["mode"] == "end-to-end" and not r.get("error")):
-            theirs = keras["rows"].get(r["batch"], {})
+        measured = {(r["batch"], r["framework"], r["mode"]): r["median_ms"] for r in result["rows"]
+                    if not r.get("error")}
+        for batch in sorted({batch for batch, _, _ in measured}):
+            engine = measured.get((batch, "trtkit-runtime", "end-to-end"))
+            theirs = keras["rows"].get(batch, {})
             call = theirs.get("keras-call", {}).get("end_to_end_ms")
-            rows.append([model, r["batch"], cell(result["device"]), number(r["median_ms"]),
-                         cell(keras["device"]) if theirs else "",
+            rows.append([model, batch, cell(result["device"]), number(measured.get((batch, "tensorrt", "on-device"))),
+                         number(engine), cell(keras["device"]) if theirs else "",
                          number(theirs.get("keras-predict", {}).get("end_to_end_ms")), number(call),
-                         number(call / r["median_ms"]) if call else ""])
-    return table(["model", "batch", "trtkit bench device", "FP16 engine ms (end-to-end)", "Keras 3 device",
-                  "keras-predict ms", "keras-call ms", "keras-call / engine"], rows)
+                         number(call / engine) if call and engine else ""])
+    return table(["model", "batch", "trtkit bench device", "tensorrt on-device ms", "trtkit.runtime end-to-end ms",
+                  "Keras 3 device", "keras-predict ms", "keras-call ms", "keras-call / trtkit.runtime"], rows)
 
 
 def keras_rows(path):

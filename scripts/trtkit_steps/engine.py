@@ -20,7 +20,7 @@ import numpy as np
 
 from trtkit_steps import contract
 from trtkit_steps.comparison import gate, tolerance, worst_error
-from trtkit_steps.errors import StepError, Unsupported
+from trtkit_steps.errors import StepError, Unsupported, VerificationFailed
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.storage import load_reference, nonempty, read_bytes, read_json, write_atomic
 from trtkit_steps.trt import gpu
@@ -111,7 +111,22 @@ def _verify(backend, work, engine_path, plan, settings):
         worst = worst_error(errors)
         checked.append((passed is False, math.isnan(worst), worst, errors, passed, actual))
     _, _, _, errors, passed, actual = max(checked, key=lambda found: found[:3])   # NaN is the worst
-    gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
+    try:
+        gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
+    except VerificationFailed as failed:
+        raise VerificationFailed(str(failed) + _recipe_hint(work, settings), failed.details) from None
+
+
+def _recipe_hint(work, settings):
+    """What to try when an engine of the builder-flag recipe misses (on TensorRT 8.6 a Keras 2 masked LSTM's FP16
+    engine did, where its rewrite passed on the CPU): the rewrite, whose types were chosen against Keras."""
+    if settings.recipe != "flags":
+        return ""
+    reduced = contract.REDUCED_ONNX[settings.precision]
+    missing = not os.path.isfile(os.path.join(work, contract.ARTIFACTS, reduced))
+    return (f"; the builder flags let TensorRT pick each layer's precision: --precision-recipe rewrite builds "
+            f"{reduced}, whose precision was chosen and verified against Keras"
+            + (f" (export with --precision {settings.precision} to make it)" if missing else ""))
 
 
 def _engine_options(plan):
