@@ -23,6 +23,32 @@ class _RowEngine:
                 for batch in batches]
 
 
+class _OffEngine(_RowEngine):
+    """A _RowEngine whose outputs are `off` from the reference on the profiles in `profiles` (None: all)."""
+
+    def __init__(self, off, profiles=None):
+        _RowEngine.__init__(self, 1, 100)
+        self.off, self.profiles = np.float32(off), profiles
+
+    def run(self, engine_path, batches, scratch, profile=0):
+        shifted = self.profiles is None or profile in self.profiles
+        return [{"y": out["y"] + (self.off if shifted else 0.0)} for out in super().run(engine_path, batches, scratch)]
+
+    def compare(self, expected, actual, atol):
+        from trtkit_steps.comparison import compare
+        return compare(expected, actual), None
+
+
+def _reference_work(tmp_path, **options):
+    """A work folder holding the reference (x, y = 2x) and the settings of a build with `options`."""
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    (tmp_path / contract.ARTIFACTS).mkdir()
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
+    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
+    return x, settings.BuildSettings(dict(contract.option_defaults(), **options),
+                                     {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
+
+
 def _reference_through(low, high, rows=8, total=False):
     inputs = {"x": np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)}
     fake = _RowEngine(low, high, total)
@@ -59,26 +85,11 @@ def test_an_output_without_the_batch_first_cannot_be_verified_in_pieces():
 def test_verification_gates_on_the_worst_profile(tmp_path, capsys, off):
     """Each profile runs the reference on its own (profile 1: batch 1 at a time); one profile off fails the build,
     with that profile's outputs as the evidence. A NaN profile is the worst (max() passed over it)."""
-    from trtkit_steps import contract
-    from trtkit_steps.comparison import compare
     from trtkit_steps.errors import VerificationFailed
     from trtkit_steps.storage import load_arrays
 
-    class Engine(_RowEngine):
-        def run(self, engine_path, batches, scratch, profile=0):
-            outputs = super().run(engine_path, batches, scratch)
-            return [{"y": out["y"] + (np.float32(off) if profile == 1 else 0.0)} for out in outputs]
-
-        def compare(self, expected, actual, atol):
-            return compare(expected, actual), None
-
-    x = np.arange(24, dtype=np.float32).reshape(8, 3)
-    (tmp_path / contract.ARTIFACTS).mkdir()
-    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
-    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
-    job_settings = settings.BuildSettings(dict(contract.option_defaults(), exact_batches=[1, 64]),
-                                          {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
-    fake = Engine(1, 100)
+    x, job_settings = _reference_work(tmp_path, exact_batches=[1, 64])
+    fake = _OffEngine(off, profiles=[1])
     with pytest.raises(VerificationFailed, match="differs from Keras by %.3g" % off) as failed:
         engine._verify(fake, str(tmp_path), "model.plan", {"atol": 0.1}, job_settings)
     assert "--precision-recipe" not in str(failed.value), "an FP32 engine has no recipe to change"
@@ -108,32 +119,18 @@ def test_tensorrt_11_builds_the_verified_rewrite_with_no_precision_flags(precisi
     assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8", "--stronglyTyped") or a.startswith("--calib")]
 
 
-
 @pytest.mark.parametrize("exported", [True, False])
 def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported):
     """On TensorRT 8.6 the flags let TensorRT run a Keras 2 masked LSTM's Loop in FP16 (0.118 off); the one-line
     error says which recipe would choose the types, and how to make its model when the export has none."""
-    from trtkit_steps.comparison import compare
     from trtkit_steps.errors import VerificationFailed
 
-    class Off(_RowEngine):
-        def run(self, engine_path, batches, scratch, profile=0):
-            return [{"y": out["y"] + np.float32(0.118)} for out in super().run(engine_path, batches, scratch)]
-
-        def compare(self, expected, actual, atol):
-            return compare(expected, actual), None
-
-    x = np.arange(24, dtype=np.float32).reshape(8, 3)
-    (tmp_path / contract.ARTIFACTS).mkdir()
-    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_INPUTS), {"x": x})
-    save_arrays(str(tmp_path / contract.ARTIFACTS / contract.REFERENCE_OUTPUTS), {"y": x * 2})
+    _, job_settings = _reference_work(tmp_path, precision="fp16")
     if exported:
         (tmp_path / contract.ARTIFACTS / contract.REDUCED_ONNX["fp16"]).write_bytes(b"onnx")
-    job_settings = settings.BuildSettings(dict(contract.option_defaults(), precision="fp16"),
-                                          {"x": {"min": [1, 3], "opt": [8, 3], "max": [100, 3]}})
     job_settings.recipe = "flags"
     with pytest.raises(VerificationFailed) as failed:
-        engine._verify(Off(1, 100), str(tmp_path), "model.plan", {"atol": 0.01}, job_settings)
+        engine._verify(_OffEngine(0.118), str(tmp_path), "model.plan", {"atol": 0.01}, job_settings)
     message = str(failed.value)
     assert message.startswith("model.plan differs from Keras by 0.118") and "\n" not in message
     assert "--precision-recipe rewrite builds model.fp16.onnx" in message
