@@ -50,7 +50,8 @@
 #                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
 #                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed;
-#                   ZOO_PRECISIONS="fp16" builds one of the two; ZOO_DEADLINE_S splits it over calls);
+#                   ZOO_PRECISIONS="fp16" builds one of the two; ZOO_DEADLINE_S splits it over calls;
+#                   ZOO_ONLY="k3_vit.keras ..." builds those models alone);
 #                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
 #   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
 #                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs;
@@ -234,6 +235,7 @@ if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each v
   for precision in ${ZOO_PRECISIONS:-fp16 fp32}; do
     for export in "$ZOO"/models-out/*/; do
       name=$(basename "$export")-$precision
+      [ -z "${ZOO_ONLY:-}" ] || [[ " $ZOO_ONLY " == *" $(basename "$export") "* ]] || continue
       grep -q "^=== zoo-$name: exit" "$PROOF/proof.log" 2>/dev/null && continue
       while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
       [ "$SECONDS" -lt "${ZOO_DEADLINE_S:-100000}" ] || break 2
