@@ -58,6 +58,11 @@ def load(path):
         return None
 
 
+def load_lines(path):
+    """The JSON lines of a benchmark script's stdout (other lines skipped); none when the file is absent."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] if path.exists() else []
+
+
 def engine_verification(manifest):
     return next((v for v in manifest.get("verification") or [] if v.get("artifact") == "model.plan"), {})
 
@@ -115,8 +120,7 @@ def runtime_lines(proof):
              "run (pageable copies, no graphs). Differences are the largest absolute ones between the outputs.", ""]
     for name, bench in RUNTIMES.items():
         path = proof / f"{name}.jsonl"
-        results = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] \
-            if path.exists() else []
+        results = load_lines(path)
         e2e = {r["batch"]: r.get("median_ms") for r in (load(proof / f"{bench}.json") or {}).get("rows") or []
                if r["framework"] == "tensorrt" and r["mode"] == "end-to-end"}
         rows = [[r["batch"], r.get("runs_as", r.get("error")), number(r.get("max_abs_err_vs_keras")),
@@ -280,8 +284,7 @@ def precision_lines(proof, batches=(1, 64, 1024)):
     for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite)$", name)):
         name = build[len("build-"):]
         path = proof / f"runtime-{name}.jsonl"
-        measured = {r["batch"]: r for r in (json.loads(line) for line in path.read_text().splitlines()
-                                            if line.startswith("{")) if "batch" in r} if path.exists() else {}
+        measured = {r["batch"]: r for r in load_lines(path) if "batch" in r}
         cells = [f"{number(measured[b].get('device_ms'))}, {number(measured[b].get('max_abs_err_vs_keras'))}"
                  if b in measured else "" for b in batches]
         model, recipe = name.rsplit("-", 1)
@@ -317,8 +320,7 @@ def zoo_bench_lines(proof):
 
 def keras_rows(path):
     """benchmarks/frameworks.py's JSON lines: the device of its header and its rows by batch."""
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] \
-        if path.exists() else []
+    lines = load_lines(path)
     header = next((line for line in lines if "gpu" in line), {})
     device = f"gpu: {header['gpu']} (Keras {header['keras']}, {header['keras_backend']})" if header else ""
     return {"device": device, "rows": {line["batch"]: line for line in lines if "batch" in line}}

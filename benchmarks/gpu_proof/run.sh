@@ -234,8 +234,8 @@ if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each v
   # $ZOO_DEADLINE_S seconds, so a device call's time limit splits the zoo over calls (all FP16 ones first).
   for precision in ${ZOO_PRECISIONS:-fp16 fp32}; do
     for export in "$ZOO"/models-out/*/; do
-      name=$(basename "$export")-$precision
-      [ -z "${ZOO_ONLY:-}" ] || [[ " $ZOO_ONLY " == *" $(basename "$export") "* ]] || continue
+      model=$(basename "$export"); name=$model-$precision
+      [ -z "${ZOO_ONLY:-}" ] || [[ " $ZOO_ONLY " == *" $model "* ]] || continue
       grep -q "^=== zoo-$name: exit" "$PROOF/proof.log" 2>/dev/null && continue
       while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
       [ "$SECONDS" -lt "${ZOO_DEADLINE_S:-100000}" ] || break 2

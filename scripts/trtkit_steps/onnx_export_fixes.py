@@ -18,7 +18,7 @@ _NUMBERED = re.compile(r"^(.*)_\d+$")
 # GRU nodes (tf2onnx) and as Loops (Keras 3's export), FP16 engines, trtkit bench.
 LOOP_COST = ("TensorRT runs it one time step at a time: the same two-layer GRU model took 3.6 ms a batch of 1 "
              "as Loops against 0.35 ms as GRU nodes on an H100 (TensorRT 8.6, about 10x; docs/gpu-proof.md); "
-             "a Keras 2 .h5 of the model (tf2onnx) exports GRU/LSTM nodes")
+             "tf2onnx exports unmasked Keras 2 GRU/LSTM layers as those nodes")
 
 
 def replace_erfc(graph):
