@@ -51,7 +51,8 @@
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
 #                   $ZOO_JOBS builds at a time (default 3: the zoo's goal is builds that verify, not their speed;
 #                   ZOO_PRECISIONS="fp16" builds one of the two; ZOO_DEADLINE_S splits it over calls;
-#                   ZOO_ONLY="k3_vit.keras ..." builds those models alone);
+#                   ZOO_ONLY="k3_vit.keras ..." builds those models alone; ZOO_BUILD_ARGS="--opt-level 1" adds
+#                   options to each build, for large models a call's time limit cannot fit otherwise);
 #                   report.py --zoo makes their table, $PROOF/zoo-gpu.md.
 #   run.sh zoo-bench   then: trtkit bench of the FP16 engines of ZOO_BENCH's models, and Keras 3 on the torch
 #                   backend on the same GPU (benchmarks/frameworks.py, Keras from $KERAS_WHEELS) on the same inputs;
@@ -240,7 +241,7 @@ if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each v
       while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
       [ "$SECONDS" -lt "${ZOO_DEADLINE_S:-100000}" ] || break 2
       run "zoo-$name" build "$export" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine \
-        --precision "$precision" --out "$BUILDS/zoo-$name" &
+        --precision "$precision" ${ZOO_BUILD_ARGS:-} --out "$BUILDS/zoo-$name" &
     done
   done
   wait
