@@ -257,11 +257,13 @@ def test_a_model_that_needs_more_than_a_quarter_of_its_nodes_fp32_is_left_to_the
     assert not within(str(tmp_path / contract.ARTIFACTS / "model.fp16.onnx")), "the FP16 model, for the gate"
 
 
-def test_int8_is_symmetric_every_zero_point_0_as_tensorrt_requires(tmp_path):
-    """TensorRT 8.6 refused the CNN's Q/DQ model (asymmetric activations) with "Could not parse ONNX correctly"."""
+def test_int8_is_qdq_as_tensorrt_reads_it(tmp_path):
+    """TensorRT 8.6 refused onnxruntime's defaults on the H100: asymmetric activations ("Could not parse ONNX
+    correctly"), INT8 weights into a lone DequantizeLinear, INT32 biases."""
     rng = np.random.RandomState(4)
-    weights = [numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w")]
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="model/dense/MatMul"),
+    weights = [numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w"),
+               numpy_helper.from_array(rng.rand(4).astype(np.float32), "b")]
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="model/dense/Gemm"),
              helper.make_node("Relu", ["h"], ["y"], name="model/dense/Relu")]
     graph = helper.make_graph(nodes, "int8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], weights)
@@ -272,3 +274,9 @@ def test_int8_is_symmetric_every_zero_point_0_as_tensorrt_requires(tmp_path):
     points = [numpy_helper.to_array(w) for w in model.graph.initializer if "zero_point" in w.name]
     assert points and all(not p.any() for p in points)
     assert "Relu" in {n.op_type for n in model.graph.node}, "symmetric activations keep their Relu"
+    stored = {w.name: w.data_type for w in model.graph.initializer if "zero_point" not in w.name}
+    assert stored["w"] == stored["b"] == TensorProto.FLOAT, "weights and biases stay float"
+    quantized = {n.input[0]: n for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert "w" in quantized and "b" not in quantized, "the weight has its own Q/DQ pair, the bias none"
+    readers = [sum(q.output[0] in n.input for n in model.graph.node) for q in quantized.values()]
+    assert readers == [1] * len(quantized), "a Q/DQ pair per reader: TensorRT cannot share one"

@@ -237,9 +237,17 @@ def _rename_input(graph, old, new):
             _rename_input(body, old, new)
 
 
+# Q/DQ as TensorRT reads it, on 8.6 as on 10 and 11: symmetric (every zero point 0; 8.6's parser refused the CNN's
+# asymmetric activations), weights kept float behind a QuantizeLinear/DequantizeLinear pair of their own, and
+# float biases. onnxruntime's defaults (INT8 weights into a lone DequantizeLinear, INT32 biases) are refused by
+# TensorRT 8.6 on the H100: "only activation types allowed as input to this layer" for the CNN, "Assertion
+# params.weights.type() != DataType::kINT8 failed" for the LSTM and the Transformer.
+TENSORRT_QDQ = {"ActivationSymmetric": True, "WeightSymmetric": True, "AddQDQPairToWeight": True,
+                "DedicatedQDQPair": True, "QuantizeBias": False}
+
+
 def to_int8(source, dest, calibration):
-    """Static Q/DQ quantization (signed INT8 weights per channel and activations), as TensorRT reads it: symmetric,
-    every zero point 0, the only Q/DQ TensorRT takes (its parser refused the CNN's asymmetric model on an H100)."""
+    """Static Q/DQ quantization (signed INT8 weights per channel and activations) in TENSORRT_QDQ's form."""
     from onnxruntime import quantization
 
     class Reader(quantization.CalibrationDataReader):
@@ -253,7 +261,7 @@ def to_int8(source, dest, calibration):
     quantization.quantize_static(source, dest, Reader(), quant_format=quantization.QuantFormat.QDQ,
                                  per_channel=True, activation_type=quantization.QuantType.QInt8,
                                  weight_type=quantization.QuantType.QInt8,
-                                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                                 extra_options=TENSORRT_QDQ)
 
 
 def rewrite(plan, work, inputs, within):
