@@ -230,6 +230,9 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
 fi
 
 if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each verified against Keras
+  # Without them the loop below would build nothing and exit 0 (machine.sh unpacks the zoo once every part is there).
+  compgen -G "$ZOO/models-out/*/" >/dev/null || { echo "run.sh: no zoo exports in $ZOO/models-out (run.sh zoo-export;" \
+    "on the GPU machine, every zoo.tar part)" >&2; exit 1; }
   start_proof
   # Resumable: a build whose exit proof.log records is not run again, and no build starts after
   # $ZOO_DEADLINE_S seconds, so a device call's time limit splits the zoo over calls (all FP16 ones first).
