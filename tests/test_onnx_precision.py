@@ -262,9 +262,12 @@ def test_int8_is_qdq_as_tensorrt_reads_it(tmp_path):
     correctly"), INT8 weights into a lone DequantizeLinear, INT32 biases."""
     rng = np.random.RandomState(4)
     weights = [numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w"),
-               numpy_helper.from_array(rng.rand(4).astype(np.float32), "b")]
-    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="model/dense/Gemm"),
-             helper.make_node("Relu", ["h"], ["y"], name="model/dense/Relu")]
+               numpy_helper.from_array(rng.rand(4).astype(np.float32), "b"),
+               numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w2")]
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="model/dense/Gemm"),   # x has two readers
+             helper.make_node("MatMul", ["x", "w2"], ["g"], name="model/skip/MatMul"),
+             helper.make_node("Add", ["h", "g"], ["s"], name="model/add"),
+             helper.make_node("Relu", ["s"], ["y"], name="model/dense/Relu")]
     graph = helper.make_graph(nodes, "int8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], weights)
     source, dest = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
@@ -278,5 +281,7 @@ def test_int8_is_qdq_as_tensorrt_reads_it(tmp_path):
     assert stored["w"] == stored["b"] == TensorProto.FLOAT, "weights and biases stay float"
     quantized = {n.input[0]: n for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert "w" in quantized and "b" not in quantized, "the weight has its own Q/DQ pair, the bias none"
-    readers = [sum(q.output[0] in n.input for n in model.graph.node) for q in quantized.values()]
-    assert readers == [1] * len(quantized), "a Q/DQ pair per reader: TensorRT cannot share one"
+    dequantized = [n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    outputs = [o.name for o in model.graph.output]
+    readers = [sum(name in n.input for n in model.graph.node) + outputs.count(name) for name in dequantized]
+    assert readers == [1] * len(dequantized), "a Q/DQ pair per reader: TensorRT cannot share one"
