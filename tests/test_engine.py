@@ -26,9 +26,9 @@ class _RowEngine:
 class _OffEngine(_RowEngine):
     """A _RowEngine whose outputs are `off` from the reference on the profiles in `profiles` (None: all)."""
 
-    def __init__(self, off, profiles=None, major=8):
+    def __init__(self, off, profiles=None, major=8, has_loops=None):
         _RowEngine.__init__(self, 1, 100)
-        self.off, self.profiles, self.major = np.float32(off), profiles, major
+        self.off, self.profiles, self.major, self.has_loops = np.float32(off), profiles, major, has_loops
 
     def run(self, engine_path, batches, scratch, profile=0):
         shifted = self.profiles is None or profile in self.profiles
@@ -119,11 +119,13 @@ def test_tensorrt_11_builds_the_verified_rewrite_with_no_precision_flags(precisi
     assert not [a for a in args if a in ("--noTF32", "--fp16", "--int8", "--stronglyTyped") or a.startswith("--calib")]
 
 
-@pytest.mark.parametrize("exported, trt_major", [(True, 8), (False, 8), (True, 10)])
-def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported, trt_major):
+@pytest.mark.parametrize("exported, trt_major, has_loops", [(True, 8, True), (False, 8, None), (True, 8, False),
+                                                          (True, 10, True)])
+def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported, trt_major, has_loops):
     """On TensorRT 8.6 the flags let TensorRT run a Keras 2 masked LSTM's Loop in FP16 (0.118 off); the one-line
     error says which recipe would choose the types, how to make its model when the export has none, and, below
-    TensorRT 10, that the rewrite builds no Loop there (the H100 made no engine of either masked LSTM)."""
+    TensorRT 10, that the rewrite builds no Loop there (the H100 made no engine of either masked LSTM): unless the
+    network has no loop (EfficientNetB0's engine missed too, and got that sentence for nothing)."""
     from trtkit_steps.errors import VerificationFailed
 
     _, job_settings = _reference_work(tmp_path, precision="fp16")
@@ -131,10 +133,12 @@ def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported,
         (tmp_path / contract.ARTIFACTS / contract.REDUCED_ONNX["fp16"]).write_bytes(b"onnx")
     job_settings.recipe = "flags"
     with pytest.raises(VerificationFailed) as failed:
-        engine._verify(_OffEngine(0.118, major=trt_major), str(tmp_path), "model.plan", {"atol": 0.01}, job_settings)
+        engine._verify(_OffEngine(0.118, major=trt_major, has_loops=has_loops), str(tmp_path), "model.plan",
+                       {"atol": 0.01}, job_settings)
     message = str(failed.value)
     assert message.startswith("model.plan differs from Keras by 0.118") and "\n" not in message
     assert "--precision-recipe rewrite builds model.fp16.onnx" in message
     assert ("export with --precision fp16" in message) is not exported
-    assert ("ONNX Loops: for those, --precision fp32 or a TensorRT 10" in message) is (trt_major < 10)
+    assert ("ONNX Loops: for those, --precision fp32 or a TensorRT 10" in message) is \
+        (trt_major < 10 and has_loops is not False)
     assert failed.value.exit_code == contract.EXIT_VERIFY_FAILED

@@ -149,6 +149,20 @@ def test_a_weakly_typed_rewrite_asks_each_float_layer_to_keep_its_onnx_type():
     assert [layer.precision for layer in layers] == ["float16", "float32", None, None]
 
 
+@pytest.mark.parametrize("types, loops", [(["CONVOLUTION", "ACTIVATION"], False),
+                                           (["SHUFFLE", "TRIP_LIMIT", "RECURRENCE", "LOOP_OUTPUT"], True)])
+def test_a_network_loops_where_it_has_the_layers_of_a_tensorrt_loop(types, loops):
+    """An ONNX Loop parses into TensorRT's ILoop, whose boundary layers name it: a CNN has none."""
+    from types import SimpleNamespace
+
+    from trtkit_steps.trt import polygraphy_api
+    trt = SimpleNamespace(LayerType=SimpleNamespace(**{name: name for name in (
+        "CONVOLUTION", "ACTIVATION", "SHUFFLE", "TRIP_LIMIT", "RECURRENCE", "ITERATOR", "LOOP_OUTPUT")}))
+    layers = [SimpleNamespace(type=getattr(trt.LayerType, name)) for name in types]
+    network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
+    assert polygraphy_api.has_loops(trt, network) is loops
+
+
 class _FakeTensorRT:
     """TensorRT as parser_errors and build see it: an ONNX parser that fails with two errors, no builder flags."""
     __version__ = "8.6.0"
@@ -215,6 +229,7 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
     monkeypatch.setattr(polygraphy_api, "_set_io_precision", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "_adjust_config", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "_keep_onnx_types", lambda *a: None)
+    monkeypatch.setattr(polygraphy_api, "has_loops", lambda *a: False)
     with pytest.raises(StepError, match=r"TensorRT 8\.6\.0 could not build an engine from model\.onnx "
                                         r"\(--precision-recipe rewrite\): TensorRT logged no error"):
         _failing_backend("build").build(_job("fp16", recipe="rewrite"))

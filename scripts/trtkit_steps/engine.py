@@ -115,23 +115,26 @@ def _verify(backend, work, engine_path, plan, settings):
     try:
         gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
     except VerificationFailed as failed:
-        raise VerificationFailed(str(failed) + _recipe_hint(work, settings, backend.major), failed.details) from None
+        hint = _recipe_hint(work, settings, backend.major, backend.has_loops)
+        raise VerificationFailed(str(failed) + hint, failed.details) from None
 
 
-def _recipe_hint(work, settings, trt_major):
+def _recipe_hint(work, settings, trt_major, has_loops):
     """What to try when an engine of the builder-flag recipe misses (on TensorRT 8.6 a Keras 2 masked LSTM's FP16
     engine did, where its rewrite passed on the CPU): the rewrite, whose types were chosen against Keras. Below
     TensorRT 10 it is built weakly typed, which made no engine of either masked LSTM tried on the H100 (Myelin:
-    "Mismatched type ... f16 vs. expected type:f32")."""
+    "Mismatched type ... f16 vs. expected type:f32"): said where the network loops, or may (has_loops None: trtexec
+    does not tell), not for an EfficientNet."""
     if settings.recipe != "flags":
         return ""
     reduced = contract.REDUCED_ONNX[settings.precision]
     missing = not os.path.isfile(os.path.join(work, contract.ARTIFACTS, reduced))
+    loops_unbuilt = trt_major < STRONGLY_TYPED_FROM and has_loops is not False
     return (f"; the builder flags let TensorRT pick each layer's precision: --precision-recipe rewrite builds "
             f"{reduced}, whose precision was chosen and verified against Keras"
             + (f" (export with --precision {settings.precision} to make it)" if missing else "")
             + (f"; TensorRT {trt_major} builds no engine of it for recurrent layers exported as ONNX Loops: "
-               f"for those, --precision fp32 or a TensorRT 10 or newer tag" if trt_major < STRONGLY_TYPED_FROM else ""))
+               f"for those, --precision fp32 or a TensorRT 10 or newer tag" if loops_unbuilt else ""))
 
 
 def _engine_options(plan):

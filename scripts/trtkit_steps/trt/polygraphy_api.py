@@ -31,6 +31,7 @@ def import_polygraphy():
 
 class PolygraphyApi(object):
     name = "polygraphy"
+    has_loops = None    # known once build() has parsed the network
 
     def __init__(self, trt):
         self.trt = trt
@@ -55,6 +56,7 @@ class PolygraphyApi(object):
         if not typed and job.settings.recipe == "rewrite" and job.settings.precision == "fp16":
             _keep_onnx_types(self.trt, network[1])
         _check_network_inputs(network[1], job.settings.profiles)
+        self.has_loops = has_loops(self.trt, network[1])
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
         config = api.PostprocessConfig(self._create_config(job), _adjust_config(self.trt, job))
         engine, errors = _engine_and_errors(
@@ -191,6 +193,13 @@ def _keep_onnx_types(trt, network):
         types = set(layer.get_output(i).dtype for i in range(layer.num_outputs))
         if len(types) == 1 and types <= set(floats):
             layer.precision = types.pop()
+
+
+def has_loops(trt, network):
+    """Whether the parsed network loops (an ONNX Loop or Scan: the boundary layers of TensorRT's ILoop)."""
+    boundaries = (trt.LayerType.TRIP_LIMIT, trt.LayerType.RECURRENCE, trt.LayerType.ITERATOR,
+                  trt.LayerType.LOOP_OUTPUT)
+    return any(network.get_layer(i).type in boundaries for i in range(network.num_layers))
 
 
 def _profile(api, profiles):

@@ -140,6 +140,7 @@ def _run_trtexec(args):
 
 class Trtexec(object):
     name = "trtexec"
+    has_loops = None    # trtexec does not say what its parser made of the model
 
     def __init__(self, exe):
         help_text = trtexec_help(exe)
