@@ -1,12 +1,17 @@
 """How far a Keras model's output moves when its weights are rounded to float16, with every computation still in
 float32: the part of an FP16 model's error no choice of FP32 nodes for activations can remove.
 
-    python3 benchmarks/fp16_sensitivity.py MODEL EXPORT_OUT [MODEL EXPORT_OUT ...]   (in the stand-in image)
+    python3 benchmarks/fp16_sensitivity.py [--fit-batchnorm] MODEL EXPORT_OUT [MODEL EXPORT_OUT ...]
+    (in the stand-in image)
 
 EXPORT_OUT is a trtkit output of MODEL (its reference inputs and Keras outputs). For each model, one JSON line:
 the error (largest absolute, against the reference) with the inputs rounded to float16, with every weight rounded,
 and with one layer's weights rounded at a time: how many layers alone move the output past GOAL, and the worst.
 benchmarks/ZOO-FP16.md cites it for the models whose FP16 rewrite misses the goal.
+
+--fit-batchnorm first sets every BatchNormalization's statistics to those of its inputs on random samples, as
+training fits them to the data, and takes the fitted model's own outputs as the reference: whether a model's
+miss is its random weights' (EfficientNetB0's activations grow to thousands without it) or its architecture's.
 """
 import json
 import os
@@ -35,18 +40,35 @@ def rounded(values):
     return [v.astype(np.float16).astype(np.float32) if v.dtype == np.float32 else v for v in values]
 
 
-def sensitivity(model_path, export):
+def fit_batchnorm(model, inputs):
+    """One training-mode pass with momentum 0: each BatchNormalization's moving statistics become those of its
+    inputs on 256 random samples shaped like the reference inputs (Dropout is active in that pass too)."""
+    import numpy as np
+    rng = np.random.RandomState(0)
+    samples = [rng.standard_normal((256,) + x.shape[1:]).astype(x.dtype) for x in inputs]
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            layer.momentum = 0.0
+    model(samples if len(samples) > 1 else samples[0], training=True)
+
+
+def sensitivity(model_path, export, fit=False):
     import numpy as np
     model = load(model_path)
     inputs = arrays(os.path.join(export, "reference-inputs.npz"))
     reference = arrays(os.path.join(export, "reference-outputs.npz"))
+    if fit:
+        fit_batchnorm(model, inputs)
+        outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+        reference = outputs if isinstance(outputs, list) else [outputs]
 
     def error(feed=inputs):
         outputs = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
         outputs = outputs if isinstance(outputs, list) else [outputs]
         return max(float(np.abs(out - ref).max()) for out, ref in zip(outputs, reference))
 
-    result = {"model": os.path.basename(model_path), "as_loaded": error(), "inputs_rounded": error(rounded(inputs))}
+    result = {"model": os.path.basename(model_path), **({"fitted_batchnorm": True} if fit else {}),
+              "as_loaded": error(), "inputs_rounded": error(rounded(inputs))}
     weights = model.get_weights()
     model.set_weights(rounded(weights))
     result["all_weights_rounded"] = error()
@@ -65,10 +87,12 @@ def sensitivity(model_path, export):
 
 
 def main(argv):
+    fit = argv[:1] == ["--fit-batchnorm"]
+    argv = argv[1:] if fit else argv
     if not argv or len(argv) % 2:
         raise SystemExit(__doc__)
     for model_path, export in zip(argv[::2], argv[1::2]):
-        print(json.dumps(sensitivity(model_path, export)), flush=True)
+        print(json.dumps(sensitivity(model_path, export, fit)), flush=True)
 
 
 if __name__ == "__main__":
