@@ -37,13 +37,15 @@
 #   run.sh precision-export   any host with Docker and the stand-in image: the origin LSTM, the CNN, the zoo's
 #                   Transformer encoder and masked LSTMs (Keras 3 and Keras 2, Loops), and a model whose
 #                   layer 'big' overflows FP16 at --precision fp16, and the LSTM, the CNN and the Transformer at
-#                   int8 (--calib-data), --target onnx: each output holds model.onnx and its verified rewrite
-#                   (model.fp16.onnx / model.int8.onnx).
+#                   int8 (--calib-data), and the zoo's Keras 2 ResNet50 at both (a CNN large enough for INT8 to
+#                   pay: the small CNN's INT8 was no faster than its FP16 on an H100), --target onnx: each output
+#                   holds model.onnx and its verified rewrite (model.fp16.onnx / model.int8.onnx).
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
-#                   type). run.sh precision-runtime: then runtime_check on every one of those engines at batch 1, 64
-#                   and 1024: speed and error side by side, in the same run (PRECISION_ONLY="cnn-fp16 cnn-int8"
-#                   runs some of them); and capture_check.py on each (issue
+#                   type); resumable (a build whose exit proof.log records is not run again), so a call's time
+#                   limit can split it. run.sh precision-runtime: then runtime_check on every one of those engines
+#                   at batch 1, 64 and 1024: speed and error side by side, in the same run
+#                   (PRECISION_ONLY="cnn-fp16 cnn-int8" runs some of them); and capture_check.py on each (issue
 #                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
 #                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes).
 #   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
@@ -108,7 +110,8 @@ fi
 PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 origin-int8:origin_lstm.h5:int8 cnn-fp16:cnn_bn.h5:fp16
                    cnn-int8:cnn_bn.h5:int8 transformer-fp16:k2_transformer_encoder.h5:fp16
                    transformer-int8:k2_transformer_encoder.h5:int8 overflow-fp16:fp16_overflow.h5:fp16
-                   masked-lstm-fp16:k3_masked_lstm.keras:fp16 masking-lstm-fp16:k2_masking_lstm.h5:fp16)
+                   masked-lstm-fp16:k3_masked_lstm.keras:fp16 masking-lstm-fp16:k2_masking_lstm.h5:fp16
+                   resnet-fp16:k2_resnet50.h5:fp16 resnet-int8:k2_resnet50.h5:int8)
 if [ -n "${PRECISION_ONLY:-}" ]; then   # names of some of them ("cnn-fp16 cnn-int8"): a shorter run of those alone
   for export in "${PRECISION_EXPORTS[@]}"; do
     [[ " $PRECISION_ONLY " == *" ${export%%:*} "* ]] && only+=("$export")
@@ -123,9 +126,11 @@ if [ "$PHASE" = precision-export ]; then
   rm -rf "$WORK/precision"; mkdir -p "$PROOF"
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK/precision:/work" -w /repo \
     trtkit/standin:19.07-py3 sh -c "python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 fp16_overflow.h5 && \
-python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 k3_masked_lstm.keras k2_masking_lstm.h5 && python3 -c \"import numpy as np; \
+python3 benchmarks/zoo_models.py /work k2_transformer_encoder.h5 k3_masked_lstm.keras k2_masking_lstm.h5 k2_resnet50.h5 && \
+python3 -c \"import numpy as np; \
 [np.save('/work/%s_calib.npy' % name, np.random.RandomState(1).standard_normal((256,) + shape).astype('float32')) \
-for name, shape in (('cnn_bn', (32, 32, 3)), ('origin_lstm', (11, 192)), ('k2_transformer_encoder', (16, 32)))]\"" \
+for name, shape in (('cnn_bn', (32, 32, 3)), ('origin_lstm', (11, 192)), ('k2_transformer_encoder', (16, 32)), \
+('k2_resnet50', (32, 32, 3)))]\"" \
     >/dev/null 2>&1 || exit 1
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
@@ -201,6 +206,8 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
     IFS=: read -r name model precision <<< "$export"
     calib=($(calibration "$model" "$precision"))
     for recipe in flags rewrite; do
+      # resumable, as zoo-builds: a build whose exit proof.log records is not run again (ResNet50's four split calls)
+      grep -q "^=== build-$name-$recipe: exit" "$PROOF/proof.log" 2>/dev/null && continue
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
     done

@@ -11,7 +11,7 @@
 #   image-wheels/          the CUDA runtime wheel (its pin: images/tensorrt/wheels.txt)
 #   base.tar.xz            trtkit/base:bullseye (images/build-tensorrt.sh --base-only), by `trtkit images save`
 #   wheelhouse-py39.tar.partNN   `trtkit wheelhouse` for the image's Python 3.9: the toolchain's pins, offline
-#   work.tar.xz            KIT/work, when there (run.sh export's ONNX exports and models)
+#   work.tar.xz            KIT/work, when there (run.sh export's ONNX exports and models under 5 MiB)
 #   zoo.tar.partNN         KIT/zoo, when there (run.sh zoo-export): every export, and the Keras models under 5 MiB
 #                          (those run.sh zoo-bench times in Keras 3); uncompressed, random weights do not shrink
 #   keras-wheels/          Keras 3 and its dependencies for the GPU host's Python, for frameworks.py (zoo-bench)
@@ -87,10 +87,12 @@ tar -C "$CACHE" --sort=name --owner=0 --group=0 --numeric-owner -cf "$CACHE/whee
 "${PIECES[@]}" split "$CACHE/wheelhouse-py39.tar" "$KIT/wheelhouse-py39.tar" | tail -1
 took "wheelhouse for Python 3.9" $t
 
-# work.tar.xz: run.sh export's folder, when there
+# work.tar.xz: run.sh export's folder, when there; not the Keras models of 5 MiB or more (precision-export's
+# ResNet50): the GPU builds from their exports
 rm -f "$KIT"/work.tar.xz*
 if [ -d "$KIT/work" ]; then
-  tar -C "$KIT" --sort=name -cf - work | xz -6 -T2 -c > "$CACHE/work.tar.xz"
+  (cd "$KIT" && find work -type f ! \( -size +5M \( -name '*.h5' -o -name '*.keras' \) \) | sort > "$CACHE/work-files.txt")
+  tar -C "$KIT" -cf - -T "$CACHE/work-files.txt" | xz -6 -T2 -c > "$CACHE/work.tar.xz"
   "${PIECES[@]}" split "$CACHE/work.tar.xz" "$KIT/work.tar.xz"
 fi
 
