@@ -47,7 +47,8 @@
 #                   at batch 1, 64 and 1024: speed and error side by side, in the same run
 #                   (PRECISION_ONLY="cnn-fp16 cnn-int8" runs some of them); and capture_check.py on each (issue
 #                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
-#                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes).
+#                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes)
+#                   and on the CNN's and ResNet50's FP16 and INT8 ones (what INT8 Q/DQ buys), those built.
 #   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
 #                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
@@ -231,7 +232,10 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
     python3 /repo/benchmarks/gpu_proof/capture_check.py "${built[@]}" > "$PROOF/capture-check.jsonl" \
     2> "$PROOF/capture-check.log"
   echo "=== capture-check: exit $? (0 passed, 1 failed, 3 every engine captured)" | tee -a "$PROOF/proof.log"
-  for recipe in flags rewrite; do layer_profile "origin-fp16-$recipe" 1,64,1024; done
+  # where the time goes: the origin LSTM's two FP16 engines, and the CNNs' FP16 and INT8 ones (does Q/DQ INT8 pay?)
+  for build in origin-fp16-{flags,rewrite} {cnn,resnet}-fp16-flags {cnn,resnet}-int8-{flags,rewrite}; do
+    [ -f "$BUILDS/$build/model.plan" ] && layer_profile "$build" 1,64,1024
+  done
   pack
   exit 0
 fi
