@@ -52,6 +52,12 @@ def fit_batchnorm(model, inputs):
     model(samples if len(samples) > 1 else samples[0], training=True)
 
 
+def predict(model, feed):
+    """The model's outputs on feed (a list of input arrays), always as a list."""
+    outputs = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+    return outputs if isinstance(outputs, list) else [outputs]
+
+
 def sensitivity(model_path, export, fit=False):
     import numpy as np
     model = load(model_path)
@@ -59,13 +65,10 @@ def sensitivity(model_path, export, fit=False):
     reference = arrays(os.path.join(export, "reference-outputs.npz"))
     if fit:
         fit_batchnorm(model, inputs)
-        outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-        reference = outputs if isinstance(outputs, list) else [outputs]
+        reference = predict(model, inputs)
 
     def error(feed=inputs):
-        outputs = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
-        outputs = outputs if isinstance(outputs, list) else [outputs]
-        return max(float(np.abs(out - ref).max()) for out, ref in zip(outputs, reference))
+        return max(float(np.abs(out - ref).max()) for out, ref in zip(predict(model, feed), reference))
 
     result = {"model": os.path.basename(model_path), **({"fitted_batchnorm": True} if fit else {}),
               "as_loaded": error(), "inputs_rounded": error(rounded(inputs))}

@@ -78,6 +78,9 @@ IMAGE=(--image trtkit/tensorrt --tag 8.6-py3)
 # Images whose cuBLAS/cuDNN are stubs (the GPU kit's) must build without those tactic sources.
 TACTICS=(${DISABLE_TACTIC_SOURCES:+--disable-tactic-sources "$DISABLE_TACTIC_SOURCES"})
 
+recorded() {  # recorded NAME: proof.log has NAME's exit, so a resumed phase does not run it again
+  grep -q "^=== $1: exit" "$PROOF/proof.log" 2>/dev/null
+}
 run() {  # run NAME ARGS...: one trtkit command, its --json on stdout to NAME.json, its log to NAME.log
   local name=$1; shift
   echo "=== $name: trtkit $*" | tee -a "$PROOF/proof.log"
@@ -207,8 +210,7 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
     IFS=: read -r name model precision <<< "$export"
     calib=($(calibration "$model" "$precision"))
     for recipe in flags rewrite; do
-      # resumable, as zoo-builds: a build whose exit proof.log records is not run again (ResNet50's four split calls)
-      grep -q "^=== build-$name-$recipe: exit" "$PROOF/proof.log" 2>/dev/null && continue
+      recorded "build-$name-$recipe" && continue   # resumable, as zoo-builds (ResNet50's four may take two calls)
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
     done
@@ -251,7 +253,7 @@ if [ "$PHASE" = zoo-builds ]; then   # the zoo as engines: FP32 and FP16, each v
     for export in "$ZOO"/models-out/*/; do
       model=$(basename "$export"); name=$model-$precision
       [ -z "${ZOO_ONLY:-}" ] || [[ " $ZOO_ONLY " == *" $model "* ]] || continue
-      grep -q "^=== zoo-$name: exit" "$PROOF/proof.log" 2>/dev/null && continue
+      recorded "zoo-$name" && continue
       while [ "$(jobs -rp | wc -l)" -ge "${ZOO_JOBS:-3}" ]; do wait -n; done
       [ "$SECONDS" -lt "${ZOO_DEADLINE_S:-100000}" ] || break 2
       run "zoo-$name" build "$export" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json --target engine \
