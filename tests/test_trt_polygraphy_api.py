@@ -129,24 +129,48 @@ def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_
         trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))
 
 
-def test_a_weakly_typed_rewrite_asks_each_float_layer_to_keep_its_onnx_type():
-    """TensorRT 8's stand-in for a strongly typed network: float16 layers stay float16, the nodes the rewrite kept
-    FP32 stay float32, and layers that make shapes or mix types are left to TensorRT."""
+def test_a_weakly_typed_rewrite_asks_each_float_layer_for_the_type_its_onnx_node_has():
+    """TensorRT 8's stand-in for a strongly typed network. Its float tensors read float32 but a cast's, so the types
+    are followed through the casts: the float16 region stays float16 (weights have no say), the node the rewrite
+    kept FP32 between its casts stays float32, and shape layers and mixed types are left to TensorRT."""
     from types import SimpleNamespace
 
     from trtkit_steps.trt import polygraphy_api
+    f32, f16, i32 = "float32", "float16", "int32"
 
     class Layer:
-        def __init__(self, *types):
-            self.outputs, self.num_outputs, self.precision = types, len(types), None
+        def __init__(self, kind, inputs, outputs, cast_to=None):
+            self.type, self.cast_to, self.precision = kind, cast_to, None
+            self.inputs = [None if name is None else SimpleNamespace(name=name) for name in inputs]
+            self.outputs = [SimpleNamespace(name=name, dtype=dtype) for name, dtype in outputs]
+            self.num_inputs, self.num_outputs = len(self.inputs), len(self.outputs)
+            self.get_input, self.get_output = self.inputs.__getitem__, self.outputs.__getitem__
 
-        def get_output(self, index):
-            return SimpleNamespace(dtype=self.outputs[index])
+        def output_type_is_set(self, index):
+            return self.cast_to is not None
 
-    layers = [Layer("float16"), Layer("float32"), Layer("int32"), Layer("float16", "int32")]
-    network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
-    polygraphy_api._keep_onnx_types(SimpleNamespace(float32="float32", float16="float16"), network)
-    assert [layer.precision for layer in layers] == ["float16", "float32", None, None]
+        def get_output_type(self, index):
+            return self.cast_to
+
+    layers = [Layer("IDENTITY", ["x"], [("x16", f32)], cast_to=f16),         # keep_io_types' cast in
+              Layer("CONSTANT", [], [("w", f32)]),                             # weights read float32 here
+              Layer("MATRIX_MULTIPLY", ["x16", "w"], [("mm", f32)]),
+              Layer("CONVOLUTION", ["mm", None], [("conv", f32)]),             # an optional input left out
+              Layer("IDENTITY", ["conv"], [("conv32", f32)], cast_to=f32),    # the kept node, between casts
+              Layer("ELEMENTWISE", ["conv32", "w"], [("big", f32)]),
+              Layer("IDENTITY", ["big"], [("big16", f32)], cast_to=f16),
+              Layer("SHAPE", ["big16"], [("shape", i32)]),
+              Layer("ELEMENTWISE", ["big16", "conv32"], [("mixed", f32)]),    # no single type: TensorRT's
+              Layer("ACTIVATION", ["big16"], [("act", f32)]),
+              Layer("IDENTITY", ["act"], [("y", f32)], cast_to=f32)]          # and out
+    network = SimpleNamespace(num_inputs=1, get_input=lambda i: SimpleNamespace(name="x", dtype=f32),
+                              num_layers=len(layers), get_layer=layers.__getitem__)
+    trt = SimpleNamespace(float32=f32, float16=f16, LayerType=SimpleNamespace(IDENTITY="IDENTITY"))
+    polygraphy_api._keep_onnx_types(trt, network)
+    assert [(layer.type, layer.precision) for layer in layers] == [
+        ("IDENTITY", None), ("CONSTANT", None), ("MATRIX_MULTIPLY", f16), ("CONVOLUTION", f16), ("IDENTITY", None),
+        ("ELEMENTWISE", f32), ("IDENTITY", None), ("SHAPE", None), ("ELEMENTWISE", None), ("ACTIVATION", f16),
+        ("IDENTITY", None)]
 
 
 @pytest.mark.parametrize("types, loops", [(["CONVOLUTION", "ACTIVATION"], False),

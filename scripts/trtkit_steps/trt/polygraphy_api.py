@@ -186,13 +186,28 @@ def _set_io_precision(trt, network, io_precision):
 
 
 def _keep_onnx_types(trt, network):
-    """Each layer that computes floats is asked to keep the type its ONNX outputs have (float16, or float32 where the
-    rewrite kept a node FP32): TensorRT 8's stand-in for a strongly typed network."""
+    """Each layer that computes floats is asked to keep the type its ONNX node has: float16, or float32 where the
+    rewrite kept a node FP32. TensorRT 8's stand-in for a strongly typed network.
+
+    A weakly typed network does not carry those types: its float tensors read float32 but where a cast (the
+    parser's identity layer) set its output type. Asked for what they read, ResNet50's layers came out FP32 on an
+    H100 (its rewrite engine twice the size of the flags engine, with FP32's error). So the types are followed from
+    the inputs through the casts, as they flow in ONNX, where a node's float inputs and outputs share one type
+    (onnxconverter-common brackets each node it keeps FP32 by casts)."""
     floats = (trt.float32, trt.float16)
+    types = dict((tensor.name, tensor.dtype) for tensor in (network.get_input(i) for i in range(network.num_inputs)))
     for layer in (network.get_layer(i) for i in range(network.num_layers)):
-        types = set(layer.get_output(i).dtype for i in range(layer.num_outputs))
-        if len(types) == 1 and types <= set(floats):
-            layer.precision = types.pop()
+        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
+        if layer.type == trt.LayerType.IDENTITY and layer.output_type_is_set(0):     # an ONNX Cast
+            types[outputs[0].name] = layer.get_output_type(0)
+            continue
+        inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
+        # weights (constant layers, no inputs) have no say: the activations' type is the node's
+        flowing = set(types.get(tensor.name) for tensor in inputs if tensor is not None) & set(floats)
+        kept = flowing.pop() if len(flowing) == 1 and all(out.dtype in floats for out in outputs) else None
+        if kept is not None:
+            layer.precision = kept
+        types.update((output.name, kept) for output in outputs)   # None: shapes, mixed types, TensorRT's choice
 
 
 def has_loops(trt, network):
