@@ -142,3 +142,17 @@ def test_a_builder_flag_engine_that_misses_names_the_rewrite(tmp_path, exported,
     assert ("ONNX Loops: for those, --precision fp32 or a TensorRT 10" in message) is \
         (trt_major < 10 and has_loops is not False)
     assert failed.value.exit_code == contract.EXIT_VERIFY_FAILED
+
+
+@pytest.mark.parametrize("precision, counts, warned", [
+    ("fp16", {"fp16": 60, "fp32": 2}, []),
+    ("fp32", {"fp32": 60}, []),
+    ("fp16", None, []),                                       # trtexec, or a TensorRT without an inspector
+    ("fp16", {"fp16": 1, "fp32": 60}, ["60 of the engine's 61 layers run in FP32 despite --precision fp16"]),
+    ("int8", {"fp16": 12}, ["no engine layer runs in INT8 (12 FP16)"]),
+    ("int8", {"int8": 50, "fp16": 3}, [])])
+def test_the_engines_layers_are_held_against_the_precision_asked(precision, counts, warned):
+    """On the H100 the small CNN's INT8 flags engine had FP16's error to the digit (TensorRT chose FP16 kernels), and
+    TensorRT 8.6's rewrite made ResNet50's FP16 engine FP32-sized: each is now a warning, from the engine's layers."""
+    warnings = engine._precision_warnings(precision, counts)
+    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned))

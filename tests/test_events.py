@@ -72,6 +72,8 @@ ENGINE = {"tensorrt": "8.6.1", "gpu": "H100", "compute_capability": "9.0", "prof
     ("engine", {"portability_note": "hi"}),
     ("engine", dict(ENGINE, profiles={"x": dict(PROFILE, max=["64\ninput [ ]"])})),   # into config.pbtxt
     ("engine", dict(ENGINE, profiles={})),
+    ("engine", dict(ENGINE, layer_precisions={"fp16": "most"})),      # into the summary's warning
+    ("engine", dict(ENGINE, layer_precisions={"<b>fp64</b>": 1})),
     ("names", {"inputs": [dict(IO, dtype="float32")], "outputs": [], "params": 1}),              # no shape
     ("names", {"inputs": [dict(IO, dtype="float32", shape=["N", 4])], "outputs": [], "params": 1}),
     ("names", {"inputs": [], "outputs": [dict(IO, shape=[None, 2], dtype=7)], "params": 1}),

@@ -270,3 +270,18 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
                                         r"Error Code 10: Internal Error \(Could not find any implementation for "
                                         r"node loop_1\.\)$"):
         backend.build(_job("fp16", recipe="rewrite"))
+
+
+def test_the_engine_inspectors_layers_are_counted_by_their_output_type():
+    """TensorRT's inspector names a tensor's type "Half" without an execution context, "Channel major FP16 format
+    ..." with one; its reformatting copies and an engine built without layer details (names alone) count nothing."""
+    from trtkit_steps.trt import polygraphy_api
+
+    def layer(kind, datatype):
+        return {"Name": kind, "LayerType": kind, "Outputs": [{"Format/Datatype": datatype}]}
+    layers = [layer("CaskConvolution", "Half"),
+              layer("CaskConvolution", "Channel major FP16 format where channel % 8 == 0"),
+              layer("Reformat", "Row major linear FP32 format"), layer("CaskPooling", "Int8"),
+              layer("Softmax", "Float"), layer("Shape", "Int32"), {"Name": "no outputs"}]
+    assert polygraphy_api.count_layer_precisions(layers) == {"fp16": 2, "int8": 1, "fp32": 1}
+    assert polygraphy_api.count_layer_precisions(["conv1 + relu", "pool"]) is None

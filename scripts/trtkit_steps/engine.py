@@ -137,6 +137,24 @@ def _recipe_hint(work, settings, trt_major, has_loops):
                f"for those, --precision fp32 or a TensorRT 10 or newer tag" if loops_unbuilt else ""))
 
 
+def _precision_warnings(precision, layer_precisions):
+    """What the engine's layers say against --precision: INT8 asked and no INT8 layer (TensorRT found FP16 kernels
+    faster: a small CNN on an H100), or reduced precision asked and most layers FP32 (TensorRT 8.6's rewrite
+    before its types were followed: ResNet50's engine came out FP32-sized)."""
+    if precision == "fp32" or not layer_precisions:
+        return []
+    counts = ", ".join(f"{n} {name.upper()}" for name, n in sorted(layer_precisions.items()))
+    fp32, total = layer_precisions.get("fp32", 0), sum(layer_precisions.values())
+    warnings = []
+    if precision == "int8" and not layer_precisions.get("int8"):
+        warnings.append(f"no engine layer runs in INT8 ({counts}): TensorRT found no INT8 kernel faster on this "
+                        "GPU, so INT8 buys this model nothing here")
+    if fp32 * 2 > total:
+        warnings.append(f"{fp32} of the engine's {total} layers run in FP32 despite --precision {precision} "
+                        f"({counts}): expect FP32's speed")
+    return warnings
+
+
 def _engine_options(plan):
     """The build options an engine is built with, as the engine record keeps them (data files by their being given:
     their bytes and paths are the manifest's)."""
@@ -171,13 +189,16 @@ def main(argv):
         write_atomic(shared_timing_cache, read_bytes(job.save_timing_cache))  # this model's next build starts here
         if job.calibration:
             job.calibration.save()
+    layer_precisions = backend.layer_precisions(job.engine)
     emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=compute_capability,
          profiles=settings.profiles, recipe=settings.recipe, build_seconds=round(build_step.seconds, 3),
          engine_bytes=os.path.getsize(job.engine), builder=backend.name, timing_cache_hit=loaded_sha256 is not None,
          timing_cache_loaded_sha256=loaded_sha256, timing_cache_pinned=bool(plan["timing_cache"]),
          calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
          portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})",
-         **_engine_options(plan))
+         layer_precisions=layer_precisions, **_engine_options(plan))
+    for message in _precision_warnings(settings.precision, layer_precisions):
+        emit("warning", message=message, layer=None)
     emit("artifact", name="model.plan", kind="engine")
     emit("artifact", name="timing.cache", kind="timing-cache")
     if job.calibration:

@@ -83,6 +83,11 @@ def route(value):
     return value in EXPORT_ROUTES
 
 
+def _layer_precisions(value):
+    """{"fp16": layers, ...}: the engine inspector's count, by precision."""
+    return isinstance(value, dict) and all(k in ("fp32", "fp16", "int8") and size(v) for k, v in value.items())
+
+
 def _profiles(value):
     return isinstance(value, dict) and bool(value) and all(text(k) and _PROFILE(v) for k, v in value.items())
 
@@ -102,7 +107,7 @@ EVENT_FIELDS = {
                   "kept_fp32": list_of(record({"layer": text, "nodes": list_of(text), "why": text}))},
     "recipe": {"recipe": text, "onnx": text, "reason": text},
     "engine": {"tensorrt": text, "gpu": text, "compute_capability": text, "profiles": _profiles,
-               "portability_note": text},
+               "portability_note": text, "layer_precisions": optional(_layer_precisions)},
     "bench": {"device": text, "rows": list_of(_bench_row)},
     "engine_check": {"tensorrt": text, "gpu": text, "compute_capability": text, "loadable": flag,
                      "error": optional(text)},

@@ -6,6 +6,7 @@ network's inputs must be the model's, tactic sources can be left out, INT8
 calibrates on fixed-size batches, float inputs and outputs can be float16
 (--io-precision), and the timing cache is read and written where the step says.
 """
+import json
 import os
 import tempfile
 
@@ -104,6 +105,19 @@ class PolygraphyApi(object):
         except Exception as e:  # Polygraphy raises its own exception; TensorRT's log says more
             raise StepError(f"TensorRT cannot load the engine ({first_line(e)}): engines load only with the "
                             "TensorRT version and GPU model that built them") from None
+
+    def layer_precisions(self, engine_path):
+        """What TensorRT chose: {"fp32" / "fp16" / "int8": engine layers whose output has that type}, from its engine
+        inspector (Polygraphy builds with detailed profiling verbosity). None where this TensorRT has no inspector
+        (before 8.2) or it says nothing of types."""
+        engine = self.load(engine_path)
+        if not hasattr(engine, "create_engine_inspector"):
+            return None
+        try:
+            info = engine.create_engine_inspector().get_engine_information(self.trt.LayerInformationFormat.JSON)
+        except Exception:   # a convenience: the engine is verified either way
+            return None
+        return count_layer_precisions(json.loads(info).get("Layers") or [])
 
     def compare(self, expected, actual, atol):
         """Polygraphy's comparison of the engine's outputs against Keras: ({output: errors}, passed).
@@ -208,6 +222,24 @@ def _keep_onnx_types(trt, network):
         if kept is not None:
             layer.precision = kept
         types.update((output.name, kept) for output in outputs)   # None: shapes, mixed types, TensorRT's choice
+
+
+def count_layer_precisions(layers):
+    """{precision: count} of the inspector's layers by their first output's "Format/Datatype" ("Half", or "Channel
+    major FP16 format ..." where it was given an execution context); TensorRT's reformatting copies left out."""
+    counts = {}
+    for layer in layers:
+        outputs = layer.get("Outputs") if isinstance(layer, dict) else None   # names alone: no details built in
+        if not outputs or layer.get("LayerType") == "Reformat":
+            continue
+        kind = str(outputs[0].get("Format/Datatype", "")).lower()
+        precision = next((name for name, words in _PRECISION_WORDS if any(word in kind for word in words)), None)
+        if precision:
+            counts[precision] = counts.get(precision, 0) + 1
+    return counts or None
+
+
+_PRECISION_WORDS = (("fp16", ("half", "fp16")), ("int8", ("int8",)), ("fp32", ("float", "fp32")))
 
 
 def has_loops(trt, network):

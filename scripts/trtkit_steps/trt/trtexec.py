@@ -142,6 +142,9 @@ class Trtexec(object):
     name = "trtexec"
     has_loops = None    # trtexec does not say what its parser made of the model
 
+    def layer_precisions(self, engine_path):
+        return None     # trtexec builds without layer details unless asked (--profilingVerbosity=detailed)
+
     def __init__(self, exe):
         help_text = trtexec_help(exe)
         self.exe = exe
