@@ -36,10 +36,11 @@ def test_the_precision_table_gives_each_engines_size_beside_its_times(tmp_path):
     """An engine's size shows the types TensorRT chose (on the H100 a rewrite engine twice the flags engine's
     size was FP32 in effect); a build that failed has none."""
     (tmp_path / "proof.log").write_text("=== build-resnet-fp16-flags: exit 0\n=== build-resnet-fp16-rewrite: exit 17\n")
-    (tmp_path / "build-resnet-fp16-flags.json").write_text(json.dumps({"engine": {"engine_bytes": 48698020}}))
+    (tmp_path / "build-resnet-fp16-flags.json").write_text(json.dumps({"engine": {
+        "engine_bytes": 48698020, "layer_precisions": {"fp32": 2, "fp16": 70}}}))
     (tmp_path / "build-resnet-fp16-rewrite.log").write_text("error: no engine\n")
     (tmp_path / "runtime-resnet-fp16-flags.jsonl").write_text(json.dumps(
         {"batch": 1024, "device_ms": 0.5, "max_abs_err_vs_keras": 1e-3}))
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in report.precision_lines(tmp_path)[2:] if line]
-    assert rows[0] == ["resnet-fp16", "flags", "exit 0", "48.7", "", "", "0.5, 1.00e-03"]
-    assert rows[1][:4] == ["resnet-fp16", "rewrite", "**exit 17**: error: no engine", ""]
+    assert rows[0] == ["resnet-fp16", "flags", "exit 0", "48.7", "70 fp16, 2 fp32", "", "", "0.5, 1.00e-03"]
+    assert rows[1][:5] == ["resnet-fp16", "rewrite", "**exit 17**: error: no engine", "", ""]

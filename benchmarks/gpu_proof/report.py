@@ -277,9 +277,9 @@ def zoo_lines(proof):
 
 
 def precision_lines(proof, batches=(1, 64, 1024)):
-    """run.sh precision-builds and precision-runtime: each recipe's engine, its size (the types TensorRT chose: an
-    FP16 engine near half its FP32 size), its device time (median of runtime_check's runs) and error against Keras
-    per batch, or why it was not built."""
+    """run.sh precision-builds and precision-runtime: each recipe's engine, its size and layers by precision (the
+    types TensorRT chose: an FP16 engine is near half its FP32 size), its device time (median of runtime_check's
+    runs) and error against Keras per batch, or why it was not built."""
     codes = exits(proof)
     rows = []
     for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite)$", name)):
@@ -290,9 +290,12 @@ def precision_lines(proof, batches=(1, 64, 1024)):
                  if b in measured else "" for b in batches]
         model, recipe = name.rsplit("-", 1)
         result = "exit 0" if codes[build] == "0" else f"**exit {codes[build]}**: {cell(last_error(proof, build))}"
-        size = ((load(proof / f"{build}.json") or {}).get("engine") or {}).get("engine_bytes")
-        rows.append([model, recipe, result, number(size / 1e6) if size else "", *cells])
-    return table(["model", "recipe", "build", "engine MB", *(f"batch {b}: device ms, error" for b in batches)], rows)
+        built = (load(proof / f"{build}.json") or {}).get("engine") or {}
+        size, layers = built.get("engine_bytes"), built.get("layer_precisions") or {}
+        rows.append([model, recipe, result, number(size / 1e6) if size else "",
+                     ", ".join(f"{n} {name}" for name, n in sorted(layers.items())), *cells])
+    return table(["model", "recipe", "build", "engine MB", "layers by precision",
+                  *(f"batch {b}: device ms, error" for b in batches)], rows)
 
 
 def zoo_bench_lines(proof):
