@@ -274,7 +274,8 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
 
 def test_the_engine_inspectors_layers_are_counted_by_their_output_type():
     """TensorRT's inspector names a tensor's type "Half" without an execution context, "Channel major FP16 format
-    ..." with one; its reformatting copies and an engine built without layer details (names alone) count nothing."""
+    ..." with one; its reformatting copies, Myelin's fused graphs and an engine built without layer details (names
+    alone) count nothing."""
     from trtkit_steps.trt import polygraphy_api
 
     def layer(kind, datatype):
@@ -282,6 +283,6 @@ def test_the_engine_inspectors_layers_are_counted_by_their_output_type():
     layers = [layer("CaskConvolution", "Half"),
               layer("CaskConvolution", "Channel major FP16 format where channel % 8 == 0"),
               layer("Reformat", "Row major linear FP32 format"), layer("CaskPooling", "Int8"),
-              layer("Softmax", "Float"), layer("Shape", "Int32"), {"Name": "no outputs"}]
+              layer("Softmax", "Float"), layer("Shape", "Int32"), layer("Myelin", "Float"), {"Name": "no outputs"}]
     assert polygraphy_api.count_layer_precisions(layers) == {"fp16": 2, "int8": 1, "fp32": 1}
     assert polygraphy_api.count_layer_precisions(["conv1 + relu", "pool"]) is None

@@ -226,11 +226,12 @@ def _keep_onnx_types(trt, network):
 
 def count_layer_precisions(layers):
     """{precision: count} of the inspector's layers by their first output's "Format/Datatype" ("Half", or "Channel
-    major FP16 format ..." where it was given an execution context); TensorRT's reformatting copies left out."""
+    major FP16 format ..." where it was given an execution context). Left out: TensorRT's reformatting copies, and
+    Myelin's fused graphs (a Transformer's may be one layer, whose FP32 output says nothing of its inside)."""
     counts = {}
     for layer in layers:
         outputs = layer.get("Outputs") if isinstance(layer, dict) else None   # names alone: no details built in
-        if not outputs or layer.get("LayerType") == "Reformat":
+        if not outputs or layer.get("LayerType") in ("Reformat", "Myelin"):
             continue
         kind = str(outputs[0].get("Format/Datatype", "")).lower()
         precision = next((name for name, words in _PRECISION_WORDS if any(word in kind for word in words)), None)
