@@ -234,8 +234,9 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
     python3 /repo/benchmarks/gpu_proof/capture_check.py "${built[@]}" > "$PROOF/capture-check.jsonl" \
     2> "$PROOF/capture-check.log"
   echo "=== capture-check: exit $? (0 passed, 1 failed, 3 every engine captured)" | tee -a "$PROOF/proof.log"
-  # where the time goes: the origin LSTM's two FP16 engines, and the CNNs' FP16 and INT8 ones (does Q/DQ INT8 pay?)
-  for build in origin-fp16-{flags,rewrite} {cnn,resnet}-fp16-flags {cnn,resnet}-int8-{flags,rewrite}; do
+  # where the time goes: the origin LSTM's two FP16 engines, and the CNNs' FP16 and INT8 ones (does Q/DQ INT8 pay?
+  # does the rewrite, its types now followed on TensorRT 8, run FP16 kernels?)
+  for build in origin-fp16-{flags,rewrite} {cnn,resnet}-{fp16,int8}-{flags,rewrite}; do
     [ -f "$BUILDS/$build/model.plan" ] && layer_profile "$build" 1,64,1024
   done
   pack
