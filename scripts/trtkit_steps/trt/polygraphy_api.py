@@ -218,10 +218,13 @@ def _keep_onnx_types(trt, network):
         inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
         # weights (constant layers, no inputs) have no say: the activations' type is the node's
         flowing = set(types.get(tensor.name) for tensor in inputs if tensor is not None) & set(floats)
-        kept = flowing.pop() if len(flowing) == 1 and all(out.dtype in floats for out in outputs) else None
-        if kept is not None:
-            layer.precision = kept
-        types.update((output.name, kept) for output in outputs)   # None: shapes, mixed types, TensorRT's choice
+        onnx_type = flowing.pop() if len(flowing) == 1 and all(out.dtype in floats for out in outputs) else None
+        if onnx_type is not None:
+            layer.precision = onnx_type
+        types.update((output.name, onnx_type) for output in outputs)   # None: shapes, mixed types: TensorRT's
+
+
+_PRECISION_WORDS = (("fp16", ("half", "fp16")), ("int8", ("int8",)), ("fp32", ("float", "fp32")))
 
 
 def count_layer_precisions(layers):
@@ -238,9 +241,6 @@ def count_layer_precisions(layers):
         if precision:
             counts[precision] = counts.get(precision, 0) + 1
     return counts or None
-
-
-_PRECISION_WORDS = (("fp16", ("half", "fp16")), ("int8", ("int8",)), ("fp32", ("float", "fp32")))
 
 
 def has_loops(trt, network):

@@ -142,9 +142,6 @@ class Trtexec(object):
     name = "trtexec"
     has_loops = None    # trtexec does not say what its parser made of the model
 
-    def layer_precisions(self, engine_path):
-        return None     # trtexec builds without layer details unless asked (--profilingVerbosity=detailed)
-
     def __init__(self, exe):
         help_text = trtexec_help(exe)
         self.exe = exe
@@ -152,6 +149,9 @@ class Trtexec(object):
         self.version = ".".join(str(part) for part in self.version_info)
         self.major = self.version_info[0]
         self.refuses_timing_cache_misses = "--errorOnTimingCacheMiss" in help_text
+
+    def layer_precisions(self, engine_path):
+        return None     # trtexec builds without layer details unless asked (--profilingVerbosity=detailed)
 
     def build(self, job):
         if job.settings.strict_timing_cache and not self.refuses_timing_cache_misses:
