@@ -111,3 +111,20 @@ def test_stash_stores_the_pieces_of_two_calls_from_the_list(tmp_path):
                             capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "[stash] stored base.tar.xz" in second.stdout and " lacks: nothing;" in second.stdout
+
+
+@pytest.mark.parametrize("phase", ["export", "precision-export", "zoo-export"])
+def test_an_export_phase_without_the_stand_in_image_stops_before_touching_its_folders(tmp_path, phase):
+    """Staging from a fresh machine: without `make setup` there is no stand-in image, and the phase says so
+    (before, each export failed on its own and the phase exited 0, leaving nothing to stage)."""
+    work = tmp_path / "work"
+    (work / "precision").mkdir(parents=True)
+    (work / "precision" / "kept").write_text("an earlier export")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock", "WORK": str(work),
+           "ZOO": str(tmp_path / "zoo")}
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_proof" / "run.sh"), phase], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"run.sh {phase}: needs the stand-in image trtkit/standin:19.07-py3 "
+                                     "(make setup builds it)")
+    assert (work / "precision" / "kept").read_text() == "an earlier export" and not (tmp_path / "zoo").exists()

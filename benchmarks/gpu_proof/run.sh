@@ -43,7 +43,9 @@
 #   run.sh precision-builds   the GPU host: each of those built twice, --precision-recipe flags (TensorRT's
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
 #                   type); resumable (a build whose exit proof.log records is not run again), so a call's time
-#                   limit can split it. run.sh precision-runtime: then runtime_check on every one of those engines
+#                   limit can split it; PRECISION_BUILD_ARGS="--opt-level 2" adds options to every one of them
+#                   (both recipes alike, so they still compare; ResNet50's Q/DQ build outlasts a call at level 3).
+#                   run.sh precision-runtime: then runtime_check on every one of those engines
 #                   at batch 1, 64 and 1024: speed and error side by side, in the same run
 #                   (PRECISION_ONLY="cnn-fp16 cnn-int8" runs some of them); and capture_check.py on each (issue
 #                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
@@ -81,6 +83,7 @@ TACTICS=(${DISABLE_TACTIC_SOURCES:+--disable-tactic-sources "$DISABLE_TACTIC_SOU
 recorded() {  # recorded NAME: proof.log has NAME's exit, so a resumed phase does not run it again
   grep -q "^=== $1: exit" "$PROOF/proof.log" 2>/dev/null
 }
+FAILED=0
 run() {  # run NAME ARGS...: one trtkit command, its --json on stdout to NAME.json, its log to NAME.log
   local name=$1; shift
   echo "=== $name: trtkit $*" | tee -a "$PROOF/proof.log"
@@ -88,7 +91,16 @@ run() {  # run NAME ARGS...: one trtkit command, its --json on stdout to NAME.js
   local code=$?
   tail -3 "$PROOF/$name.log" | tee -a "$PROOF/proof.log"
   echo "=== $name: exit $code" | tee -a "$PROOF/proof.log"
+  [ "$code" = 0 ] || FAILED=$((FAILED + 1))
 }
+exports_done() {  # the end of an export phase: staging stops here when one export failed (the GPU phases go on)
+  [ "$FAILED" = 0 ] || { echo "run.sh $PHASE: $FAILED export(s) failed: $PROOF/proof.log" >&2; exit 1; }
+  exit 0
+}
+if [[ $PHASE == *export ]] && ! docker image inspect trtkit/standin:19.07-py3 >/dev/null 2>&1; then
+  echo "run.sh $PHASE: needs the stand-in image trtkit/standin:19.07-py3 (make setup builds it)" >&2
+  exit 1
+fi
 
 if [ "$PHASE" = export ]; then
   PROOF=$WORK/export-log
@@ -97,13 +109,13 @@ if [ "$PHASE" = export ]; then
     trtkit/standin:19.07-py3 python3 -c "import numpy as np; np.save('/work/cnn_calib.npy', \
 np.random.RandomState(1).standard_normal((256, 32, 32, 3)).astype('float32'))" &&
   docker run --rm -u "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD:/repo" -v "$WORK:/work" -w /repo \
-    trtkit/standin:19.07-py3 python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 >/dev/null 2>&1
+    trtkit/standin:19.07-py3 python3 examples/make_models.py /work origin_lstm.h5 cnn_bn.h5 >/dev/null 2>&1 || exit 1
   STANDIN=(--image trtkit/standin --tag 19.07-py3 --gpus none --target onnx --json)
   run export-origin build "$WORK/origin_lstm.h5" "${STANDIN[@]}" --out "$WORK/origin_lstm" --bench --batch 1,64,1024,100000
   run export-origin-unrolled build "$WORK/origin_lstm.h5" --image trtkit/standin --tag 19.07-py3 --gpus none \
     --target onnx --json --unroll-lstm --out "$WORK/origin_lstm_unrolled"
   run export-cnn build "$WORK/cnn_bn.h5" "${STANDIN[@]}" --out "$WORK/cnn_bn" --bench --batch 1,64,1024
-  exit 0
+  exports_done
 fi
 
 if [ "$PHASE" = zoo-export ]; then
@@ -142,7 +154,7 @@ for name, shape in (('cnn_bn', (32, 32, 3)), ('origin_lstm', (11, 192)), ('k2_tr
     run "export-$name" build "$WORK/precision/$model" --image trtkit/standin --tag 19.07-py3 --gpus none \
       --target onnx --json --precision "$precision" "${calib[@]}" --out "$WORK/precision/$name"
   done
-  exit 0
+  exports_done
 fi
 
 # PROOF, BUILDS and TRTKIT_CACHE may be set to run a second trtkit (a baseline) beside the first.
@@ -212,7 +224,8 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
     for recipe in flags rewrite; do
       recorded "build-$name-$recipe" && continue   # resumable, as zoo-builds (ResNet50's four may take two calls)
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
-        --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" --out "$BUILDS/$name-$recipe"
+        --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" ${PRECISION_BUILD_ARGS:-} \
+        --out "$BUILDS/$name-$recipe"
     done
   done
   pack
