@@ -263,11 +263,13 @@ def test_int8_is_qdq_as_tensorrt_reads_it(tmp_path):
     rng = np.random.RandomState(4)
     weights = [numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w"),
                numpy_helper.from_array(rng.rand(4).astype(np.float32), "b"),
-               numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w2")]
+               numpy_helper.from_array(rng.rand(8, 4).astype(np.float32) - 0.3, "w2"),
+               numpy_helper.from_array(np.full(4, 1e-3, np.float32), "eps")]
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="model/dense/Gemm"),   # x has two readers
              helper.make_node("MatMul", ["x", "w2"], ["g"], name="model/skip/MatMul"),
-             helper.make_node("Add", ["h", "g"], ["s"], name="model/add"),
-             helper.make_node("Relu", ["s"], ["y"], name="model/dense/Relu")]
+             helper.make_node("Add", ["h", "g"], ["s"], name="model/add"),                # residual: two activations
+             helper.make_node("Relu", ["s"], ["r"], name="model/dense/Relu"),
+             helper.make_node("Add", ["r", "eps"], ["y"], name="model/norm/add_eps")]     # of a constant
     graph = helper.make_graph(nodes, "int8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], weights)
     source, dest = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
@@ -285,3 +287,8 @@ def test_int8_is_qdq_as_tensorrt_reads_it(tmp_path):
     outputs = [o.name for o in model.graph.output]
     readers = [sum(name in n.input for n in model.graph.node) + outputs.count(name) for name in dequantized]
     assert readers == [1] * len(dequantized), "a Q/DQ pair per reader: TensorRT cannot share one"
+    read_dequantized = {n.name: [i for i in n.input if i in dequantized] for n in model.graph.node}
+    assert [len(read_dequantized[name]) for name in ("model/dense/Gemm", "model/skip/MatMul", "model/add")] == \
+        [2, 2, 2], "the inputs of weighted ops and of a residual Add are quantized"
+    assert read_dequantized["model/dense/Relu"] == read_dequantized["model/norm/add_eps"] == [], \
+        "no Q/DQ on outputs, nor on an Add of a constant: TensorRT fuses those into the op before"

@@ -244,10 +244,17 @@ def _rename_input(graph, old, new):
 # params.weights.type() != DataType::kINT8 failed" for the LSTM and the Transformer.
 TENSORRT_QDQ = {"ActivationSymmetric": True, "WeightSymmetric": True, "AddQDQPairToWeight": True,
                 "DedicatedQDQPair": True, "QuantizeBias": False}
+# Q/DQ where TensorRT runs INT8, as its placement guide asks: at the inputs (not the outputs) of weighted ops, of
+# pools and of residual Adds (two activations; an Add of a constant, a bias or a LayerNorm's epsilon, TensorRT
+# fuses into the op before it). onnxruntime's default also quantizes outputs and wraps Relu, Reshape, Softmax and
+# BatchNormalization: ResNet50 got 225 pairs (141 this way), and every precision export erred more through ONNX
+# Runtime (ResNet50 0.287 against 0.042, the Transformer 0.124 against 0.094, the CNN 5.7e-3 against 3.2e-3).
+INT8_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
 
 
 def to_int8(source, dest, calibration):
-    """Static Q/DQ quantization (signed INT8 weights per channel and activations) in TENSORRT_QDQ's form."""
+    """Static Q/DQ quantization (signed INT8 weights per channel and activations) in TENSORRT_QDQ's form, at the
+    inputs of INT8_OPS."""
     from onnxruntime import quantization
 
     class Reader(quantization.CalibrationDataReader):
@@ -258,10 +265,15 @@ def to_int8(source, dest, calibration):
         def get_next(self):
             return next(self.batches, None)
 
+    import onnx
+    graph = onnx.load(source, load_external_data=False).graph
+    constants = {w.name for w in graph.initializer}.union(*(n.output for n in graph.node if n.op_type == "Constant"))
+    constant_adds = [n.name for n in graph.node if n.op_type == "Add" and constants.intersection(n.input)]
     quantization.quantize_static(source, dest, Reader(), quant_format=quantization.QuantFormat.QDQ,
                                  per_channel=True, activation_type=quantization.QuantType.QInt8,
                                  weight_type=quantization.QuantType.QInt8,
-                                 extra_options=TENSORRT_QDQ)
+                                 op_types_to_quantize=list(INT8_OPS), nodes_to_exclude=constant_adds,
+                                 extra_options={**TENSORRT_QDQ, "OpTypesToExcludeOutputQuantization": list(INT8_OPS)})
 
 
 def rewrite(plan, work, inputs, within):
