@@ -286,3 +286,55 @@ def test_the_engine_inspectors_layers_are_counted_by_their_output_type():
               layer("Softmax", "Float"), layer("Shape", "Int32"), layer("Myelin", "Float"), {"Name": "no outputs"}]
     assert polygraphy_api.count_layer_precisions(layers) == {"fp16": 2, "int8": 1, "fp32": 1}
     assert polygraphy_api.count_layer_precisions(["conv1 + relu", "pool"]) is None
+
+
+class _Inspector:
+    """TensorRT 8.6's engine inspector as it answered on an H100: JSON with raw control characters in layer names,
+    and types only once an execution context has every input's shape."""
+    execution_context = None
+
+    def get_engine_information(self, _format):
+        shaped = self.execution_context is not None and self.execution_context.shapes == {"x": (64, 3)}
+        datatype = "Channel major FP16 format" if shaped else "N/A due to dynamic shapes"
+        return '{"Layers": [{"Name": "conv\n+ relu", "LayerType": "CaskConvolution", ' \
+               f'"Outputs": [{{"Format/Datatype": "{datatype}"}}]}}]}}'
+
+
+class _Context:
+    def __init__(self):
+        self.shapes = {}
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = shape
+
+
+class _Engine:
+    num_io_tensors = 2
+
+    def create_engine_inspector(self):
+        return _Inspector()
+
+    def create_execution_context(self):
+        return _Context()
+
+    def get_tensor_name(self, index):
+        return ("x", "y")[index]
+
+    def get_tensor_mode(self, name):
+        return "input" if name == "x" else "output"
+
+    def get_tensor_profile_shape(self, name, profile):
+        return [(1, 3), (64, 3), (1024, 3)]
+
+
+def test_the_layer_census_reads_tensorrt_86s_inspector():
+    """Every TensorRT 8.6 build failed after its engine was built (JSONDecodeError: invalid control character), and
+    with that mended the census was empty: the inspector names no types for a dynamic-shape engine without shapes."""
+    import types
+
+    from trtkit_steps.trt import polygraphy_api
+    backend = polygraphy_api.PolygraphyApi.__new__(polygraphy_api.PolygraphyApi)
+    backend.trt = types.SimpleNamespace(LayerInformationFormat=types.SimpleNamespace(JSON="json"),
+                                        TensorIOMode=types.SimpleNamespace(INPUT="input"))
+    backend.load = lambda path: _Engine()
+    assert backend.layer_precisions("model.plan") == {"fp16": 1}

@@ -114,10 +114,15 @@ class PolygraphyApi(object):
         if not hasattr(engine, "create_engine_inspector"):
             return None
         try:
-            info = engine.create_engine_inspector().get_engine_information(self.trt.LayerInformationFormat.JSON)
+            inspector = engine.create_engine_inspector()
+            # Without shapes a dynamic-shape engine's types read "N/A due to dynamic shapes" (TensorRT 8.6, H100).
+            inspector.execution_context = _context_at_opt_shapes(self.trt, engine)
+            info = inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)
+            # strict=False: TensorRT 8.6 writes raw control characters into its JSON (every build failed on them).
+            layers = json.loads(info, strict=False).get("Layers") or []
         except Exception:   # a convenience: the engine is verified either way
             return None
-        return count_layer_precisions(json.loads(info).get("Layers") or [])
+        return count_layer_precisions(layers)
 
     def compare(self, expected, actual, atol):
         """Polygraphy's comparison of the engine's outputs against Keras: ({output: errors}, passed).
@@ -222,6 +227,15 @@ def _keep_onnx_types(trt, network):
         if onnx_type is not None:
             layer.precision = onnx_type
         types.update((output.name, onnx_type) for output in outputs)   # None: shapes, mixed types: TensorRT's
+
+
+def _context_at_opt_shapes(trt, engine):
+    """An execution context with every input at its first profile's OPT shape (TensorRT 8.5's tensor API)."""
+    context = engine.create_execution_context()
+    for name in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors)):
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            context.set_input_shape(name, engine.get_tensor_profile_shape(name, 0)[1])
+    return context
 
 
 _PRECISION_WORDS = (("fp16", ("half", "fp16")), ("int8", ("int8",)), ("fp32", ("float", "fp32")))
