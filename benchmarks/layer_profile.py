@@ -6,8 +6,9 @@ Needs a GPU, TensorRT 8.6+ and numpy; the folder toolkit/runtime may sit beside 
 copied into a TensorRT container). For each batch it prints one JSON line: the engine's GPU time of one run
 (CUDA events, no profiler: what a graph replay would not shorten), the number of layers TensorRT runs, and the
 median time of each over RUNS profiled runs (the profiler synchronizes after every layer, so the sum is larger
-than the plain run; the shares are what to read). The first line lists the layers as TensorRT's engine inspector
-sees them (names only unless the engine was built with detailed profiling verbosity).
+than the plain run; the shares are what to read). The first batch's line also lists the layers as TensorRT's
+engine inspector sees them at its shapes, with each tensor's type (names only unless the engine was built with
+detailed profiling verbosity, as Polygraphy builds).
 
 Evidence for work on the engine itself (issue 9: at batch 1 and 64 the engine, not the runtime, is the limit).
 """
@@ -37,9 +38,13 @@ class LayerTimes(trt.IProfiler):
         self.times[layer_name].append(ms)
 
 
-def engine_layers(engine):
+def engine_layers(engine, context):
+    """The inspector's layers at the context's shapes: without them a dynamic-shape engine's types read "N/A due
+    to dynamic shapes" (TensorRT 8.6), and which layers run in which precision is what this line is read for."""
     try:
-        return engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.ONELINE)
+        inspector = engine.create_engine_inspector()
+        inspector.execution_context = context
+        return inspector.get_engine_information(trt.LayerInformationFormat.ONELINE)
     except Exception as error:  # the inspector is a convenience; its failure is reported, not fatal
         return "inspector failed: %s" % error
 
@@ -75,13 +80,14 @@ def plain_ms(context, stream):
     return statistics.median(times)
 
 
-def profile(engine, batch):
+def profile(engine, batch, first):
     context = engine.create_execution_context()
     stream, memory = cuda.Stream(), []
     try:
         bind(context, engine, batch, memory)
         context.execute_async_v3(stream.handle)  # TensorRT's set-up for the shape, not timed
         stream.synchronize()
+        types = engine_layers(engine, context) if batch == first else None
         plain = plain_ms(context, stream)
         layers = LayerTimes()
         context.profiler = layers
@@ -92,7 +98,7 @@ def profile(engine, batch):
         top = sorted(medians.items(), key=lambda item: -item[1])
         return {"batch": batch, "plain_run_ms": round(plain, 4), "layers": len(medians),
                 "profiled_sum_ms": round(sum(medians.values()), 4),
-                "by_time": [[name, round(ms, 4)] for name, ms in top]}
+                "by_time": [[name, round(ms, 4)] for name, ms in top], **({"engine_layers": types} if types else {})}
     finally:
         del context
         for block in memory:
@@ -106,9 +112,9 @@ def main(argv):
     with open(os.path.join(out, "model.plan"), "rb") as plan, cuda.current(0):
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(plan.read())
-        print(json.dumps({"tensorrt": trt.__version__, "engine_layers": engine_layers(engine)}), flush=True)
+        print(json.dumps({"tensorrt": trt.__version__}), flush=True)
         for batch in batches:
-            print(json.dumps(profile(engine, batch)), flush=True)
+            print(json.dumps(profile(engine, batch, batches[0])), flush=True)
         del engine
 
 
