@@ -116,7 +116,9 @@ class PolygraphyApi(object):
         try:
             inspector = engine.create_engine_inspector()
             # Without shapes a dynamic-shape engine's types read "N/A due to dynamic shapes" (TensorRT 8.6, H100).
-            inspector.execution_context = _context_at_opt_shapes(self.trt, engine)
+            # Held here until the inspector is done, in case the binding keeps no reference to it.
+            context = _context_at_opt_shapes(self.trt, engine)
+            inspector.execution_context = context
             info = inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)
             # strict=False: TensorRT 8.6 writes raw control characters into its JSON (every build failed on them).
             layers = json.loads(info, strict=False).get("Layers") or []
