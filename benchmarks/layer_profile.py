@@ -80,14 +80,13 @@ def plain_ms(context, stream):
     return statistics.median(times)
 
 
-def profile(engine, batch, first):
+def profile(engine, batch, list_layers):
     context = engine.create_execution_context()
     stream, memory = cuda.Stream(), []
     try:
         bind(context, engine, batch, memory)
         context.execute_async_v3(stream.handle)  # TensorRT's set-up for the shape, not timed
         stream.synchronize()
-        types = engine_layers(engine, context) if batch == first else None
         plain = plain_ms(context, stream)
         layers = LayerTimes()
         context.profiler = layers
@@ -96,9 +95,12 @@ def profile(engine, batch, first):
             stream.synchronize()
         medians = {name: statistics.median(times) for name, times in layers.times.items()}
         top = sorted(medians.items(), key=lambda item: -item[1])
-        return {"batch": batch, "plain_run_ms": round(plain, 4), "layers": len(medians),
-                "profiled_sum_ms": round(sum(medians.values()), 4),
-                "by_time": [[name, round(ms, 4)] for name, ms in top], **({"engine_layers": types} if types else {})}
+        result = {"batch": batch, "plain_run_ms": round(plain, 4), "layers": len(medians),
+                  "profiled_sum_ms": round(sum(medians.values()), 4),
+                  "by_time": [[name, round(ms, 4)] for name, ms in top]}
+        if list_layers:
+            result["engine_layers"] = engine_layers(engine, context)
+        return result
     finally:
         del context
         for block in memory:
@@ -114,7 +116,7 @@ def main(argv):
         engine = runtime.deserialize_cuda_engine(plan.read())
         print(json.dumps({"tensorrt": trt.__version__}), flush=True)
         for batch in batches:
-            print(json.dumps(profile(engine, batch, batches[0])), flush=True)
+            print(json.dumps(profile(engine, batch, list_layers=batch == batches[0])), flush=True)
         del engine
 
 
