@@ -12,6 +12,7 @@ detailed profiling verbosity, as Polygraphy builds).
 
 Evidence for work on the engine itself (issue 9: at batch 1 and 64 the engine, not the runtime, is the limit).
 """
+import contextlib
 import json
 import os
 import statistics
@@ -80,13 +81,25 @@ def plain_ms(context, stream):
     return statistics.median(times)
 
 
-def profile(engine, batch, list_layers):
+@contextlib.contextmanager
+def bound(engine, batch):
+    """(context, stream) with the inputs at this batch, run once (TensorRT's set-up for the shape, not timed)."""
     context = engine.create_execution_context()
     stream, memory = cuda.Stream(), []
     try:
         bind(context, engine, batch, memory)
-        context.execute_async_v3(stream.handle)  # TensorRT's set-up for the shape, not timed
+        context.execute_async_v3(stream.handle)
         stream.synchronize()
+        yield context, stream
+    finally:
+        del context
+        for block in memory:
+            block.free()
+        stream.destroy()
+
+
+def profile(engine, batch, list_layers):
+    with bound(engine, batch) as (context, stream):
         plain = plain_ms(context, stream)
         layers = LayerTimes()
         context.profiler = layers
@@ -101,11 +114,6 @@ def profile(engine, batch, list_layers):
         if list_layers:
             result["engine_layers"] = engine_layers(engine, context)
         return result
-    finally:
-        del context
-        for block in memory:
-            block.free()
-        stream.destroy()
 
 
 def main(argv):

@@ -129,10 +129,13 @@ def test_strict_timing_cache_is_refused_where_tensorrt_cannot_refuse_misses(tmp_
         trtexec.Trtexec(str(old_trtexec)).build(_job(strict=True))
 
 
-def test_a_weakly_typed_rewrite_asks_each_float_layer_for_the_type_its_onnx_node_has():
+@pytest.mark.parametrize("cast_layer", ["CAST", "IDENTITY"])
+def test_a_weakly_typed_rewrite_asks_each_float_layer_for_the_type_its_onnx_node_has(cast_layer):
     """TensorRT 8's stand-in for a strongly typed network. Its float tensors read float32 but a cast's, so the types
     are followed through the casts: the float16 region stays float16 (weights have no say), the node the rewrite
-    kept FP32 between its casts stays float32, and shape layers and mixed types are left to TensorRT."""
+    kept FP32 between its casts stays float32, and shape layers and mixed types are left to TensorRT. An ONNX Cast
+    is a cast layer from TensorRT 8.6's parser on, an identity layer with its output type before (onnx-tensorrt's
+    importer): knowing only the identity, every layer of ResNet50 was asked for FP32 on 8.6."""
     from types import SimpleNamespace
 
     from trtkit_steps.trt import polygraphy_api
@@ -140,37 +143,42 @@ def test_a_weakly_typed_rewrite_asks_each_float_layer_for_the_type_its_onnx_node
 
     class Layer:
         def __init__(self, kind, inputs, outputs, cast_to=None):
-            self.type, self.cast_to, self.precision = kind, cast_to, None
+            self.type, self.precision = (cast_layer if cast_to else kind), None
+            self.to_type = cast_to if self.type == "CAST" else None          # ICastLayer's, once downcast
+            self.identity_type = cast_to if self.type == "IDENTITY" else None
             self.inputs = [None if name is None else SimpleNamespace(name=name) for name in inputs]
             self.outputs = [SimpleNamespace(name=name, dtype=dtype) for name, dtype in outputs]
             self.num_inputs, self.num_outputs = len(self.inputs), len(self.outputs)
             self.get_input, self.get_output = self.inputs.__getitem__, self.outputs.__getitem__
 
         def output_type_is_set(self, index):
-            return self.cast_to is not None
+            return self.identity_type is not None
 
         def get_output_type(self, index):
-            return self.cast_to
+            return self.identity_type
 
-    layers = [Layer("IDENTITY", ["x"], [("x16", f32)], cast_to=f16),         # keep_io_types' cast in
+    class ICastLayer(Layer):
+        pass
+
+    layers = [Layer("", ["x"], [("x16", f32)], cast_to=f16),                  # keep_io_types' cast in
               Layer("CONSTANT", [], [("w", f32)]),                             # weights read float32 here
               Layer("MATRIX_MULTIPLY", ["x16", "w"], [("mm", f32)]),
               Layer("CONVOLUTION", ["mm", None], [("conv", f32)]),             # an optional input left out
-              Layer("IDENTITY", ["conv"], [("conv32", f32)], cast_to=f32),    # the kept node, between casts
+              Layer("", ["conv"], [("conv32", f32)], cast_to=f32),            # the kept node, between casts
               Layer("ELEMENTWISE", ["conv32", "w"], [("big", f32)]),
-              Layer("IDENTITY", ["big"], [("big16", f32)], cast_to=f16),
+              Layer("", ["big"], [("big16", f32)], cast_to=f16),
+              Layer("IDENTITY", ["big16"], [("copy", f32)]),                   # an identity that casts nothing
               Layer("SHAPE", ["big16"], [("shape", i32)]),
               Layer("ELEMENTWISE", ["big16", "conv32"], [("mixed", f32)]),    # no single type: TensorRT's
-              Layer("ACTIVATION", ["big16"], [("act", f32)]),
-              Layer("IDENTITY", ["act"], [("y", f32)], cast_to=f32)]          # and out
+              Layer("ACTIVATION", ["copy"], [("act", f32)]),
+              Layer("", ["act"], [("y", f32)], cast_to=f32)]                  # and out
     network = SimpleNamespace(num_inputs=1, get_input=lambda i: SimpleNamespace(name="x", dtype=f32),
                               num_layers=len(layers), get_layer=layers.__getitem__)
-    trt = SimpleNamespace(float32=f32, float16=f16, LayerType=SimpleNamespace(IDENTITY="IDENTITY"))
-    polygraphy_api._keep_onnx_types(trt, network)
-    assert [(layer.type, layer.precision) for layer in layers] == [
-        ("IDENTITY", None), ("CONSTANT", None), ("MATRIX_MULTIPLY", f16), ("CONVOLUTION", f16), ("IDENTITY", None),
-        ("ELEMENTWISE", f32), ("IDENTITY", None), ("SHAPE", None), ("ELEMENTWISE", None), ("ACTIVATION", f16),
-        ("IDENTITY", None)]
+    layer_types = SimpleNamespace(IDENTITY="IDENTITY", **({"CAST": "CAST"} if cast_layer == "CAST" else {}))
+    trt = SimpleNamespace(float32=f32, float16=f16, LayerType=layer_types, ICastLayer=ICastLayer)
+    polygraphy_api.keep_onnx_types(trt, network)
+    assert [layer.precision for layer in layers] == [
+        None, None, f16, f16, None, f32, None, f16, None, None, f16, None]
 
 
 @pytest.mark.parametrize("types, loops", [(["CONVOLUTION", "ACTIVATION"], False),
@@ -252,7 +260,7 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
     monkeypatch.setattr(polygraphy_api, "_check_network_inputs", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "_set_io_precision", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "_adjust_config", lambda *a: None)
-    monkeypatch.setattr(polygraphy_api, "_keep_onnx_types", lambda *a: None)
+    monkeypatch.setattr(polygraphy_api, "keep_onnx_types", lambda *a: None)
     monkeypatch.setattr(polygraphy_api, "has_loops", lambda *a: False)
     with pytest.raises(StepError, match=r"TensorRT 8\.6\.0 could not build an engine from model\.onnx "
                                         r"\(--precision-recipe rewrite\): TensorRT logged no error"):

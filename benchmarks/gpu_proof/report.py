@@ -278,8 +278,9 @@ def zoo_lines(proof):
 
 def precision_lines(proof, batches=(1, 64, 1024)):
     """run.sh precision-builds and precision-runtime: each recipe's engine, its size and layers by precision (the
-    types TensorRT chose: an FP16 engine is near half its FP32 size), its device time (median of runtime_check's
-    runs) and error against Keras per batch, or why it was not built."""
+    types TensorRT chose: an FP16 engine is near half its FP32 size), its kernels by type (from layer_profile.py's
+    listing), its device time (median of runtime_check's runs) and error against Keras per batch, or why it was
+    not built."""
     codes = exits(proof)
     rows = []
     for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite)$", name)):
@@ -292,10 +293,50 @@ def precision_lines(proof, batches=(1, 64, 1024)):
         result = "exit 0" if codes[build] == "0" else f"**exit {codes[build]}**: {cell(last_error(proof, build))}"
         built = (load(proof / f"{build}.json") or {}).get("engine") or {}
         size, layers = built.get("engine_bytes"), built.get("layer_precisions") or {}
-        rows.append([model, recipe, result, number(size / 1e6) if size else "",
-                     ", ".join(f"{n} {name}" for name, n in sorted(layers.items())), *cells])
-    return table(["model", "recipe", "build", "engine MB", "layers by precision",
+        listing = next((line["engine_layers"] for line in load_lines(proof / f"layers-{name}.jsonl")
+                        if "engine_layers" in line), "")
+        rows.append([model, recipe, result, number(size / 1e6) if size else "", counted(layers),
+                     counted(kernel_types(listing)), *cells])
+    return table(["model", "recipe", "build", "engine MB", "layers by precision", "kernels by type",
                   *(f"batch {b}: device ms, error" for b in batches)], rows)
+
+
+def rewrite_types_lines(proof, batches=(1, 64, 1024)):
+    """run.sh rewrite-types (benchmarks/rewrite_types.py): one FP16 rewrite built each way of asking TensorRT 8 for
+    its types, side by side."""
+    lines = []
+    for path in sorted(proof.glob("rewrite-types-*.jsonl")):
+        rows = []
+        for row in load_lines(path)[1:]:
+            asked = "/".join(str(row["asked"][key]) for key in ("fp16", "fp32", "unset"))
+            times = ", ".join(number(row["device_ms"][str(b)]) for b in batches) if "device_ms" in row else ""
+            rows.append([row["variant"], asked, number(row["build_s"]), number(row.get("engine_mb")) or "no engine",
+                         counted(kernel_types(row.get("engine_layers", ""))), times, row["warnings"],
+                         cell("; ".join(row["first_warnings"][:3]))])
+        lines += [f"`{path.stem[len('rewrite-types-'):]}`:", ""] + table(
+            ["variant", "layers asked fp16/fp32/unset", "build s", "engine MB", "kernels by type",
+             f"device ms at batch {', '.join(map(str, batches))}", "TensorRT warnings", "first warnings"], rows)
+    return lines
+
+
+def counted(counts):
+    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+
+
+# A kernel's name gives its types: "sm80_xmma_gemm_f16f16_f16f16_f16_..." (inputs, then output and accumulator).
+_KERNEL_TYPE = re.compile(r"_(f16|f32|tf32|bf16|i8)(?:f16|f32|tf32|bf16|i8|i32)*_")
+
+
+def kernel_types(listing):
+    """{input type of the kernel: layers} of TensorRT's one-line inspector listing, by each TacticName (present
+    where the shapes are not: a dynamic-shape engine's listing without a context still names its kernels);
+    "other" for kernels whose names carry no type (pooling, softmax)."""
+    counts = {}
+    for name in re.findall(r"TacticName: ([^,\n]*)", listing):
+        found = _KERNEL_TYPE.search(name)
+        kind = found.group(1) if found else "other"
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def zoo_bench_lines(proof):
@@ -344,12 +385,15 @@ if __name__ == "__main__":
     parser.add_argument("--zoo", action="store_true", help="only the table of run.sh zoo-builds")
     parser.add_argument("--precision", action="store_true", help="only the table of run.sh precision-builds")
     parser.add_argument("--zoo-bench", action="store_true", help="only the table of run.sh zoo-bench")
+    parser.add_argument("--rewrite-types", action="store_true", help="only the tables of run.sh rewrite-types")
     parser.add_argument("note", nargs="*")
     args = parser.parse_intermixed_args()
     if args.zoo:
         print("\n".join(zoo_lines(args.proof)))
     elif args.zoo_bench:
         print("\n".join(zoo_bench_lines(args.proof)))
+    elif args.rewrite_types:
+        print("\n".join(rewrite_types_lines(args.proof)))
     elif args.precision:
         print("\n".join(precision_lines(args.proof)))
     else:

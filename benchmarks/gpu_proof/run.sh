@@ -51,6 +51,10 @@
 #                   21: no TensorRT "Error Code 3" on stderr where TensorRT cannot capture a CUDA graph), and
 #                   benchmarks/layer_profile.py on the origin LSTM's two FP16 engines (where the rewrite's time goes)
 #                   and on the CNN's and ResNet50's FP16 and INT8 ones (what INT8 Q/DQ buys), those built.
+#   run.sh rewrite-types   the GPU host, after precision-export: benchmarks/rewrite_types.py on the FP16 exports
+#                   of REWRITE_TYPES_ONLY (default "resnet-fp16 cnn-fp16 origin-fp16"), each model.fp16.onnx built
+#                   with every way of asking TensorRT 8.6 for its types (trtkit's, OBEY, output types too, FP32 asks
+#                   only, the FP16 flag alone), at --opt-level 2; report.py --rewrite-types makes the tables.
 #   run.sh zoo-export   any host with Docker and the stand-in image: benchmarks/zoo.py, every model of the zoo
 #                   exported to a verified ONNX (FP32) and its Keras reference, into $ZOO (default .gpu-kit/zoo).
 #   run.sh zoo-builds   the GPU host: each of those built as an FP32 and an FP16 engine and verified against Keras,
@@ -68,7 +72,7 @@
 # (no NGC, no NVIDIA Container Toolkit) gets Docker and the image: benchmarks/gpu_proof/machine.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals|precision-export|precision-builds}
+PHASE=${1:?usage: run.sh export|builds|bench|baseline WHEEL|runtime|goals-builds|goals|precision-export|precision-builds|rewrite-types}
 WORK=$(realpath -m "${WORK:-.gpu-kit/work}")
 ZOO=$(realpath -m "${ZOO:-.gpu-kit/zoo}")
 ZOO_BENCH=(k3_transformer_encoder.keras k3_vit.keras k3_mobilenet_v2.keras)
@@ -251,6 +255,21 @@ if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of th
   # does the rewrite, its types now followed on TensorRT 8, run FP16 kernels?)
   for build in origin-fp16-{flags,rewrite} {cnn,resnet}-{fp16,int8}-{flags,rewrite}; do
     [ -f "$BUILDS/$build/model.plan" ] && layer_profile "$build" 1,64,1024
+  done
+  pack
+  exit 0
+fi
+
+if [ "$PHASE" = rewrite-types ]; then   # how TensorRT 8.6 takes the FP16 rewrite, each way of asking side by side
+  start_proof
+  rt=$(with_runtime benchmarks/rewrite_types.py benchmarks/layer_profile.py); cp -r scripts/trtkit_steps "$rt/"
+  for name in ${REWRITE_TYPES_ONLY:-resnet-fp16 cnn-fp16 origin-fp16}; do
+    docker run --rm --gpus all --network none -v "$rt:/rt:ro" -v "$WORK/precision/$name:/export:ro" \
+      trtkit/tensorrt:8.6-py3 python3 /rt/rewrite_types.py /export --opt-level "${REWRITE_TYPES_OPT_LEVEL:-2}" \
+      --disable-tactic-sources "${DISABLE_TACTIC_SOURCES:-}" > "$PROOF/rewrite-types-$name.jsonl" \
+      2> "$PROOF/rewrite-types-$name.log"
+    echo "=== rewrite-types-$name: exit $?" | tee -a "$PROOF/proof.log"
+    cut -c1-300 "$PROOF/rewrite-types-$name.jsonl" | tail -n +2 | tee -a "$PROOF/proof.log"
   done
   pack
   exit 0

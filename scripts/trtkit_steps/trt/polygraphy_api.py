@@ -55,7 +55,7 @@ class PolygraphyApi(object):
             raise StepError(f"TensorRT {self.version} cannot parse {os.path.basename(job.onnx)}: "
                             f"{'; '.join(parser_errors(self.trt, job.onnx)) or 'its parser gave no reason'}") from None
         if not typed and job.settings.recipe == "rewrite" and job.settings.precision == "fp16":
-            _keep_onnx_types(self.trt, network[1])
+            keep_onnx_types(self.trt, network[1])
         _check_network_inputs(network[1], job.settings.profiles)
         self.has_loops = has_loops(self.trt, network[1])
         _set_io_precision(self.trt, network[1], job.settings.io_precision)
@@ -117,7 +117,7 @@ class PolygraphyApi(object):
             inspector = engine.create_engine_inspector()
             # Without shapes a dynamic-shape engine's types read "N/A due to dynamic shapes" (TensorRT 8.6, H100).
             # Held here until the inspector is done, in case the binding keeps no reference to it.
-            context = _context_at_opt_shapes(self.trt, engine)
+            context = context_at_opt_shapes(self.trt, engine)
             inspector.execution_context = context
             info = inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)
             # strict=False: TensorRT 8.6 writes raw control characters into its JSON (every build failed on them).
@@ -206,21 +206,22 @@ def _set_io_precision(trt, network, io_precision):
             tensor.dtype = trt.float16
 
 
-def _keep_onnx_types(trt, network):
+def keep_onnx_types(trt, network):
     """Each layer that computes floats is asked to keep the type its ONNX node has: float16, or float32 where the
     rewrite kept a node FP32. TensorRT 8's stand-in for a strongly typed network.
 
-    A weakly typed network does not carry those types: its float tensors read float32 but where a cast (the
-    parser's identity layer) set its output type. Asked for what they read, ResNet50's layers came out FP32 on an
-    H100 (its rewrite engine twice the size of the flags engine, with FP32's error). So the types are followed from
-    the inputs through the casts, as they flow in ONNX, where a node's float inputs and outputs share one type
-    (onnxconverter-common brackets each node it keeps FP32 by casts)."""
+    A weakly typed network does not carry those types: its float tensors read float32 but a cast's. Asked for what
+    they read, ResNet50's layers came out FP32 on an H100 (its rewrite engine twice the size of the flags engine,
+    with FP32's error). So the types are followed from the inputs through the casts, as they flow in ONNX, where a
+    node's float inputs and outputs share one type (onnxconverter-common brackets each node it keeps FP32 by
+    casts)."""
     floats = (trt.float32, trt.float16)
     types = dict((tensor.name, tensor.dtype) for tensor in (network.get_input(i) for i in range(network.num_inputs)))
     for layer in (network.get_layer(i) for i in range(network.num_layers)):
         outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        if layer.type == trt.LayerType.IDENTITY and layer.output_type_is_set(0):     # an ONNX Cast
-            types[outputs[0].name] = layer.get_output_type(0)
+        cast_to = _onnx_cast_type(trt, layer)
+        if cast_to is not None:
+            types[outputs[0].name] = cast_to
             continue
         inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
         # weights (constant layers, no inputs) have no say: the activations' type is the node's
@@ -231,7 +232,20 @@ def _keep_onnx_types(trt, network):
         types.update((output.name, onnx_type) for output in outputs)   # None: shapes, mixed types: TensorRT's
 
 
-def _context_at_opt_shapes(trt, engine):
+def _onnx_cast_type(trt, layer):
+    """The type an ONNX Cast node casts to, where `layer` is one (else None). TensorRT 8.6's ONNX parser makes each
+    Cast a cast layer; 8.0-8.5's made it an identity layer with its output type set (onnx-tensorrt's Cast importer).
+    Knowing only the identity, trtkit followed no cast on 8.6: the float32 of the inputs flowed through the whole
+    network and every layer was asked for FP32 (ResNet50's rewrite engine on an H100: FP32 kernels throughout)."""
+    if layer.type == getattr(trt.LayerType, "CAST", None):
+        layer.__class__ = trt.ICastLayer   # the network hands out ILayer: its type names the class (as Polygraphy does)
+        return layer.to_type
+    if layer.type == trt.LayerType.IDENTITY and layer.output_type_is_set(0):
+        return layer.get_output_type(0)
+    return None
+
+
+def context_at_opt_shapes(trt, engine):
     """An execution context with every input at its first profile's OPT shape (TensorRT 8.5's tensor API)."""
     context = engine.create_execution_context()
     for name in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors)):
