@@ -124,7 +124,8 @@ def _recipe_hint(work, settings, trt_major, has_loops):
     engine did, where its rewrite passed on the CPU): the rewrite, whose types were chosen against Keras. Below
     TensorRT 10 it is built weakly typed, which made no engine of either masked LSTM tried on the H100 (Myelin:
     "Mismatched type ... f16 vs. expected type:f32"): said where the network loops, or may (has_loops None: trtexec
-    does not tell), not for an EfficientNet."""
+    does not tell), not for an EfficientNet. Measured while TensorRT 8.6's casts went unfollowed (every layer asked
+    FP32, those fed FP16 by a cast too: likely that mismatch), so the next GPU run decides whether it stays."""
     if settings.recipe != "flags":
         return ""
     reduced = contract.REDUCED_ONNX[settings.precision]
