@@ -51,7 +51,7 @@ def test_kernels_are_counted_by_the_type_their_names_give():
     """A dynamic-shape engine's listing says "N/A" where the types go, but names every kernel, and the name gives
     its types: the way the FP32 rewrite engine on TensorRT 8.6 showed for what it was."""
     listing = _listing(*_KERNELS.values(), _KERNELS["f16"])
-    assert report.kernel_types(listing) == {"f16": 2, "f32": 1, "i8": 2, "other": 1}
+    assert report.kernel_types(listing) == {"fp16": 2, "fp32": 1, "int8": 2, "other": 1}
     assert report.kernel_types("") == {}
 
 
@@ -69,7 +69,7 @@ def test_the_precision_table_gives_each_engines_size_beside_its_times(tmp_path):
                {"batch": 1, "plain_run_ms": 0.6})
     (tmp_path / "layers-resnet-fp16-flags.jsonl").write_text("== TensorRT ==\n" + "\n".join(map(json.dumps, profile)))
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in report.precision_lines(tmp_path)[2:] if line]
-    assert rows[0] == ["resnet-fp16", "flags", "exit 0", "48.7", "70 fp16, 2 fp32", "2 f16, 1 other", "", "",
+    assert rows[0] == ["resnet-fp16", "flags", "exit 0", "48.7", "70 fp16, 2 fp32", "2 fp16, 1 other", "", "",
                        "0.5, 1.00e-03"]
     assert rows[1][:6] == ["resnet-fp16", "rewrite", "**exit 17**: error: no engine", "", "", ""]
 
@@ -87,5 +87,5 @@ def test_the_rewrite_types_table_gives_a_row_per_way_of_asking(tmp_path):
     text = report.rewrite_types_lines(tmp_path)
     assert text[0] == "`resnet-fp16`:"
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text[4:] if line]
-    assert rows == [["trtkit", "120/3/40", "26.5", "49.1", "1 f16", "0.5, 0.56, 1.3", "4", "w1; w2; w3"],
+    assert rows == [["trtkit", "120/3/40", "26.5", "49.1", "1 fp16", "0.5, 0.56, 1.3", "4", "w1; w2; w3"],
                     ["obey", "120/3/40", "3", "no engine", "", "", "0", ""]]

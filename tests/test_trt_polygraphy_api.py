@@ -282,17 +282,24 @@ def test_a_build_that_makes_no_engine_says_which_tensorrt_model_and_recipe(monke
 
 def test_the_engine_inspectors_layers_are_counted_by_their_output_type():
     """TensorRT's inspector names a tensor's type "Half" without an execution context, "Channel major FP16 format
-    ..." with one; its reformatting copies, Myelin's fused graphs and an engine built without layer details (names
-    alone) count nothing."""
+    ..." with one, and "N/A" for a dynamic-shape engine without one, whose kernels' names give the types; its
+    reformatting copies, Myelin's fused graphs and an engine built without layer details (names alone) count
+    nothing."""
     from trtkit_steps.trt import polygraphy_api
 
     def layer(kind, datatype):
         return {"Name": kind, "LayerType": kind, "Outputs": [{"Format/Datatype": datatype}]}
+    def unshaped(kernel):   # TensorRT 8.6's dynamic-shape engine without a context: its kernel names the types
+        return dict(layer("CaskConvolution", "N/A due to dynamic shapes"), TacticName=kernel)
     layers = [layer("CaskConvolution", "Half"),
               layer("CaskConvolution", "Channel major FP16 format where channel % 8 == 0"),
               layer("Reformat", "Row major linear FP32 format"), layer("CaskPooling", "Int8"),
-              layer("Softmax", "Float"), layer("Shape", "Int32"), layer("Myelin", "Float"), {"Name": "no outputs"}]
-    assert polygraphy_api.count_layer_precisions(layers) == {"fp16": 2, "int8": 1, "fp32": 1}
+              layer("Softmax", "Float"), layer("Shape", "Int32"), layer("Myelin", "Float"), {"Name": "no outputs"},
+              unshaped("sm80_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize256x64x8_stage3_warpsize2x2x1_ffma_aligna4"),
+              unshaped("sm80_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32_nchw_vect_c_32kcrs_vect_c_32"),
+              unshaped("sm80_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc_tilesize128x128x16"),
+              unshaped("sm50_xmma_pooling_tiled_FP32NCHW_kMAX_tP7_tQ8_tR3_tS3_tU2_tV2_tUnroll6_tThreads255")]
+    assert polygraphy_api.count_layer_precisions(layers) == {"fp16": 2, "int8": 2, "fp32": 3}
     assert polygraphy_api.count_layer_precisions(["conv1 + relu", "pool"]) is None
 
 

@@ -10,8 +10,12 @@ Every figure comes from trtkit's own --json output and manifests; nothing is typ
 import argparse
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))   # trtkit's in-container steps
+from trtkit_steps.trt.polygraphy_api import kernel_precision  # noqa: E402
 
 BUILDS = ["origin-default", "origin-fp32", "origin-fp16", "origin-fp16-again", "origin-fp16-replayed",
           "origin-fp16-strict", "cnn-fp32", "cnn-fp16", "cnn-int8"]
@@ -323,18 +327,13 @@ def counted(counts):
     return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
 
 
-# A kernel's name gives its types: "sm80_xmma_gemm_f16f16_f16f16_f16_..." (inputs, then output and accumulator).
-_KERNEL_TYPE = re.compile(r"_(f16|f32|tf32|bf16|i8)(?:f16|f32|tf32|bf16|i8|i32)*_")
-
-
 def kernel_types(listing):
-    """{input type of the kernel: layers} of TensorRT's one-line inspector listing, by each TacticName (present
-    where the shapes are not: a dynamic-shape engine's listing without a context still names its kernels);
-    "other" for kernels whose names carry no type (pooling, softmax)."""
+    """{precision: layers} of TensorRT's one-line inspector listing, by each kernel's name (TacticName: present
+    where a dynamic-shape engine's listing has no types), as trtkit's census reads them; "other" for kernels whose
+    names carry no type (pooling, softmax)."""
     counts = {}
     for name in re.findall(r"TacticName: ([^,\n]*)", listing):
-        found = _KERNEL_TYPE.search(name)
-        kind = found.group(1) if found else "other"
+        kind = kernel_precision(name) or "other"
         counts[kind] = counts.get(kind, 0) + 1
     return counts
 

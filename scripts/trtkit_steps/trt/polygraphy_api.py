@@ -8,6 +8,7 @@ calibrates on fixed-size batches, float inputs and outputs can be float16
 """
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -255,22 +256,36 @@ def context_at_opt_shapes(trt, engine):
 
 
 _PRECISION_WORDS = (("fp16", ("half", "fp16")), ("int8", ("int8",)), ("fp32", ("float", "fp32")))
+# A kernel's name gives its types, inputs first: "sm80_xmma_gemm_f16f16_f16f16_f16_...", "..._i8i8_i8i32_f32_...".
+_KERNEL_TYPES = {"f16": "fp16", "bf16": "bf16", "tf32": "fp32", "f32": "fp32", "i8": "int8"}
+_KERNEL_TYPE = re.compile(r"_(%s)(?:f16|bf16|tf32|f32|i8|i32)*_" % "|".join(_KERNEL_TYPES))
 
 
 def count_layer_precisions(layers):
     """{precision: count} of the inspector's layers by their first output's "Format/Datatype" ("Half", or "Channel
-    major FP16 format ..." where it was given an execution context). Left out: TensorRT's reformatting copies, and
-    Myelin's fused graphs (a Transformer's may be one layer, whose FP32 output says nothing of its inside)."""
+    major FP16 format ..." where it was given an execution context), else by their kernel's name (a dynamic-shape
+    engine's types read "N/A" without shapes; its kernels are named either way). Left out: TensorRT's reformatting
+    copies, and Myelin's fused graphs (a Transformer's may be one layer, whose FP32 output says nothing of its
+    inside)."""
     counts = {}
     for layer in layers:
         outputs = layer.get("Outputs") if isinstance(layer, dict) else None   # names alone: no details built in
         if not outputs or layer.get("LayerType") in ("Reformat", "Myelin"):
             continue
         kind = str(outputs[0].get("Format/Datatype", "")).lower()
-        precision = next((name for name, words in _PRECISION_WORDS if any(word in kind for word in words)), None)
+        precision = next((name for name, words in _PRECISION_WORDS if any(word in kind for word in words)), None) \
+            or kernel_precision(layer.get("TacticName"))
         if precision:
             counts[precision] = counts.get(precision, 0) + 1
     return counts or None
+
+
+def kernel_precision(tactic_name):
+    """"fp16" / "fp32" / "int8" / "bf16": the input type a kernel's name gives, None where it gives none (a
+    pooling kernel's, "sm50_xmma_pooling_tiled_FP32NCHW_...", names its type another way). On an H100 (TensorRT
+    8.6) this is how the rewrite engines showed FP32: every kernel "f32f32_f32f32_f32", the flags engine's "f16"."""
+    found = _KERNEL_TYPE.search(tactic_name or "")
+    return _KERNEL_TYPES[found.group(1)] if found else None
 
 
 def has_loops(trt, network):
