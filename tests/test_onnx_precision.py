@@ -55,6 +55,23 @@ def test_nodes_past_the_float16_range_stay_fp32_and_are_named_by_layer(tmp_path)
     assert np.max(np.abs(_run(half, x) - expected)) < 1e-2 * np.max(np.abs(expected))
 
 
+@pytest.mark.parametrize("cast_layer", ["CAST", "IDENTITY"])
+def test_tensorrt_8_is_asked_for_fp32_exactly_where_the_rewrite_kept_it(cast_layer):
+    """The rewrite's casts, parsed as TensorRT 8's parser makes them (a cast layer from 8.6 on, an identity before),
+    are what keep_onnx_types follows: the kept nodes are asked for FP32, every other node of the model FP16."""
+    from trt_network import F16, F32, parsed, tensorrt
+
+    from trtkit_steps.trt.polygraphy_api import keep_onnx_types
+    keep = ["model/big/MatMul", "model/shrink/mul"]
+    half = onnx_precision.to_fp16(_overflowing_model(), keep)
+    network = parsed(half, cast_layer)
+    keep_onnx_types(tensorrt(cast_layer), network)
+    asked = dict((layer.name, layer.precision) for layer in network.layers)
+    assert asked == dict([(name, F32) for name in keep] + [
+        (name, F16) for name in ("model/hidden/MatMul", "Relu__7", "model/head/MatMul")] + [
+        (node.name, None) for node in half.graph.node if node.op_type == "Cast"])
+
+
 def test_a_weight_past_the_float16_range_keeps_its_node(tmp_path):
     model = _overflowing_model()
     model.graph.initializer[3].CopyFrom(numpy_helper.from_array(np.full((8, 4), 1e5, np.float32), "w_head"))

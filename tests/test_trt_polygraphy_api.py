@@ -136,49 +136,27 @@ def test_a_weakly_typed_rewrite_asks_each_float_layer_for_the_type_its_onnx_node
     kept FP32 between its casts stays float32, and shape layers and mixed types are left to TensorRT. An ONNX Cast
     is a cast layer from TensorRT 8.6's parser on, an identity layer with its output type before (onnx-tensorrt's
     importer): knowing only the identity, every layer of ResNet50 was asked for FP32 on 8.6."""
-    from types import SimpleNamespace
+    from trt_network import F16, F32, I32, Layer, network, tensorrt
 
     from trtkit_steps.trt import polygraphy_api
-    f32, f16, i32 = "float32", "float16", "int32"
 
-    class Layer:
-        def __init__(self, kind, inputs, outputs, cast_to=None):
-            self.type, self.precision = (cast_layer if cast_to else kind), None
-            self.to_type = cast_to if self.type == "CAST" else None          # ICastLayer's, once downcast
-            self.identity_type = cast_to if self.type == "IDENTITY" else None
-            self.inputs = [None if name is None else SimpleNamespace(name=name) for name in inputs]
-            self.outputs = [SimpleNamespace(name=name, dtype=dtype) for name, dtype in outputs]
-            self.num_inputs, self.num_outputs = len(self.inputs), len(self.outputs)
-            self.get_input, self.get_output = self.inputs.__getitem__, self.outputs.__getitem__
-
-        def output_type_is_set(self, index):
-            return self.identity_type is not None
-
-        def get_output_type(self, index):
-            return self.identity_type
-
-    class ICastLayer(Layer):
-        pass
-
-    layers = [Layer("", ["x"], [("x16", f32)], cast_to=f16),                  # keep_io_types' cast in
-              Layer("CONSTANT", [], [("w", f32)]),                             # weights read float32 here
-              Layer("MATRIX_MULTIPLY", ["x16", "w"], [("mm", f32)]),
-              Layer("CONVOLUTION", ["mm", None], [("conv", f32)]),             # an optional input left out
-              Layer("", ["conv"], [("conv32", f32)], cast_to=f32),            # the kept node, between casts
-              Layer("ELEMENTWISE", ["conv32", "w"], [("big", f32)]),
-              Layer("", ["big"], [("big16", f32)], cast_to=f16),
-              Layer("IDENTITY", ["big16"], [("copy", f32)]),                   # an identity that casts nothing
-              Layer("SHAPE", ["big16"], [("shape", i32)]),
-              Layer("ELEMENTWISE", ["big16", "conv32"], [("mixed", f32)]),    # no single type: TensorRT's
-              Layer("ACTIVATION", ["copy"], [("act", f32)]),
-              Layer("", ["act"], [("y", f32)], cast_to=f32)]                  # and out
-    network = SimpleNamespace(num_inputs=1, get_input=lambda i: SimpleNamespace(name="x", dtype=f32),
-                              num_layers=len(layers), get_layer=layers.__getitem__)
-    layer_types = SimpleNamespace(IDENTITY="IDENTITY", **({"CAST": "CAST"} if cast_layer == "CAST" else {}))
-    trt = SimpleNamespace(float32=f32, float16=f16, LayerType=layer_types, ICastLayer=ICastLayer)
-    polygraphy_api.keep_onnx_types(trt, network)
+    def cast(source, out, to):
+        return Layer("", [source], [out], cast_to=to, cast_layer=cast_layer)
+    layers = [cast("x", "x16", F16),                                        # keep_io_types' cast in
+              Layer("CONSTANT", [], ["w"]),                                 # weights read float32 here
+              Layer("MATRIX_MULTIPLY", ["x16", "w"], ["mm"]),
+              Layer("CONVOLUTION", ["mm", None], ["conv"]),                 # an optional input left out
+              cast("conv", "conv32", F32),                                  # the kept node, between casts
+              Layer("ELEMENTWISE", ["conv32", "w"], ["big"]),
+              cast("big", "big16", F16),
+              Layer("IDENTITY", ["big16"], ["copy"]),                       # an identity that casts nothing
+              Layer("SHAPE", ["big16"], [("shape", I32)]),
+              Layer("ELEMENTWISE", ["big16", "conv32"], ["mixed"]),         # no single type: TensorRT's
+              Layer("ACTIVATION", ["copy"], ["act"]),
+              cast("act", "y", F32)]                                        # and out
+    polygraphy_api.keep_onnx_types(tensorrt(cast_layer), network(layers))
     assert [layer.precision for layer in layers] == [
-        None, None, f16, f16, None, f32, None, f16, None, None, f16, None]
+        None, None, F16, F16, None, F32, None, F16, None, None, F16, None]
 
 
 @pytest.mark.parametrize("types, loops", [(["CONVOLUTION", "ACTIVATION"], False),
