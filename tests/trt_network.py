@@ -3,23 +3,30 @@
 An ONNX Cast is a cast layer from TensorRT 8.6's parser on ("CAST"), an identity layer with its output type set
 before ("IDENTITY"); every other float tensor reads float32; weights are no inputs.
 """
-import enum
 from types import SimpleNamespace
 
 from onnx import TensorProto
 
 F32, F16, I32 = "float32", "float16", "int32"
-Kind = enum.Enum("LayerType", "CAST IDENTITY CONSTANT MATRIX_MULTIPLY CONVOLUTION ELEMENTWISE ACTIVATION SHAPE "
-                              "MATMUL RELU MUL")
+
+
+class Kind(str):
+    """A layer type: compares as its name, and has one (`layer.type.name`), as TensorRT's enum does."""
+
+    @property
+    def name(self):
+        return str(self)
+
+
 _ONNX_TYPES = {TensorProto.FLOAT: F32, TensorProto.FLOAT16: F16}
 
 
 class Layer:
     def __init__(self, kind, inputs, outputs, name=None, cast_to=None, cast_layer="CAST"):
         """outputs: names (float32) or (name, type); cast_to: the type of an ONNX Cast, in cast_layer's form."""
-        self.type = Kind[cast_layer if cast_to else kind]
-        self.to_type = cast_to if self.type is Kind.CAST else None            # ICastLayer's, once downcast
-        self._identity_type = cast_to if self.type is Kind.IDENTITY else None
+        self.type = Kind(cast_layer if cast_to else kind)
+        self.to_type = cast_to if self.type == "CAST" else None            # ICastLayer's, once downcast
+        self._identity_type = cast_to if self.type == "IDENTITY" else None
         outputs = [(out, F32) if isinstance(out, str) else out for out in outputs]
         self.name = name or outputs[0][0]
         self.inputs = [None if name is None else SimpleNamespace(name=name) for name in inputs]
@@ -52,8 +59,9 @@ def network(layers, inputs=("x",)):
 
 def tensorrt(cast_layer="CAST"):
     """The parts of the tensorrt module these asks use; before 8.6 it has no cast layer."""
-    kinds = dict((kind.name, kind) for kind in Kind if cast_layer == "CAST" or kind is not Kind.CAST)
-    return SimpleNamespace(float32=F32, float16=F16, LayerType=SimpleNamespace(**kinds), ICastLayer=Layer)
+    kinds = ("CAST", "IDENTITY") if cast_layer == "CAST" else ("IDENTITY",)
+    return SimpleNamespace(float32=F32, float16=F16, LayerType=SimpleNamespace(**{k: Kind(k) for k in kinds}),
+                           ICastLayer=Layer)
 
 
 def parsed(model, cast_layer="CAST"):
