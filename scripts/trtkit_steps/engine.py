@@ -140,8 +140,8 @@ def _recipe_hint(work, settings, trt_major, has_loops):
 
 def _precision_warnings(precision, layer_precisions):
     """What the engine's layers say against --precision: INT8 asked and no INT8 layer (TensorRT found FP16 kernels
-    faster: a small CNN on an H100), or reduced precision asked and most layers FP32 (TensorRT 8.6's rewrite
-    before its types were followed: ResNet50's engine came out FP32-sized)."""
+    faster: a small CNN on an H100), or reduced precision asked and most layers FP32 (TensorRT 8.6's rewrite while
+    trtkit missed its parser's cast layers: ResNet50's engine came out all FP32 kernels)."""
     if precision == "fp32" or not layer_precisions:
         return []
     counts = ", ".join(f"{n} {name.upper()}" for name, n in sorted(layer_precisions.items()))
