@@ -130,8 +130,8 @@ def measure(plan):
     for batch in BATCHES:
         with layer_profile.bound(engine, batch) as (run_context, stream):
             times[batch] = round(layer_profile.plain_ms(run_context, stream), 4)
-    return {"engine_mb": round(plan.nbytes / 1e6, 1), "layers": listing.count("Name: "), "engine_layers": listing,
-            "device_ms": times}
+    layers = sum(line.startswith("Name: ") for line in listing.splitlines())   # tensors have names too
+    return {"engine_mb": round(plan.nbytes / 1e6, 1), "layers": layers, "engine_layers": listing, "device_ms": times}
 
 
 def study(args):
