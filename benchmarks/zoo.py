@@ -71,7 +71,7 @@ def markdown(results: dict) -> str:
         "onnxruntime 1.32). Models: `benchmarks/zoo_models.py`, random seeded weights; * marks the ones "
         "tests/test_zoo.py builds in CI.", "",
         f"**{passed} of {len(rows)} export and verify** (ONNX Runtime within {RELATIVE_GOAL:g} of Keras, relative "
-        "to the largest Keras output; trtkit's own check is absolute, 1e-5).", "",
+        "to the largest Keras output; trtkit's own check is 1e-5, absolute for outputs of order 1).", "",
         "- route: `keras-export` is Keras 3's own `model.export(format=\"onnx\")` (tf2onnx under the TensorFlow "
         "backend, on Keras' own trace), tried first for `.keras` files; `tf2onnx` is trtkit's frozen graph through "
         "tf2onnx, first for Keras 2 `.h5`. The column after it says why the first route failed, as the manifest "

@@ -5,7 +5,7 @@
 keras.applications models are made with weights=None (nothing is downloaded); the rest are plain Keras layers:
 Transformer and ViT blocks (MultiHeadAttention, LayerNormalization, 'gelu' Dense layers), recurrent models
 (masked, bidirectional, stacked, GRU, SimpleRNN) and preprocessing layers. Classifiers end in a softmax, so
-outputs are of order 1 and the export tolerance (absolute 1e-5) is also a relative one. Weights are seeded.
+outputs are of order 1, where the export tolerance (1e-5) is absolute. Weights are seeded.
 benchmarks/zoo.py builds every model through the CLI; tests/test_zoo.py the FAST ones.
 
 This file imports no TensorFlow at the top: the host reads ZOO and FAST from it.

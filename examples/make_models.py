@@ -9,6 +9,7 @@ keras3_mlp.keras    a Keras 3 .keras file
 origin_savedmodel/  the origin model as a SavedModel folder
 weights_only.h5     weights without a model config (bad input)
 fp16_overflow.h5    a model whose layer "big" outputs values past float16's 65504 (--precision fp16 keeps it FP32)
+price_regression.h5 a regression model of prices near 2.4e5 (its exports are verified relative to their size)
 Weights are seeded, so every run makes the same models.
 """
 import os
@@ -60,6 +61,16 @@ def fp16_overflow(tfk):
     return tfk.Model(x, L.Dense(4, name="head")(L.Rescaling(1e-5, name="shrink")(big)))
 
 
+def price_regression(tfk):
+    """features (32) -> hidden (relu) -> price: outputs near 2.4e5, where float32 holds about two decimals."""
+    L = tfk.layers
+    x = L.Input((32,), name="features")
+    normal = tfk.initializers.RandomNormal(0.0, 1.0)
+    h = L.Dense(64, activation="relu", name="hidden", kernel_initializer=normal, bias_initializer=normal)(x)
+    return tfk.Model(x, L.Dense(1, name="price", kernel_initializer=tfk.initializers.RandomNormal(300.0, 100.0),
+                                bias_initializer=tfk.initializers.Constant(2e5))(h))
+
+
 def randomize_batchnorm(model, rng):
     """Non-trivial moving statistics, so folding batch norm is really tested."""
     for layer in model.layers:
@@ -89,6 +100,7 @@ def main(out, names):
         "origin_savedmodel": lambda p: tf_keras.models.save_model(origin_lstm(tf_keras), p, save_format="tf"),
         "weights_only.h5": lambda p: origin_lstm(tf_keras).save_weights(p),
         "fp16_overflow.h5": lambda p: fp16_overflow(tf_keras).save(p),
+        "price_regression.h5": lambda p: price_regression(tf_keras).save(p),
     }
     for name in names or sorted(makers):
         path = os.path.join(out, name)

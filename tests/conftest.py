@@ -17,7 +17,7 @@ STANDIN = ("trtkit/standin", "19.07-py3")
 STANDIN_ARGS = ["--image", STANDIN[0], "--tag", STANDIN[1], "--gpus", "none"]
 pytest_plugins = ["runtime_sim"]   # the fake_cuda fixture of the test_runtime_* files
 MODELS = ["origin_lstm.h5", "cnn_bn.h5", "two_io.h5", "keras3_mlp.keras", "origin_savedmodel", "weights_only.h5",
-          "fp16_overflow.h5"]
+          "fp16_overflow.h5", "price_regression.h5"]
 
 
 @pytest.fixture(scope="session")

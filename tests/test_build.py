@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from conftest import STANDIN_ARGS
 
+from trtkit_steps.storage import load_arrays
+
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 
 ORIGIN_NAMES = {"input": ("lstm_1_input", "lstm_1_input:0", "import/lstm_1_input:0"),
@@ -51,6 +53,23 @@ def test_build_verifies_against_keras(trtkit, models, tmp_path, model, target):
     assert all(s["ok"] for s in manifest["steps"])
     for path in out.iterdir():
         assert path.stat().st_uid == os.getuid() and path.stat().st_gid == os.getgid()
+
+
+def test_large_outputs_are_verified_relative_to_their_size(trtkit, models, tmp_path):
+    """A model of prices near 2.4e5: float32 keeps about two decimals there, so ONNX Runtime's export differs from
+    Keras by about 1e-2, which an absolute 1e-5 refused (exit 18). The default tolerance is 1e-5 of the largest
+    output; --atol stays absolute."""
+    result = trtkit("build", models / "price_regression.h5", *STANDIN_ARGS, "--target", "onnx", "--out",
+                    tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [check] = json.loads(result.stdout)["verification"]
+    largest = float(np.abs(load_arrays(str(tmp_path / "out" / "reference-outputs.npz"))["price"]).max())
+    assert largest > 2e5 and abs(check["atol"] - 1e-5 * largest) < 1e-9 * largest
+    assert 1e-5 < check["max_abs_err"] <= check["atol"], "an error an absolute 1e-5 would have refused"
+    strict = trtkit("build", models / "price_regression.h5", *STANDIN_ARGS, "--target", "onnx", "--atol", "1e-5",
+                    "--out", tmp_path / "strict")
+    assert strict.returncode == 18 and "above the tolerance 1e-05" in strict.stderr
+    assert not (tmp_path / "strict").exists()
 
 
 def test_unroll_lstm_exports_the_steps_and_verifies_them_against_keras(trtkit, models, tmp_path):

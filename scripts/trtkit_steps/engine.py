@@ -104,7 +104,7 @@ def run_reference(backend, engine_path, inputs, profiles, scratch, index=0):
 def _verify(backend, work, engine_path, plan, settings):
     """Every optimization profile against Keras (each has kernels of its own); the worst one goes to the gate."""
     inputs, expected = load_reference(work)
-    atol = tolerance(plan, default_atol(settings.precision, settings.tf32))
+    atol = tolerance(plan, default_atol(settings.precision, settings.tf32), expected)
     checked = []
     for index, profiles in enumerate(settings.all_profiles):
         actual = run_reference(backend, engine_path, inputs, profiles, os.path.join(work, "trtexec-verify"), index)

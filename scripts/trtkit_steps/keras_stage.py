@@ -320,7 +320,7 @@ def main(argv):
             write_atomic(os.path.join(artifacts, "model.pb"), graph_def.SerializeToString(deterministic=True))
             emit("artifact", name="model.pb", kind="frozen", inputs=in_names, outputs=out_names)
             actual = run_frozen(graph_def, in_names, out_names, model, inputs)
-            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL),
+            gate("model.pb", compare(expected, actual), tolerance(plan, EXPORT_ATOL, expected),
                  os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
     if "model.onnx" in outputs:
         with step("export"):

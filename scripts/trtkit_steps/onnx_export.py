@@ -147,7 +147,7 @@ def _tolerance_missed(path, reference, plan):
     from trtkit_steps.onnx_stage import ort_session, run_session
     inputs, expected = reference
     worst = worst_error(compare(expected, run_session(ort_session(path), inputs)))
-    atol = tolerance(plan, EXPORT_ATOL)
+    atol = tolerance(plan, EXPORT_ATOL, expected)
     if not worst <= atol:    # NaN too
         return "ONNX Runtime's outputs differ from Keras by %.3g, above the tolerance %.3g" % (worst, atol)
     return None

@@ -348,7 +348,7 @@ def main(argv):
     work = os.path.dirname(os.path.abspath(argv[0]))
     inputs, expected = load_reference(work)
     name = contract.REDUCED_ONNX[plan["precision"]]
-    atol = tolerance(plan, _default_atol(plan["precision"], expected))
+    atol = tolerance(plan, default_atol(plan["precision"], False), expected)
     measured = {}   # {path: outputs of the model there now}: the FP16 rewrite ran its final model already
 
     def within(path):
@@ -364,14 +364,6 @@ def main(argv):
         errors = compare(expected, actual)
         emit("precision", precision=plan["precision"], artifact=name, library=library, kept_fp32=kept)
         gate(name, errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
-
-
-def _default_atol(precision, expected):
-    """FP16 keeps about three significant digits, so its tolerance grows with the outputs: 1e-2 of the largest
-    Keras output, and never under 1e-2 (the engine's FP16 tolerance). INT8 is reported, not gated (None)."""
-    atol = default_atol(precision, False)
-    largest = max([float(np.max(np.abs(v))) for v in expected.values() if np.size(v)] + [1.0])
-    return None if atol is None else atol * largest
 
 
 if __name__ == "__main__":

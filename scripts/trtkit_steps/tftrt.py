@@ -85,8 +85,9 @@ def main(argv):
     emit("artifact", name="model.tftrt", kind="tftrt-savedmodel", precision=plan["precision"])
     with step("verify-tftrt"):
         actual = run_converted(out, inputs)
-        gate("model.tftrt", compare(expected, actual), tolerance(plan, default_atol(plan["precision"], False)),
-             os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+        atol = tolerance(plan, default_atol(plan["precision"], False), expected)
+        gate("model.tftrt", compare(expected, actual), atol, os.path.join(work, contract.EVIDENCE), inputs, expected,
+             actual)
 
 
 if __name__ == "__main__":
