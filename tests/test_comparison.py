@@ -8,23 +8,43 @@ def test_a_nan_output_fails_verification_in_any_position(tmp_path):
     from trtkit_steps.errors import VerificationFailed
     errors = {"a": {"max_abs_err": 0.0, "max_rel_err": 0.0}, "b": {"max_abs_err": float("nan"), "max_rel_err": 0.0}}
     with pytest.raises(VerificationFailed, match="differs from Keras by nan"):
-        gate("model.onnx", errors, 1e-5)
-    assert gate("model.onnx", {"a": {"max_abs_err": 0.0}, "b": {"max_abs_err": 2e-6}}, 1e-5)["max_abs_err"] == 2e-6
+        gate("model.onnx", errors, {"a": 1e-5, "b": 1e-5})
+    assert gate("model.onnx", {"a": {"max_abs_err": 0.0}, "b": {"max_abs_err": 2e-6}},
+                {"a": 1e-5, "b": 1e-5})["max_abs_err"] == 2e-6
 
 
-def test_the_default_tolerances_grow_with_the_outputs():
-    """float32 and float16 keep significant digits: a default tolerance is relative to the largest finite Keras
-    output where that is past 1 (absolute below); --atol is absolute as given; INT8's None gates nothing."""
+def test_the_default_tolerances_grow_with_each_outputs_values():
+    """float32 and float16 keep significant digits: a default tolerance is relative to the output's largest finite
+    value where that is past 1 (absolute below), output by output; --atol is absolute as given; INT8's None gates
+    nothing."""
     import numpy as np
 
     from trtkit_steps.comparison import EXPORT_ATOL, tolerance
     default = {"atol": None}
-    assert tolerance(default, 1e-2, {"y": np.array([0.5, -0.25])}) == 1e-2
-    assert abs(tolerance(default, 1e-2, {"y": np.array([0.5, -3.0])}) - 0.03) < 1e-12
-    assert tolerance(default, 1e-2, {"y": np.array([200.0]), "z": np.array([-1000.0])}) == 10.0
-    assert tolerance(default, EXPORT_ATOL, {"price": np.array([[2.4e5], [2.5e5]], np.float32)}) == 2.5
-    assert tolerance(default, EXPORT_ATOL, {"y": np.array([np.inf, 3.0, np.nan])}) == 3 * EXPORT_ATOL, \
+    assert tolerance(default, 1e-2, {"y": np.array([0.5, -0.25])}) == {"y": 1e-2}
+    assert tolerance(default, 1e-2, {"y": np.array([0.5, -3.0])})["y"] == pytest.approx(0.03, rel=1e-12)
+    assert tolerance(default, 1e-2, {"y": np.array([200.0]), "z": np.array([-1000.0]), "p": np.array([0.3])}) == \
+        {"y": 2.0, "z": 10.0, "p": 1e-2}
+    assert tolerance(default, EXPORT_ATOL, {"price": np.array([[2.4e5], [2.5e5]], np.float32)}) == {"price": 2.5}
+    assert tolerance(default, EXPORT_ATOL, {"y": np.array([np.inf, 3.0, np.nan])}) == {"y": 3 * EXPORT_ATOL}, \
         "an infinite output would make any error pass"
-    assert tolerance(default, EXPORT_ATOL, {"y": np.array([np.inf]), "empty": np.zeros((0, 2))}) == EXPORT_ATOL
-    assert tolerance(default, None, {"y": np.array([200.0])}) is None
-    assert tolerance({"atol": 1e-3}, EXPORT_ATOL, {"y": np.array([200.0])}) == 1e-3
+    assert tolerance(default, EXPORT_ATOL, {"y": np.array([np.inf]), "empty": np.zeros((0, 2))}) == \
+        {"y": EXPORT_ATOL, "empty": EXPORT_ATOL}
+    assert tolerance(default, None, {"y": np.array([200.0])}) == {"y": None}
+    assert tolerance({"atol": 1e-3}, EXPORT_ATOL, {"y": np.array([200.0])}) == {"y": 1e-3}
+
+
+def test_each_output_is_gated_by_its_own_tolerance_and_the_nearest_one_is_reported():
+    """A probability beside a price: the price's tolerance (2.5) does not let a wrong probability through, and the
+    record names the output that decided."""
+    from trtkit_steps.comparison import deciding, gate
+    from trtkit_steps.errors import VerificationFailed
+    atol = {"price": 2.5, "probability": 1e-5}
+    fine = {"price": {"max_abs_err": 0.02}, "probability": {"max_abs_err": 6e-6}}
+    assert deciding(fine, atol) == ("probability", 6e-6, 1e-5, True)
+    record = gate("model.onnx", fine, atol)
+    assert (record["max_abs_err"], record["atol"], record["outputs"]["price"]["atol"]) == (6e-6, 1e-5, 2.5)
+    with pytest.raises(VerificationFailed, match=r"by 0\.5 in output 'probability', above the tolerance 1e-05$"):
+        gate("model.onnx", dict(fine, probability={"max_abs_err": 0.5}), atol)
+    assert deciding({"y": {"max_abs_err": 0.3}, "z": {"max_abs_err": 0.1}}, {"y": None, "z": None}) == \
+        ("y", 0.3, None, True), "INT8: reported (the largest error), not gated"

@@ -31,15 +31,38 @@ EXPORT_ATOL = 1e-5
 
 
 def tolerance(plan, default, expected):
-    """--atol when given. Else the artifact kind's default (None: report, gate nothing), times the largest finite
-    Keras output where that is past 1: float32 and float16 keep significant digits, not decimal places (a model of
-    prices near 2.4e5 differed from Keras by 0.016 through ONNX Runtime, 6e-8 of its outputs, and failed 1e-5)."""
-    if plan["atol"] is not None:
-        return plan["atol"]
-    if default is None:
-        return None
-    finite = [np.abs(np.asarray(v, dtype=np.float64)) for v in expected.values()]
-    return default * max([float(v[np.isfinite(v)].max()) for v in finite if np.isfinite(v).any()] + [1.0])
+    """{output: the largest absolute error allowed there, or None: reported, not gated}. --atol when given. Else
+    the artifact kind's default times the output's largest finite |value| where that is past 1: float32 and
+    float16 keep significant digits, not decimal places (a model of prices near 2.4e5 differed from Keras by 0.016
+    through ONNX Runtime, 6e-8 of its outputs, and failed 1e-5). Each output by its own values, so a probability
+    beside a price is not judged by the price's tolerance."""
+    return dict((name, _tolerance(plan["atol"], default, values)) for name, values in expected.items())
+
+
+def _tolerance(atol, default, values):
+    if atol is not None or default is None:
+        return atol
+    values = np.abs(np.asarray(values, dtype=np.float64))
+    finite = values[np.isfinite(values)]       # an infinity would open the gate to any error
+    return default * max(float(finite.max()) if finite.size else 0.0, 1.0)
+
+
+def deciding(errors, atol):
+    """(output, its error, its tolerance, passed): the output nearest its tolerance or furthest past it (NaN
+    first), and whether every output is within its own. Outputs without a tolerance (INT8) pass, the largest error
+    deciding which one is reported."""
+    def closeness(name):
+        error, limit = errors[name]["max_abs_err"], atol[name]
+        if math.isnan(error):
+            return math.inf
+        if limit is None:
+            return error
+        return error / limit if limit > 0 else (math.inf if error > 0 else 0.0)
+    if not errors:
+        return None, 0.0, None, True
+    passed = all(atol[name] is None or errors[name]["max_abs_err"] <= atol[name] for name in errors)   # NaN fails
+    name = max(sorted(errors), key=closeness)
+    return name, errors[name]["max_abs_err"], atol[name], passed
 
 
 def worst_error(errors):
@@ -50,14 +73,16 @@ def worst_error(errors):
 
 
 def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, actual=None, passed=None):
-    """Record errors; fail when any output misses atol (atol None = report only).
+    """Record errors; fail when an output misses its tolerance (atol: tolerance()'s {output: atol or None}).
 
-    passed: a verdict already reached by the comparison (Polygraphy's), else worst <= atol decides.
+    passed: a verdict already reached by the comparison (Polygraphy's), else each output's own tolerance decides.
+    The record's max_abs_err and atol are the deciding output's (see deciding()), each output's are under
+    "outputs".
     """
-    worst = worst_error(errors)
-    if passed is None:
-        passed = atol is None or worst <= atol
-    result = {"artifact": artifact, "outputs": errors, "max_abs_err": worst, "atol": atol, "passed": passed}
+    name, error, limit, within = deciding(errors, atol)
+    passed = within if passed is None else passed
+    outputs = dict((output, dict(errors[output], atol=atol[output])) for output in errors)
+    result = {"artifact": artifact, "outputs": outputs, "max_abs_err": error, "atol": limit, "passed": passed}
     emit("verified", **result)
     if not passed:
         if evidence_dir is not None:
@@ -66,7 +91,8 @@ def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, 
             save_arrays(os.path.join(evidence_dir, "inputs.npz"), inputs)
             save_arrays(os.path.join(evidence_dir, "expected.npz"), expected)
             save_arrays(os.path.join(evidence_dir, "actual.npz"), actual)
+        where = " in output %r" % name if len(errors) > 1 else ""
         raise VerificationFailed(
-            "%s differs from Keras by %.3g, above the tolerance %.3g" % (artifact, worst, atol),
+            "%s differs from Keras by %.3g%s, above the tolerance %.3g" % (artifact, error, where, limit),
             details=result)
     return result

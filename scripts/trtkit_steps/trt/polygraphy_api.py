@@ -130,16 +130,18 @@ class PolygraphyApi(object):
     def compare(self, expected, actual, atol):
         """Polygraphy's comparison of the engine's outputs against Keras: ({output: errors}, passed).
 
-        The largest absolute error decides (rtol 0); the same infinity is no error; atol None reports without a
-        verdict (INT8).
+        Each output's largest absolute error against its own tolerance decides (atol: {output: atol}, rtol 0); the
+        same infinity is no error; no tolerance at all reports without a verdict (INT8).
         """
-        check = self.comparator.SimpleCompareFunc(check_error_stat="max", rtol=0.0, infinities_compare_equal=True,
-                                                  atol=float("inf") if atol is None else atol)
+        check = self.comparator.SimpleCompareFunc(
+            check_error_stat="max", rtol=0.0, infinities_compare_equal=True,
+            atol=dict((name, float("inf") if limit is None else limit) for name, limit in atol.items()))
         results = check(self.comparator.IterationResult(actual, runner_name="tensorrt"),
                         self.comparator.IterationResult(expected, runner_name="keras"))
         errors = {name: {"max_abs_err": float(r.max_absdiff), "max_rel_err": float(r.max_reldiff)}
                   for name, r in results.items()}
-        return errors, None if atol is None else all(bool(r) for r in results.values())
+        gated = any(limit is not None for limit in atol.values())
+        return errors, all(bool(r) for r in results.values()) if gated else None
 
 
 def _engine_and_errors(build):

@@ -183,7 +183,7 @@ class Trtexec(object):
                     os.remove(leftover)
 
     def compare(self, expected, actual, atol):
-        """({output: errors}, None): gate() decides on the largest absolute error."""
+        """({output: errors}, None): gate() decides, each output by its own tolerance."""
         return compare(expected, actual), None
 
     def run(self, engine_path, batches, scratch, profile=0):
