@@ -190,7 +190,7 @@ class EventStream:
         elif kind == "step_end":
             show(f"{event['step']} ({event['seconds']:.2f} s)", mark=_mark(event["ok"]))
         elif kind == "verified":
-            atol = "report only" if event["atol"] is None else f"atol {event['atol']:.0e}"
+            atol = "report only" if event["atol"] is None else f"atol {event['atol']:.3g}"   # scaled ones too
             show(f"{event['artifact']} vs Keras: max abs error {event['max_abs_err']:.3g} ({atol})",
                  mark=_mark(event["passed"]))
         elif kind == "export":
