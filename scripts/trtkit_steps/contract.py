@@ -173,8 +173,8 @@ BUILD_OPTIONS = (
                 "Export LSTMs of a fixed sequence length unrolled into MatMuls and pointwise ops instead of ONNX's "
                 "LSTM node. On TensorRT 8.6 (H100, FP16) the origin LSTM's engine then ran 1.36x slower at batch 1 "
                 "but was 8x closer to Keras (docs/runtime.md).", negative="--keep-lstm"),
-    BuildOption("atol", "--atol", "number", None, "Largest absolute error allowed against Keras (default: the "
-                "artifact's, times the largest Keras output past 1).", bounds=(0.0, 1e6)),
+    BuildOption("atol", "--atol", "number", None, "Largest absolute error allowed against Keras, every output "
+                "(default: the artifact's, times each output's largest Keras value past 1).", bounds=(0.0, 1e6)),
     BuildOption("workspace", "--workspace", "size", None, "TensorRT workspace limit, e.g. 2G.", _ENGINE,
                 bounds=(1 << 20, 1 << 40)),
     BuildOption("opset", "--opset", "whole", 17, "ONNX opset of the export.", bounds=(13, 18)),
