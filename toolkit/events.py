@@ -55,8 +55,10 @@ class StepTime(TypedDict):
 
 
 class Verification(TypedDict):
+    """One artifact against Keras: each output's errors and its own tolerance; max_abs_err and atol are those of
+    the output that decided (comparison.deciding in the container)."""
     artifact: str
-    outputs: dict[str, dict[str, float]]
+    outputs: dict[str, dict[str, float | None]]
     max_abs_err: float
     atol: float | None
     passed: bool
