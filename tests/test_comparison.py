@@ -48,3 +48,16 @@ def test_each_output_is_gated_by_its_own_tolerance_and_the_nearest_one_is_report
         gate("model.onnx", dict(fine, probability={"max_abs_err": 0.5}), atol)
     assert deciding({"y": {"max_abs_err": 0.3}, "z": {"max_abs_err": 0.1}}, {"y": None, "z": None}) == \
         ("y", 0.3, None, True), "INT8: reported (the largest error), not gated"
+
+
+def test_the_worst_profile_is_the_one_gate_would_fail_first():
+    """Of an engine's optimization profiles the one reported is the worst as gate() judges: a profile whose small
+    output misses ranks above one whose price is further off in absolute terms but within its own tolerance."""
+    from trtkit_steps.comparison import shortfall
+    atol = {"price": 2.5, "probability": 1e-5}
+    priced = {"price": {"max_abs_err": 2.0}, "probability": {"max_abs_err": 1e-6}}
+    missed = {"price": {"max_abs_err": 0.01}, "probability": {"max_abs_err": 1e-3}}
+    nan = {"price": {"max_abs_err": float("nan")}, "probability": {"max_abs_err": 0.0}}
+    assert max([priced, missed], key=lambda errors: shortfall(errors, atol)) is missed
+    assert max([missed, nan, priced], key=lambda errors: shortfall(errors, atol)) is nan
+    assert shortfall(priced, atol) == (False, 0.8)

@@ -51,18 +51,27 @@ def deciding(errors, atol):
     """(output, its error, its tolerance, passed): the output nearest its tolerance or furthest past it (NaN
     first), and whether every output is within its own. Outputs without a tolerance (INT8) pass, the largest error
     deciding which one is reported."""
-    def closeness(name):
-        error, limit = errors[name]["max_abs_err"], atol[name]
-        if math.isnan(error):
-            return math.inf
-        if limit is None:
-            return error
-        return error / limit if limit > 0 else (math.inf if error > 0 else 0.0)
     if not errors:
         return None, 0.0, None, True
     passed = all(atol[name] is None or errors[name]["max_abs_err"] <= atol[name] for name in errors)   # NaN fails
-    name = max(sorted(errors), key=closeness)
+    name = max(sorted(errors), key=lambda output: _closeness(errors[output]["max_abs_err"], atol[output]))
     return name, errors[name]["max_abs_err"], atol[name], passed
+
+
+def shortfall(errors, atol):
+    """The worst of several comparisons of one artifact (its optimization profiles) has the largest: a miss first,
+    then how near its tolerance the deciding output is (NaN past everything)."""
+    _, error, limit, passed = deciding(errors, atol)
+    return not passed, _closeness(error, limit)
+
+
+def _closeness(error, limit):
+    """error as a share of its tolerance (the error itself where there is none: INT8), NaN past everything."""
+    if math.isnan(error):
+        return math.inf
+    if limit is None:
+        return error
+    return error / limit if limit > 0 else (math.inf if error > 0 else 0.0)
 
 
 def worst_error(errors):

@@ -13,13 +13,12 @@ TensorRT allows, and --strict-timing-cache makes any miss an error. The pieces
 are in trtkit_steps/trt/.
 """
 import hashlib
-import math
 import os
 
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import gate, tolerance, worst_error
+from trtkit_steps.comparison import gate, shortfall, tolerance
 from trtkit_steps.errors import StepError, Unsupported, VerificationFailed
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.storage import load_reference, nonempty, read_bytes, read_json, write_atomic
@@ -109,9 +108,8 @@ def _verify(backend, work, engine_path, plan, settings):
     for index, profiles in enumerate(settings.all_profiles):
         actual = run_reference(backend, engine_path, inputs, profiles, os.path.join(work, "trtexec-verify"), index)
         errors, passed = backend.compare(expected, actual, atol)
-        worst = worst_error(errors)
-        checked.append((passed is False, math.isnan(worst), worst, errors, passed, actual))
-    _, _, _, errors, passed, actual = max(checked, key=lambda found: found[:3])   # NaN is the worst
+        checked.append((passed is False, shortfall(errors, atol), errors, passed, actual))
+    _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])   # judged as gate() judges
     try:
         gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
     except VerificationFailed as failed:
