@@ -156,3 +156,110 @@ def test_the_engines_layers_are_held_against_the_precision_asked(precision, coun
     TensorRT 8.6's rewrite made ResNet50's FP16 engine FP32-sized: each is now a warning, from the engine's layers."""
     warnings = engine._precision_warnings(precision, counts)
     assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned))
+
+
+class _RecipeEngine(_OffEngine):
+    """A TensorRT 8.6 stand-in (pure logic) whose engines are off by `offs[recipe]`: build() writes the engine and
+    the timing cache a real build leaves, and fails for a recipe whose offset is an exception."""
+
+    name, version = "fake", "8.6.0"
+
+    def __init__(self, offs):
+        _OffEngine.__init__(self, 0.0, major=8, has_loops=True)
+        self.offs, self.built = offs, []
+
+    def build(self, job):
+        self.built.append(job.settings.recipe)
+        if isinstance(self.offs[job.settings.recipe], Exception):
+            raise self.offs[job.settings.recipe]
+        self.off = np.float32(self.offs[job.settings.recipe])
+        for path in (job.engine, job.save_timing_cache):
+            with open(path, "wb") as f:
+                f.write(job.settings.recipe.encode())
+
+    def layer_precisions(self, engine_path):
+        return None
+
+
+def _run_engine_step(tmp_path, monkeypatch, capsys, backend, precision_recipe="auto"):
+    """engine.main on a work folder of the (x, y = 2x) reference, FP16, model.fp16.onnx beside model.onnx: its
+    events by kind, and its error (None when it passed)."""
+    import json
+
+    from trtkit_steps.errors import StepError as AnyStepError
+    _reference_work(tmp_path)
+    for name in ("model.onnx", contract.REDUCED_ONNX["fp16"]):
+        (tmp_path / contract.ARTIFACTS / name).write_bytes(b"onnx")
+    plan = dict(contract.option_defaults(), model="m.h5", model_format="h5", trust_model=False, target="engine",
+                mode="build", bench=None, cache_dir=str(tmp_path / "cache"), precision="fp16",
+                precision_recipe=precision_recipe, atol=0.01)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / contract.IO).write_text(json.dumps({"inputs": [{"name": "x", "shape": [None, 3],
+                                                               "dtype": "float32"}]}))
+    monkeypatch.setattr(engine.gpu, "device_info", lambda: ("H100", "9.0"))
+    monkeypatch.setattr(engine, "select_backend", lambda: backend)
+    error = None
+    try:
+        engine.main([str(tmp_path / "plan.json")])
+    except AnyStepError as failed:
+        error = failed
+    events = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith(contract.EVENT_PREFIX):
+            event = json.loads(line[len(contract.EVENT_PREFIX):])
+            events.setdefault(event.pop("event"), []).append(event)
+    return events, error
+
+
+def test_auto_builds_the_rewrite_where_the_builder_flag_engine_misses(tmp_path, monkeypatch, capsys):
+    """auto on TensorRT 8.6 builds with the flags; where that engine misses (a Keras 2 masked LSTM's, 0.118 on an
+    H100) and the verified rewrite is there, the engine is built again from it and verified: the artifact is the
+    rewrite's, the recipe event says why, and only the engine that passed is a verification."""
+    backend = _RecipeEngine({"flags": 0.118, "rewrite": 0.001})
+    events, error = _run_engine_step(tmp_path, monkeypatch, capsys, backend)
+    assert error is None and backend.built == ["flags", "rewrite"]
+    assert (tmp_path / contract.ARTIFACTS / "model.plan").read_bytes() == b"rewrite"
+    assert [e["recipe"] for e in events["recipe"]] == ["flags", "rewrite"]
+    assert events["recipe"][-1]["reason"].startswith("auto: the builder-flag engine differs from Keras by 0.118")
+    assert events["recipe"][-1]["onnx"] == contract.REDUCED_ONNX["fp16"]
+    assert [e["recipe"] for e in events["engine"]] == ["flags", "rewrite"]
+    assert [(v["artifact"], v["passed"]) for v in events["verified"]] == [("model.plan", True)]
+    assert any("building the engine from model.fp16.onnx" in w["message"] for w in events["warning"])
+    assert [s["step"] for s in events["step_end"]] == ["engine-build", "verify-engine", "engine-rewrite",
+                                                       "verify-rewrite"]
+    assert not (tmp_path / contract.EVIDENCE).exists()
+
+
+@pytest.mark.parametrize("rewrite, says", [
+    (0.5, "the rewrite, tried instead: model.plan differs from Keras by 0.5"),
+    (StepError("TensorRT 8.6.0 could not build an engine from model.fp16.onnx"),
+     "the rewrite, tried instead: TensorRT 8.6.0 could not build an engine"),
+])
+def test_when_the_rewrite_fails_too_the_error_names_both(tmp_path, monkeypatch, capsys, rewrite, says):
+    """One line, the verification's exit code, and evidence kept (the rewrite's engine outputs, or the flags' when
+    the rewrite made no engine): the build stops as a miss does."""
+    events, error = _run_engine_step(tmp_path, monkeypatch, capsys, _RecipeEngine({"flags": 0.118,
+                                                                                   "rewrite": rewrite}))
+    message = str(error)
+    assert message.startswith("the builder-flag engine differs from Keras by 0.118") and says in message
+    assert "\n" not in message and error.exit_code == contract.EXIT_VERIFY_FAILED
+    assert (tmp_path / contract.EVIDENCE / "actual.npz").is_file()
+    assert "artifact" not in events
+
+
+@pytest.mark.parametrize("precision_recipe", ["flags", "rewrite"])
+def test_an_asked_recipe_is_built_once(tmp_path, monkeypatch, capsys, precision_recipe):
+    """--precision-recipe flags or rewrite means that recipe: a miss stops the build, with the hint for flags."""
+    backend = _RecipeEngine({"flags": 0.118, "rewrite": 0.118})
+    _, error = _run_engine_step(tmp_path, monkeypatch, capsys, backend, precision_recipe)
+    assert backend.built == [precision_recipe]
+    assert ("--precision-recipe rewrite builds" in str(error)) is (precision_recipe == "flags")
+
+
+def test_the_host_gives_autos_second_engine_its_own_deadline():
+    """The rewrite's build and check get deadlines only in plans that may run them (auto, reduced precision)."""
+    plan = {"target": "engine", "mode": "build", "bench": None, "model_format": "onnx", "precision": "fp16",
+            "precision_recipe": "auto"}
+    assert contract.steps(plan)[-2:] == list(contract.REWRITE_STEPS) == ["engine-rewrite", "verify-rewrite"]
+    assert not set(contract.REWRITE_STEPS) & set(contract.steps(dict(plan, precision_recipe="flags")))
+    assert not set(contract.REWRITE_STEPS) & set(contract.steps(dict(plan, precision="fp32")))

@@ -88,20 +88,35 @@ def gate(artifact, errors, atol, evidence_dir=None, inputs=None, expected=None, 
     The record's max_abs_err and atol are the deciding output's (see deciding()), each output's are under
     "outputs".
     """
-    name, error, limit, within = deciding(errors, atol)
-    passed = within if passed is None else passed
+    _, error, limit, _ = deciding(errors, atol)
+    passed = verdict(errors, atol, passed)
     outputs = dict((output, dict(errors[output], atol=atol[output])) for output in errors)
     result = {"artifact": artifact, "outputs": outputs, "max_abs_err": error, "atol": limit, "passed": passed}
     emit("verified", **result)
     if not passed:
         if evidence_dir is not None:
-            if not os.path.isdir(evidence_dir):
-                os.makedirs(evidence_dir)
-            save_arrays(os.path.join(evidence_dir, "inputs.npz"), inputs)
-            save_arrays(os.path.join(evidence_dir, "expected.npz"), expected)
-            save_arrays(os.path.join(evidence_dir, "actual.npz"), actual)
-        where = " in output %r" % name if len(errors) > 1 else ""
-        raise VerificationFailed(
-            "%s differs from Keras by %.3g%s, above the tolerance %.3g" % (artifact, error, where, limit),
-            details=result)
+            keep_evidence(evidence_dir, inputs, expected, actual)
+        raise VerificationFailed(miss(artifact, errors, atol), details=result)
     return result
+
+
+def keep_evidence(evidence_dir, inputs, expected, actual):
+    """A failed verification's arrays, for the host to keep (contract.EVIDENCE_FILES)."""
+    if not os.path.isdir(evidence_dir):
+        os.makedirs(evidence_dir)
+    save_arrays(os.path.join(evidence_dir, "inputs.npz"), inputs)
+    save_arrays(os.path.join(evidence_dir, "expected.npz"), expected)
+    save_arrays(os.path.join(evidence_dir, "actual.npz"), actual)
+
+
+def verdict(errors, atol, passed=None):
+    """Whether the errors pass as gate() judges them: by a comparison's own verdict (Polygraphy's) where it gave
+    one, else by each output's tolerance."""
+    return deciding(errors, atol)[3] if passed is None else passed
+
+
+def miss(artifact, errors, atol):
+    """The one line that says how far artifact missed (the deciding output named where there are several)."""
+    name, error, limit, _ = deciding(errors, atol)
+    where = " in output %r" % name if len(errors) > 1 else ""
+    return "%s differs from Keras by %.3g%s, above the tolerance %.3g" % (artifact, error, where, limit)

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import gate, shortfall, tolerance
+from trtkit_steps.comparison import gate, keep_evidence, miss, shortfall, tolerance, verdict
 from trtkit_steps.errors import StepError, Unsupported, VerificationFailed
 from trtkit_steps.events import emit, run_main, step
 from trtkit_steps.storage import load_reference, nonempty, read_bytes, read_json, write_atomic
@@ -100,8 +100,9 @@ def run_reference(backend, engine_path, inputs, profiles, scratch, index=0):
             for name in results[0]}
 
 
-def _verify(backend, work, engine_path, plan, settings):
-    """Every optimization profile against Keras (each has kernels of its own); the worst one goes to the gate."""
+def _worst_profile(backend, work, engine_path, plan, settings):
+    """Every optimization profile against Keras (each has kernels of its own): the worst one, as gate() judges,
+    as gate()'s arguments (errors, atol, inputs, expected, actual, passed)."""
     inputs, expected = load_reference(work)
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32), expected)
     checked = []
@@ -109,17 +110,28 @@ def _verify(backend, work, engine_path, plan, settings):
         actual = run_reference(backend, engine_path, inputs, profiles, os.path.join(work, "trtexec-verify"), index)
         errors, passed = backend.compare(expected, actual, atol)
         checked.append((passed is False, shortfall(errors, atol), errors, passed, actual))
-    _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])   # judged as gate() judges
+    _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])
+    return errors, atol, inputs, expected, actual, passed
+
+
+def _gate(work, worst, hint=""):
+    errors, atol, inputs, expected, actual, passed = worst
     try:
         gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
     except VerificationFailed as failed:
-        hint = _recipe_hint(work, settings, backend.major, backend.has_loops)
         raise VerificationFailed(str(failed) + hint, failed.details) from None
 
 
+def _verify(backend, work, engine_path, plan, settings):
+    """The engine against Keras, with what to try instead when it misses."""
+    _gate(work, _worst_profile(backend, work, engine_path, plan, settings),
+          _recipe_hint(work, settings, backend.major, backend.has_loops))
+
+
 def _recipe_hint(work, settings, trt_major, has_loops):
-    """What to try when an engine of the builder-flag recipe misses (on TensorRT 8.6 a Keras 2 masked LSTM's FP16
-    engine did, where its rewrite passed on the CPU): the rewrite, whose types were chosen against Keras. Below
+    """What to try when an engine of the builder-flag recipe misses and auto did not rebuild it (flags asked for, or
+    no rewrite to build): the rewrite, whose types were chosen against Keras (on TensorRT 8.6 a Keras 2 masked
+    LSTM's FP16 flags engine missed, where its rewrite passed on the CPU). Below
     TensorRT 10 it is built weakly typed, which made no engine of either masked LSTM tried on the H100 (Myelin:
     "Mismatched type ... f16 vs. expected type:f32"): said where the network loops, or may (has_loops None: trtexec
     does not tell), not for an EfficientNet. Measured while TensorRT 8.6's casts went unfollowed (every layer asked
@@ -166,45 +178,99 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _build(backend, plan, work, io, settings, device):
+    """model.plan by settings' recipe: the build job, and the sha256 of the timing cache it started from."""
+    job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, device[0],
+                                          device[1].split("."))
+    loaded_sha256 = _sha256(job.load_timing_cache) if job.load_timing_cache else None
+    backend.build(job)
+    write_atomic(shared_timing_cache, read_bytes(job.save_timing_cache))  # this model's next build starts here
+    if job.calibration:
+        job.calibration.save()
+    return job, loaded_sha256
+
+
+def _report_engine(backend, plan, settings, device, job, loaded_sha256, build_seconds):
+    """The engine event, and what the engine's layers say against --precision."""
+    gpu_name, compute_capability = device
+    layer_precisions = backend.layer_precisions(job.engine)
+    emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=compute_capability,
+         profiles=settings.profiles, recipe=settings.recipe, build_seconds=round(build_seconds, 3),
+         engine_bytes=os.path.getsize(job.engine), builder=backend.name, timing_cache_hit=loaded_sha256 is not None,
+         timing_cache_loaded_sha256=loaded_sha256, timing_cache_pinned=bool(plan["timing_cache"]),
+         calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
+         portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} "
+                          f"(sm {compute_capability.replace('.', '')})",
+         layer_precisions=layer_precisions, **_engine_options(plan))
+    for message in _precision_warnings(settings.precision, layer_precisions):
+        emit("warning", message=message, layer=None)
+
+
+def _emit_recipe(settings, why):
+    if settings.recipe != "fp32":
+        emit("recipe", recipe=settings.recipe, reason=why,
+             onnx=contract.REDUCED_ONNX[settings.precision] if settings.recipe == "rewrite" else "model.onnx")
+
+
+def _rewrites_instead(plan, settings, work, worst):
+    """Whether auto's builder-flag engine missed where the rewrite, verified against Keras, is there to build: the
+    flags leave each layer's precision to TensorRT (a Keras 2 masked LSTM's Loop ran FP16 and missed by 0.118 on
+    an H100), the rewrite kept FP32 what had to stay FP32."""
+    errors, atol, _, _, _, passed = worst
+    return (plan["precision_recipe"] == "auto" and settings.recipe == "flags" and not verdict(errors, atol, passed)
+            and os.path.isfile(os.path.join(work, contract.ARTIFACTS, contract.REDUCED_ONNX[settings.precision])))
+
+
+def _rebuild_from_rewrite(backend, plan, work, io, settings, device, flags_job, worst):
+    """auto's second try: the engine built from the rewrite, verified; else the builder-flag engine's miss with the
+    rewrite's failure beside it. The flags' calibration cache goes (a Q/DQ engine has none)."""
+    flags_miss = miss("the builder-flag engine", worst[0], worst[1])
+    emit("warning", message=f"{flags_miss}: building the engine from {contract.REDUCED_ONNX[settings.precision]}, "
+                            "whose precision was chosen and verified against Keras, instead", layer=None)
+    if flags_job.calibration:
+        os.remove(flags_job.calibration.cache_path)
+    settings.recipe = "rewrite"
+    _emit_recipe(settings, f"auto: {flags_miss}; the rewrite's types were chosen against Keras")
+    try:
+        with step("engine-rewrite") as timed:
+            job, loaded_sha256 = _build(backend, plan, work, io, settings, device)
+        _report_engine(backend, plan, settings, device, job, loaded_sha256, timed.seconds)
+        with step("verify-rewrite"):
+            _gate(work, _worst_profile(backend, work, job.engine, plan, settings))
+    except StepError as failed:
+        if not isinstance(failed, VerificationFailed):     # no engine of the rewrite: the flags' evidence is kept
+            errors, atol, inputs, expected, actual, _ = worst
+            keep_evidence(os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+        raise VerificationFailed(f"{flags_miss}; the rewrite, tried instead: {failed}", failed.details) from None
+    return job
+
+
 def main(argv):
     plan = contract.read_plan(argv[0])
     work = os.path.dirname(os.path.abspath(argv[0]))
     io = read_json(os.path.join(work, contract.IO))
     settings = BuildSettings(plan, resolve_profiles(io["inputs"], plan["shapes"], plan["typical_batch"]))
-    gpu_name, compute_capability = gpu.device_info()
-    capability = major, minor = compute_capability.split(".")
+    device = gpu.device_info()
     backend = select_backend()
     emit("versions", tensorrt=backend.version)
     settings.recipe, why = choose_recipe(backend.version, settings.precision, plan["precision_recipe"])
     check_precision(backend.major, settings.recipe, settings.io_precision)
-    if settings.recipe != "fp32":
-        emit("recipe", recipe=settings.recipe, reason=why,
-             onnx=contract.REDUCED_ONNX[settings.precision] if settings.recipe == "rewrite" else "model.onnx")
+    _emit_recipe(settings, why)
 
-    with step("engine-build") as build_step:
-        job, shared_timing_cache = _build_job(plan, work, io, settings, backend.version, gpu_name, capability)
-        loaded_sha256 = _sha256(job.load_timing_cache) if job.load_timing_cache else None
-        backend.build(job)
-        write_atomic(shared_timing_cache, read_bytes(job.save_timing_cache))  # this model's next build starts here
-        if job.calibration:
-            job.calibration.save()
-    layer_precisions = backend.layer_precisions(job.engine)
-    emit("engine", tensorrt=backend.version, gpu=gpu_name, compute_capability=compute_capability,
-         profiles=settings.profiles, recipe=settings.recipe, build_seconds=round(build_step.seconds, 3),
-         engine_bytes=os.path.getsize(job.engine), builder=backend.name, timing_cache_hit=loaded_sha256 is not None,
-         timing_cache_loaded_sha256=loaded_sha256, timing_cache_pinned=bool(plan["timing_cache"]),
-         calibration_cache_reused=job.calibration.reused if job.calibration else None, portable=False,
-         portability_note=f"engines run only with TensorRT {backend.version} on {gpu_name} (sm {major}{minor})",
-         layer_precisions=layer_precisions, **_engine_options(plan))
-    for message in _precision_warnings(settings.precision, layer_precisions):
-        emit("warning", message=message, layer=None)
+    with step("engine-build") as timed:
+        job, loaded_sha256 = _build(backend, plan, work, io, settings, device)
+    _report_engine(backend, plan, settings, device, job, loaded_sha256, timed.seconds)
+    with step("verify-engine"):
+        worst = _worst_profile(backend, work, job.engine, plan, settings)
+        rewrite_instead = _rewrites_instead(plan, settings, work, worst)
+        if not rewrite_instead:
+            _gate(work, worst, _recipe_hint(work, settings, backend.major, backend.has_loops))
+    if rewrite_instead:
+        job = _rebuild_from_rewrite(backend, plan, work, io, settings, device, job, worst)
     emit("artifact", name="model.plan", kind="engine")
     emit("artifact", name="timing.cache", kind="timing-cache")
     if job.calibration:
         emit("artifact", name="calibration.cache", kind="calibration-cache")
-
-    with step("verify-engine"):
-        _verify(backend, work, job.engine, plan, settings)
 
 
 if __name__ == "__main__":
