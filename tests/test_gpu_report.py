@@ -58,8 +58,10 @@ def test_kernels_are_counted_by_the_type_their_names_give():
 def test_the_precision_table_gives_each_engines_size_beside_its_times(tmp_path):
     """An engine's size shows the types TensorRT chose (on the H100 a rewrite engine twice the flags engine's
     size was FP32 in effect), and so do its kernels (from layer_profile.py's listing); a build that failed has
-    neither."""
-    (tmp_path / "proof.log").write_text("=== build-resnet-fp16-flags: exit 0\n=== build-resnet-fp16-rewrite: exit 17\n")
+    neither; an auto build names the recipe whose engine it kept."""
+    (tmp_path / "proof.log").write_text("=== build-resnet-fp16-flags: exit 0\n=== build-resnet-fp16-rewrite: exit 17\n"
+                                        "=== build-masking-lstm-fp16-auto: exit 0\n")
+    (tmp_path / "build-masking-lstm-fp16-auto.json").write_text(json.dumps({"engine": {"recipe": "rewrite"}}))
     (tmp_path / "build-resnet-fp16-flags.json").write_text(json.dumps({"engine": {
         "engine_bytes": 48698020, "layer_precisions": {"fp32": 2, "fp16": 70}}}))
     (tmp_path / "build-resnet-fp16-rewrite.log").write_text("error: no engine\n")
@@ -72,6 +74,7 @@ def test_the_precision_table_gives_each_engines_size_beside_its_times(tmp_path):
     assert rows[0] == ["resnet-fp16", "flags", "exit 0", "48.7", "70 fp16, 2 fp32", "2 fp16, 1 other", "", "",
                        "0.5, 1.00e-03"]
     assert rows[1][:6] == ["resnet-fp16", "rewrite", "**exit 17**: error: no engine", "", "", ""]
+    assert rows[2][:3] == ["masking-lstm-fp16", "auto: rewrite", "exit 0"]
 
 
 def test_the_rewrite_types_table_gives_a_row_per_way_of_asking(tmp_path):

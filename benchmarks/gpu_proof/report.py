@@ -287,7 +287,7 @@ def precision_lines(proof, batches=(1, 64, 1024)):
     not built."""
     codes = exits(proof)
     rows = []
-    for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite)$", name)):
+    for build in (name for name in codes if re.match(r"^build-.+-(flags|rewrite|auto)$", name)):
         name = build[len("build-"):]
         path = proof / f"runtime-{name}.jsonl"
         measured = {r["batch"]: r for r in load_lines(path) if "batch" in r}
@@ -299,6 +299,8 @@ def precision_lines(proof, batches=(1, 64, 1024)):
         size, layers = built.get("engine_bytes"), built.get("layer_precisions") or {}
         listing = next((line["engine_layers"] for line in load_lines(proof / f"layers-{name}.jsonl")
                         if "engine_layers" in line), "")
+        if recipe == "auto" and built.get("recipe"):
+            recipe = f"auto: {built['recipe']}"     # the recipe whose engine it kept (the rewrite where flags missed)
         rows.append([model, recipe, result, number(size / 1e6) if size else "", counted(layers),
                      counted(kernel_types(listing)), *cells])
     return table(["model", "recipe", "build", "engine MB", "layers by precision", "kernels by type",

@@ -44,7 +44,8 @@
 #                   builder flags on model.onnx) and rewrite (the rewritten model, each layer asked to keep its
 #                   type); resumable (a build whose exit proof.log records is not run again), so a call's time
 #                   limit can split it; PRECISION_BUILD_ARGS="--opt-level 2" adds options to every one of them
-#                   (both recipes alike, so they still compare; ResNet50's Q/DQ build outlasts a call at level 3).
+#                   (both recipes alike, so they still compare; ResNet50's Q/DQ build outlasts a call at level 3);
+#                   PRECISION_RECIPES="auto" builds with the default recipe instead (precision-runtime alike).
 #                   run.sh precision-runtime: then runtime_check on every one of those engines
 #                   at batch 1, 64 and 1024: speed and error side by side, in the same run
 #                   (PRECISION_ONLY="cnn-fp16 cnn-int8" runs some of them); and capture_check.py on each (issue
@@ -132,6 +133,9 @@ PRECISION_EXPORTS=(origin-fp16:origin_lstm.h5:fp16 origin-int8:origin_lstm.h5:in
                    transformer-int8:k2_transformer_encoder.h5:int8 overflow-fp16:fp16_overflow.h5:fp16
                    masked-lstm-fp16:k3_masked_lstm.keras:fp16 masking-lstm-fp16:k2_masking_lstm.h5:fp16
                    resnet-fp16:k2_resnet50.h5:fp16 resnet-int8:k2_resnet50.h5:int8)
+# PRECISION_RECIPES="auto": the default recipe's builds instead (on TensorRT 8: flags, and the rewrite where the
+# flags' engine misses: the Keras 2 masked LSTM's did)
+read -ra RECIPES <<< "${PRECISION_RECIPES:-flags rewrite}"
 if [ -n "${PRECISION_ONLY:-}" ]; then   # names of some of them ("cnn-fp16 cnn-int8"): a shorter run of those alone
   for export in "${PRECISION_EXPORTS[@]}"; do
     [[ " $PRECISION_ONLY " == *" ${export%%:*} "* ]] && only+=("$export")
@@ -225,7 +229,7 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
   for export in "${PRECISION_EXPORTS[@]}"; do
     IFS=: read -r name model precision <<< "$export"
     calib=($(calibration "$model" "$precision"))
-    for recipe in flags rewrite; do
+    for recipe in "${RECIPES[@]}"; do
       recorded "build-$name-$recipe" && continue   # resumable, as zoo-builds (ResNet50's four may take two calls)
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" ${PRECISION_BUILD_ARGS:-} \
@@ -238,12 +242,12 @@ fi
 
 if [ "$PHASE" = precision-runtime ]; then   # then: trtkit.runtime on each of those engines, speed and error
   for export in "${PRECISION_EXPORTS[@]}"; do
-    for recipe in flags rewrite; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
+    for recipe in "${RECIPES[@]}"; do runtime_check "${export%%:*}-$recipe" 1,64,1024; done
   done
   echo "=== capture-check" | tee -a "$PROOF/proof.log"   # issue 21: TensorRT's Error Code 3 kept off stderr
   built=()    # these builds' engines only (zoo-builds writes to $BUILDS too)
   for export in "${PRECISION_EXPORTS[@]}"; do
-    for recipe in flags rewrite; do
+    for recipe in "${RECIPES[@]}"; do
       [ -f "$BUILDS/${export%%:*}-$recipe/model.plan" ] && built+=("/builds/${export%%:*}-$recipe/")
     done
   done
