@@ -45,7 +45,8 @@
 #                   type); resumable (a build whose exit proof.log records is not run again), so a call's time
 #                   limit can split it; PRECISION_BUILD_ARGS="--opt-level 2" adds options to every one of them
 #                   (both recipes alike, so they still compare; ResNet50's Q/DQ build outlasts a call at level 3);
-#                   PRECISION_RECIPES="auto" builds with the default recipe instead (precision-runtime alike).
+#                   PRECISION_RECIPES="auto" builds with the default recipe instead (precision-runtime alike);
+#                   PRECISION_DEADLINE_S, as ZOO_DEADLINE_S, starts no build after that many seconds.
 #                   run.sh precision-runtime: then runtime_check on every one of those engines
 #                   at batch 1, 64 and 1024: speed and error side by side, in the same run
 #                   (PRECISION_ONLY="cnn-fp16 cnn-int8" runs some of them); and capture_check.py on each (issue
@@ -231,6 +232,7 @@ if [ "$PHASE" = precision-builds ]; then   # the two recipes on TensorRT 8.6, si
     calib=($(calibration "$model" "$precision"))
     for recipe in "${RECIPES[@]}"; do
       recorded "build-$name-$recipe" && continue   # resumable, as zoo-builds (ResNet50's four may take two calls)
+      [ "$SECONDS" -lt "${PRECISION_DEADLINE_S:-100000}" ] || break 2   # no build starts after it: the pack runs
       run "build-$name-$recipe" build "$WORK/precision/$name" "${IMAGE[@]}" --gpus all "${TACTICS[@]}" --json \
         --target engine --precision "$precision" --precision-recipe "$recipe" "${calib[@]}" ${PRECISION_BUILD_ARGS:-} \
         --out "$BUILDS/$name-$recipe"
