@@ -14,6 +14,7 @@ are in trtkit_steps/trt/.
 """
 import hashlib
 import os
+from collections import namedtuple
 
 import numpy as np
 
@@ -100,9 +101,15 @@ def run_reference(backend, engine_path, inputs, profiles, scratch, index=0):
             for name in results[0]}
 
 
+class Checked(namedtuple("Checked", "errors atol inputs expected actual passed")):
+    """An engine's outputs against Keras on its worst profile: gate()'s arguments."""
+
+    def missed(self):
+        return not verdict(self.errors, self.atol, self.passed)
+
+
 def _worst_profile(backend, work, engine_path, plan, settings):
-    """Every optimization profile against Keras (each has kernels of its own): the worst one, as gate() judges,
-    as gate()'s arguments (errors, atol, inputs, expected, actual, passed)."""
+    """Every optimization profile against Keras (each has kernels of its own): the worst one, as gate() judges."""
     inputs, expected = load_reference(work)
     atol = tolerance(plan, default_atol(settings.precision, settings.tf32), expected)
     checked = []
@@ -111,13 +118,13 @@ def _worst_profile(backend, work, engine_path, plan, settings):
         errors, passed = backend.compare(expected, actual, atol)
         checked.append((passed is False, shortfall(errors, atol), errors, passed, actual))
     _, _, errors, passed, actual = max(checked, key=lambda found: found[:2])
-    return errors, atol, inputs, expected, actual, passed
+    return Checked(errors, atol, inputs, expected, actual, passed)
 
 
 def _gate(work, worst, hint=""):
-    errors, atol, inputs, expected, actual, passed = worst
     try:
-        gate("model.plan", errors, atol, os.path.join(work, contract.EVIDENCE), inputs, expected, actual, passed)
+        gate("model.plan", worst.errors, worst.atol, os.path.join(work, contract.EVIDENCE), worst.inputs,
+             worst.expected, worst.actual, worst.passed)
     except VerificationFailed as failed:
         raise VerificationFailed(str(failed) + hint, failed.details) from None
 
@@ -216,15 +223,14 @@ def _rewrites_instead(plan, settings, work, worst):
     """Whether auto's builder-flag engine missed where the rewrite, verified against Keras, is there to build: the
     flags leave each layer's precision to TensorRT (a Keras 2 masked LSTM's Loop ran FP16 and missed by 0.118 on
     an H100), the rewrite kept FP32 what had to stay FP32."""
-    errors, atol, _, _, _, passed = worst
-    return (plan["precision_recipe"] == "auto" and settings.recipe == "flags" and not verdict(errors, atol, passed)
+    return (plan["precision_recipe"] == "auto" and settings.recipe == "flags" and worst.missed()
             and os.path.isfile(os.path.join(work, contract.ARTIFACTS, contract.REDUCED_ONNX[settings.precision])))
 
 
 def _rebuild_from_rewrite(backend, plan, work, io, settings, device, flags_job, worst):
     """auto's second try: the engine built from the rewrite, verified; else the builder-flag engine's miss with the
     rewrite's failure beside it. The flags' calibration cache goes (a Q/DQ engine has none)."""
-    flags_miss = miss("the builder-flag engine", worst[0], worst[1])
+    flags_miss = miss("the builder-flag engine", worst.errors, worst.atol)
     emit("warning", message=f"{flags_miss}: building the engine from {contract.REDUCED_ONNX[settings.precision]}, "
                             "whose precision was chosen and verified against Keras, instead", layer=None)
     if flags_job.calibration:
@@ -239,8 +245,7 @@ def _rebuild_from_rewrite(backend, plan, work, io, settings, device, flags_job, 
             _gate(work, _worst_profile(backend, work, job.engine, plan, settings))
     except StepError as failed:
         if not isinstance(failed, VerificationFailed):     # no engine of the rewrite: the flags' evidence is kept
-            errors, atol, inputs, expected, actual, _ = worst
-            keep_evidence(os.path.join(work, contract.EVIDENCE), inputs, expected, actual)
+            keep_evidence(os.path.join(work, contract.EVIDENCE), worst.inputs, worst.expected, worst.actual)
         raise VerificationFailed(f"{flags_miss}; the rewrite, tried instead: {failed}", failed.details) from None
     return job
 
