@@ -352,9 +352,14 @@ STAGE_STEPS = {
 REWRITE_STEPS = STAGE_STEPS["engine"][2:]
 
 
+def rewrites_on_miss(plan):
+    """Whether the plan's engine step may build that second engine: reduced precision, --precision-recipe auto."""
+    return plan["precision"] != "fp32" and plan.get("precision_recipe") == "auto"
+
+
 def steps(plan):
     """The steps a plan may start, in order (a name twice when two of its stages time it)."""
-    rewrites = plan["precision"] != "fp32" and plan.get("precision_recipe") == "auto"
+    rewrites = rewrites_on_miss(plan)
     return [name for stage in stages(plan) for name in STAGE_STEPS[stage] if rewrites or name not in REWRITE_STEPS]
 
 

@@ -223,7 +223,7 @@ def _rewrites_instead(plan, settings, work, worst):
     """Whether auto's builder-flag engine missed where the rewrite, verified against Keras, is there to build: the
     flags leave each layer's precision to TensorRT (a Keras 2 masked LSTM's Loop ran FP16 and missed by 0.118 on
     an H100), the rewrite kept FP32 what had to stay FP32."""
-    return (plan["precision_recipe"] == "auto" and settings.recipe == "flags" and worst.missed()
+    return (contract.rewrites_on_miss(plan) and settings.recipe == "flags" and worst.missed()
             and os.path.isfile(os.path.join(work, contract.ARTIFACTS, contract.REDUCED_ONNX[settings.precision])))
 
 

@@ -5,7 +5,7 @@ reference inputs; the first route within the export tolerance is kept (keras_sta
 import os
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import EXPORT_ATOL, compare, deciding, tolerance
+from trtkit_steps.comparison import EXPORT_ATOL, compare, miss, tolerance, verdict
 from trtkit_steps.errors import StepError, Unsupported, first_line
 from trtkit_steps.events import emit
 from trtkit_steps.onnx_export_fixes import loop_warnings, refusal, replace_erfc, unknown_operators
@@ -147,9 +147,8 @@ def _tolerance_missed(path, reference, plan):
     from trtkit_steps.onnx_stage import ort_session, run_session
     inputs, expected = reference
     errors = compare(expected, run_session(ort_session(path), inputs))
-    _, error, limit, passed = deciding(errors, tolerance(plan, EXPORT_ATOL, expected))
-    return None if passed else "ONNX Runtime's outputs differ from Keras by %.3g, above the tolerance %.3g" % (
-        error, limit)
+    atol = tolerance(plan, EXPORT_ATOL, expected)
+    return None if verdict(errors, atol) else miss("ONNX Runtime's run of the export", errors, atol)
 
 
 # Functions Keras 3 compiles with XLA: grouped convolutions on the CPU (ConvNeXt's depthwise layers).

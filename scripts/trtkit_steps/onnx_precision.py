@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from trtkit_steps import contract
-from trtkit_steps.comparison import compare, deciding, gate, tolerance
+from trtkit_steps.comparison import compare, gate, tolerance, verdict
 from trtkit_steps.events import emit, log, run_main, step
 from trtkit_steps.onnx_stage import ort_session, run_session
 from trtkit_steps.storage import load_reference, read_json
@@ -353,7 +353,7 @@ def main(argv):
 
     def within(path):
         measured[path] = run_session(ort_session(path), inputs)
-        return deciding(compare(expected, measured[path]), atol)[3]
+        return verdict(compare(expected, measured[path]), atol)
 
     with step("precision"):
         library, kept = rewrite(plan, work, inputs, within)
